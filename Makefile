@@ -1,0 +1,31 @@
+# The project's commands. Everything runs from a virtual environment in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY = $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install run test schemas validate clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/gateway serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest -q
+
+validate: install
+	$(VENV)/bin/gateway validate routes.yaml providers.yaml
+
+schemas: install
+	$(PY) -m gateway.config.schema schemas
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,68 @@
+"""Builds the Starlette app: endpoints, lifespan, error pages. Nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.config.compile import build_snapshot
+from gateway.endpoints import chat, embeddings, health, models
+from gateway.endpoints.handler import error_response, request_id
+from gateway.errors import GatewayError, NotFound
+from gateway.runtime import Runtime
+
+ROUTES_ENV = "GATEWAY_ROUTES"
+PROVIDERS_ENV = "GATEWAY_PROVIDERS"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods still answer in OpenAI's error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: GatewayError = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+    else:
+        error = GatewayError(str(exc.detail), status=exc.status_code, type="invalid_request_error")
+    return error_response(error, request_id(request))
+
+
+def create_app(routes_path: str | None = None, providers_path: str | None = None) -> Starlette:
+    """The app for one process; the config is compiled here so a bad one fails start-up."""
+    routes_path = routes_path or os.environ.get(ROUTES_ENV, "routes.yaml")
+    providers_path = providers_path or os.environ.get(PROVIDERS_ENV, "providers.yaml")
+    runtime = Runtime(build_snapshot(routes_path, providers_path), routes_path, providers_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.upstream.start()
+        snapshot = runtime.snapshot
+        logger.info("gateway ready: config {} with {} routes", snapshot.version, len(snapshot.routes))
+        if snapshot.open:
+            logger.warning("NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it")
+        try:
+            yield
+        finally:
+            await runtime.upstream.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+            Route("/v1/models", models.list_models, methods=["GET"]),
+            Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),
+            Route("/health", health.health, methods=["GET"]),
+            Route("/ready", health.ready, methods=["GET"]),
+            Route("/metrics", health.prometheus, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,100 @@
+"""The `gateway` command: serve, validate, hash-key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gateway.config.load import ConfigError
+
+DEFAULT_ROUTES = "routes.yaml"
+DEFAULT_PROVIDERS = "providers.yaml"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import PROVIDERS_ENV, ROUTES_ENV
+    from gateway.config.compile import build_snapshot
+
+    try:  # fail before binding a port, with every error listed
+        build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    # Workers are separate processes: they find the config through the environment.
+    os.environ[ROUTES_ENV] = os.path.abspath(args.routes)
+    os.environ[PROVIDERS_ENV] = os.path.abspath(args.providers)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=os.environ.get("GATEWAY_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from gateway.config.compile import build_snapshot
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        if args.format == "json":
+            import json
+
+            print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
+        else:
+            print(exc, file=sys.stderr)
+            print(f"{len(exc.issues)} error(s)", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        import json
+
+        print(json.dumps({"valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes)}))
+    else:
+        print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
+    return 0
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    from gateway.auth import hash_key
+
+    print(hash_key(args.key))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gateway", description="A config-driven LLM gateway.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--routes", default=DEFAULT_ROUTES)
+    serve.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+
+    validate = commands.add_parser("validate", help="check routes.yaml and providers.yaml")
+    validate.add_argument("routes", nargs="?", default=DEFAULT_ROUTES)
+    validate.add_argument("providers", nargs="?", default=DEFAULT_PROVIDERS)
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.set_defaults(run=_validate)
+
+    hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
+    hash_key.add_argument("key")
+    hash_key.set_defaults(run=_hash_key)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))

@@ -1,0 +1,1 @@
+"""Loading, validating and compiling the two config files into a `Snapshot`."""

@@ -1,0 +1,235 @@
+"""Turn the two validated files into one frozen `Snapshot`, or every reason why not.
+
+This is the only way a config enters the gateway: `gateway validate`, start-up and
+every reload call `build_snapshot`, so what validate accepts is exactly what serves.
+All problems are collected before failing, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from gateway import snapshot as snap
+from gateway.config import model
+from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, load_yaml
+from gateway.packs.engine import PackNotFound, load_pack
+
+
+def build_snapshot(
+    routes_path: str | os.PathLike[str],
+    providers_path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+) -> snap.Snapshot:
+    """Load, validate and compile; raise `ConfigError` listing every issue found."""
+    routes_file = load_yaml(routes_path, env)
+    providers_file = load_yaml(providers_path, env)
+    issues = routes_file.issues + providers_file.issues
+    providers = _validate(providers_file, model.ProvidersFile, issues)
+    routes = _validate(routes_file, model.RoutesFile, issues)
+    if providers is None or routes is None:
+        raise ConfigError(issues)
+    compiler = _Compiler(routes_file, providers_file, routes, providers, issues)
+    result = compiler.compile()
+    if issues:
+        raise ConfigError(issues)
+    return result
+
+
+def _validate(loaded: LoadedFile, shape: type[model.Strict], issues: list[ConfigIssue]) -> Any:
+    if loaded.issues and loaded.data is None:
+        return None
+    if not isinstance(loaded.data, dict):
+        issues.append(ConfigIssue(loaded.path, 1, 1, "the file must be a YAML mapping"))
+        return None
+    try:
+        return shape.model_validate(loaded.data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            issues.append(loaded.issue(err["loc"], _describe(err)))
+        return None
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{err['loc'][-1]}' at {loc}"
+    if err["type"] == "missing":
+        return f"{loc}: required key is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {message}" if loc else message
+
+
+class _Compiler:
+    """Resolves names across both files; records issues at the line that names them."""
+
+    def __init__(
+        self,
+        routes_file: LoadedFile,
+        providers_file: LoadedFile,
+        routes: model.RoutesFile,
+        providers: model.ProvidersFile,
+        issues: list[ConfigIssue],
+    ):
+        self.rf, self.pf = routes_file, providers_file
+        self.routes, self.providers = routes, providers
+        self.issues = issues
+        self.targets: dict[str, snap.Target] = {}
+
+    def compile(self) -> snap.Snapshot:
+        self._compile_targets()
+        tiers = tuple(self.routes.tiers)
+        equivalents = self._compile_equivalents()
+        routes = {alias: self._compile_route(alias, spec, equivalents) for alias, spec in self.routes.routes.items()}
+        keys = self._compile_keys(tiers)
+        return snap.Snapshot(
+            version=self._version(),
+            routes=MappingProxyType({k: v for k, v in routes.items() if v is not None}),
+            targets=MappingProxyType(self.targets),
+            keys=MappingProxyType(keys),
+            tiers=tiers,
+            equivalents=MappingProxyType(equivalents),
+            max_body_bytes=self.routes.defaults.max_body_bytes,
+            sources=(self.rf.path, self.pf.path),
+            loaded_at=time.time(),
+        )
+
+    def _compile_targets(self) -> None:
+        base_dir = str(Path(self.pf.path).parent)
+        for name, provider in self.providers.providers.items():
+            try:
+                pack = load_pack(provider.api, base_dir)
+            except PackNotFound as exc:
+                self.issues.append(self.pf.issue(("providers", name, "api"), str(exc)))
+                continue
+            if not pack.local and not provider.base_url:
+                self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
+                continue
+            limits = _limits(provider.limits)
+            for model_name, spec in provider.models.items():
+                target_id = f"{name}/{model_name}"
+                self.targets[target_id] = snap.Target(
+                    id=target_id,
+                    provider=name,
+                    model=model_name,
+                    kind=spec.type,
+                    pack=pack,
+                    base_url=(provider.base_url or "").rstrip("/"),
+                    api_key=provider.api_key,
+                    headers=MappingProxyType(dict(provider.headers)),
+                    connect_timeout=provider.timeout.connect,
+                    read_timeout=provider.timeout.read,
+                    price=snap.Price(spec.input_per_1m, spec.output_per_1m),
+                    context_window=spec.context_window,
+                    supports=frozenset(spec.supports) if spec.supports is not None else None,
+                    tier=spec.tier,
+                    limits=limits,
+                    params=MappingProxyType(dict(provider.params)),
+                )
+
+    def _known_target(self, ref: str, where: tuple[Any, ...]) -> snap.Target | None:
+        target = self.targets.get(ref)
+        if target is not None:
+            return target
+        provider_name, model_name = ref.split("/", 1)
+        provider = self.providers.providers.get(provider_name)
+        if provider is None:
+            self.issues.append(self.rf.issue(where, f"unknown provider '{provider_name}' in target '{ref}'"))
+        elif model_name not in provider.models:
+            self.issues.append(self.rf.issue(where, f"provider '{provider_name}' has no model '{model_name}'"))
+        # else: the provider itself failed to compile, and that was reported at its own line
+        return None
+
+    def _compile_equivalents(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for name, members in self.routes.equivalents.items():
+            for i, ref in enumerate(members):
+                self._known_target(ref, ("equivalents", name, i))
+            out[name] = tuple(members)
+        return out
+
+    def _compile_route(
+        self, alias: str, spec: model.Route, equivalents: dict[str, tuple[str, ...]]
+    ) -> snap.Route | None:
+        defaults = self.routes.defaults
+        where = ("routes", alias)
+        if spec.equivalent is not None:
+            if spec.equivalent not in equivalents:
+                self.issues.append(self.rf.issue(where + ("equivalent",), f"unknown equivalents class '{spec.equivalent}'"))
+                return None
+            entries = [(model.RouteTarget(target=ref), where + ("equivalent",)) for ref in equivalents[spec.equivalent]]
+        else:
+            entries = [(t, where + ("targets", i)) for i, t in enumerate(spec.targets or ())]
+        targets: list[snap.RouteTarget] = []
+        for entry, loc in entries:
+            target = self._known_target(entry.target, loc)
+            if target is None:
+                continue
+            tier = entry.tier or target.tier
+            if tier is not None and tier not in self.routes.tiers:
+                self.issues.append(self.rf.issue(loc, f"unknown tier '{tier}' (tiers: {', '.join(self.routes.tiers)})"))
+            targets.append(snap.RouteTarget(target, entry.weight, tier))
+        if not targets:
+            return None
+        kinds = {t.target.kind for t in targets}
+        if len(kinds) > 1:
+            self.issues.append(self.rf.issue(where, f"route '{alias}' mixes chat and embedding models"))
+        retry = spec.retry or defaults.retry
+        return snap.Route(
+            alias=alias,
+            targets=tuple(targets),
+            strategy=spec.strategy or defaults.strategy,
+            retry=snap.Retry(retry.attempts, retry.backoff, retry.max_backoff),
+            fallback_on=frozenset(spec.fallback_on if spec.fallback_on is not None else defaults.fallback_on),
+            timeout=spec.timeout or defaults.timeout,
+            limits=_limits(spec.limits),
+            cache_ttl=spec.cache.ttl if spec.cache else None,
+            equivalent=spec.equivalent,
+            fallback_equivalents=spec.fallback == "equivalents",
+            kind=targets[0].target.kind,
+        )
+
+    def _compile_keys(self, tiers: tuple[str, ...]) -> dict[str, snap.Key]:
+        keys: dict[str, snap.Key] = {}
+        names: set[str] = set()
+        for i, spec in enumerate(self.routes.keys or ()):
+            where = ("keys", i)
+            if spec.name in names:
+                self.issues.append(self.rf.issue(where + ("name",), f"duplicate key name '{spec.name}'"))
+            names.add(spec.name)
+            if spec.max_tier is not None and spec.max_tier not in tiers:
+                self.issues.append(self.rf.issue(where + ("max_tier",), f"unknown tier '{spec.max_tier}'"))
+            digest = spec.sha256 or hashlib.sha256(spec.key.encode()).hexdigest()  # type: ignore[union-attr]
+            if digest in keys:
+                self.issues.append(self.rf.issue(where, f"key '{spec.name}' has the same secret as '{keys[digest].name}'"))
+            keys[digest] = snap.Key(
+                name=spec.name,
+                digest=digest,
+                routes=tuple(spec.routes) if spec.routes is not None else None,
+                limits=_limits(spec.limits),
+                budget=snap.Budget(spec.budget.usd, spec.budget.per) if spec.budget else None,
+                max_tier=spec.max_tier,
+            )
+        return keys
+
+    def _version(self) -> str:
+        """Same config, same version: a hash of both validated files (secrets included, so rotation shows)."""
+        canonical = orjson.dumps(
+            [self.routes.model_dump(mode="json"), self.providers.model_dump(mode="json")],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def _limits(spec: model.Limits | None) -> snap.Limits:
+    if spec is None:
+        return snap.Limits()
+    return snap.Limits(spec.rpm, spec.tpm, spec.concurrency, getattr(spec, "max_tokens", None))

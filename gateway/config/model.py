@@ -1,0 +1,177 @@
+"""The shape of providers.yaml and routes.yaml, as pydantic models.
+
+These models are the single source of truth for both files: the loader validates
+with them and `schemas/*.schema.json` is generated from them, so an editor, a CI
+job and the gateway all agree on what is valid. Unknown keys are refused everywhere:
+a typo in a limit must never silently mean "no limit".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Capability = Literal["tools", "vision", "json"]
+FallbackClass = Literal["rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"]
+Strategy = Literal["fallback", "weighted", "cheapest", "fastest"]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+TargetRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*/.+$", description="provider/model")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- providers.yaml
+
+
+class ModelSpec(Strict):
+    """One upstream model a provider serves, with its price and abilities."""
+
+    type: Literal["chat", "embedding"] = "chat"
+    input_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens")
+    output_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    context_window: int | None = Field(None, gt=0, description="prompt tokens the model accepts")
+    supports: list[Capability] | None = Field(None, description="absent: assumed to support everything")
+    tier: str | None = Field(None, description="cost tier of this model (a name from routes.yaml tiers)")
+
+
+class Timeout(Strict):
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(120.0, gt=0)
+
+
+def _timeout_shorthand(value: Any) -> Any:
+    """`timeout: 30` sets both connect and read."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"connect": value, "read": value}
+    return value
+
+
+TimeoutField = Annotated[
+    Timeout, BeforeValidator(_timeout_shorthand, json_schema_input_type=Timeout | float)
+]
+
+
+class Limits(Strict):
+    rpm: int | None = Field(None, gt=0, description="requests per minute")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute")
+    concurrency: int | None = Field(None, gt=0, description="requests in flight at once")
+
+
+class Provider(Strict):
+    api: str = Field(description="a built-in pack name or a path to a pack file")
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: TimeoutField = Field(default_factory=Timeout)
+    limits: Limits | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="values the pack's templates read")
+    templates: dict[str, str] = Field(default_factory=dict, description="overrides of single pack templates")
+    models: dict[str, ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_models(cls, data: Any) -> Any:
+        # `echo-1: {}` and `echo-1:` (null) both mean "defaults".
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            data = {**data, "models": {k: (v if v is not None else {}) for k, v in data["models"].items()}}
+        return data
+
+
+class ProvidersFile(Strict):
+    providers: dict[Name, Provider]
+
+
+# ------------------------------------------------------------------- routes.yaml
+
+
+class Retry(Strict):
+    attempts: int = Field(2, ge=1, le=10, description="tries per target, the first included")
+    backoff: float = Field(0.25, ge=0, description="seconds before the first retry, doubled each time")
+    max_backoff: float = Field(4.0, ge=0)
+
+
+class Defaults(Strict):
+    strategy: Strategy = "fallback"
+    retry: Retry = Field(default_factory=Retry)
+    fallback_on: list[FallbackClass] = Field(
+        default_factory=lambda: ["rate_limit", "server_error", "timeout", "connection"]
+    )
+    timeout: float = Field(60.0, gt=0, description="seconds for the whole request, all attempts together")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+
+
+class RouteTarget(Strict):
+    target: TargetRef
+    weight: float = Field(1.0, ge=0)
+    tier: str | None = None
+
+
+def _target_shorthand(value: Any) -> Any:
+    """`- openai/gpt-4o` is short for `- {target: openai/gpt-4o}`."""
+    return {"target": value} if isinstance(value, str) else value
+
+
+TargetField = Annotated[
+    RouteTarget, BeforeValidator(_target_shorthand, json_schema_input_type=RouteTarget | TargetRef)
+]
+
+
+class RouteLimits(Limits):
+    max_tokens: int | None = Field(None, gt=0, description="largest max_tokens a request may ask for")
+
+
+class Cache(Strict):
+    ttl: float = Field(gt=0, description="seconds a cached answer stays valid")
+
+
+class Route(Strict):
+    targets: list[TargetField] | None = None
+    equivalent: str | None = Field(None, description="an equivalents class whose members are the targets")
+    fallback: Literal["equivalents"] | None = None
+    strategy: Strategy | None = None
+    retry: Retry | None = None
+    fallback_on: list[FallbackClass] | None = None
+    timeout: float | None = Field(None, gt=0)
+    limits: RouteLimits | None = None
+    cache: Cache | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Route:
+        if (self.targets is None) == (self.equivalent is None):
+            raise ValueError("a route needs exactly one of 'targets' or 'equivalent'")
+        if self.targets is not None and not self.targets:
+            raise ValueError("'targets' must list at least one target")
+        return self
+
+
+class Budget(Strict):
+    usd: float = Field(gt=0)
+    per: Literal["day", "month"]
+
+
+class Key(Strict):
+    name: Name
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    key: str | None = Field(None, min_length=8, description="the key itself; use ${ENV}, never a literal")
+    routes: list[str] | None = Field(None, description="aliases or globs this key may use; absent: all")
+    limits: Limits | None = None
+    budget: Budget | None = None
+    max_tier: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Key:
+        if (self.sha256 is None) == (self.key is None):
+            raise ValueError("a key needs exactly one of 'sha256' or 'key'")
+        return self
+
+
+class RoutesFile(Strict):
+    defaults: Defaults = Field(default_factory=Defaults)
+    tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
+    equivalents: dict[Name, list[TargetRef]] = Field(default_factory=dict)
+    routes: dict[str, Route] = Field(min_length=1)
+    keys: list[Key] | None = None

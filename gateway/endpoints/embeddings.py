@@ -1,0 +1,31 @@
+"""POST /v1/embeddings."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.auth import authorize, identify
+from gateway.dispatch import dispatch_embeddings
+from gateway.endpoints.chat import gateway_headers
+from gateway.endpoints.handler import Exchange, endpoint, json_response
+from gateway.payload import check_embeddings, model_of, read_json
+from gateway.plan import find_route, plan_candidates
+from gateway.runtime import Runtime
+
+
+@endpoint("embeddings")
+async def embeddings(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = identify(snapshot, request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    alias = model_of(body)
+    check_embeddings(body)
+    route = find_route(snapshot, alias, "embedding")
+    authorize(key, alias)
+    exchange.route = alias
+    plan = plan_candidates(snapshot, route, body, key)
+    outcome = await dispatch_embeddings(runtime.upstream, route, plan.candidates, body)
+    exchange.target = outcome.target.id  # type: ignore[union-attr]
+    return json_response(outcome.answer, headers=gateway_headers(exchange, snapshot, outcome))

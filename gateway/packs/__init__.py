@@ -1,0 +1,1 @@
+"""Provider wire formats ("packs"): how to talk to each kind of upstream."""

@@ -1,0 +1,126 @@
+"""What the request path needs from a pack, and how a provider's `api:` finds its pack.
+
+The dispatcher never knows which provider it talks to: it asks the target's pack to
+render the upstream request, makes the HTTP call itself, and asks the pack to read the
+answer, each stream line, or the error. A pack that answers in-process (`local`, the
+built-in `echo`) is asked for the answer directly and makes no HTTP call.
+
+Stream readers yield OpenAI chunk dicts; the dispatcher serializes them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.errors import BadRequest
+
+if TYPE_CHECKING:
+    from gateway.snapshot import Target
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class UpstreamFailure(Exception):
+    """An upstream answer that is not a success, already classified.
+
+    `fallback_class` is one of the routes.yaml `fallback_on` names, or None for a client
+    error that must go back to the client as it is and never fall back.
+    """
+
+    status: int
+    error: dict[str, Any]
+    fallback_class: str | None
+    retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Pack(Protocol):
+    name: str
+    local: bool
+
+    def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest: ...
+
+    def chat_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]: ...
+
+    def chat_stream(
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes]
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+    def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest: ...
+
+    def embeddings_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]: ...
+
+    def error(self, target: Target, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamFailure: ...
+
+    # Only for local packs:
+    def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def chat_local_stream(self, target: Target, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+
+    def embeddings_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class PackNotFound(LookupError):
+    pass
+
+
+def load_pack(api: str, base_dir: str) -> Pack:
+    """The pack a provider's `api:` names (built-ins for now; files come with the pack format)."""
+    from gateway.packs.echo import EchoPack
+    from gateway.packs.passthrough import OpenAIPack
+
+    builtins: dict[str, type] = {"openai": OpenAIPack, "echo": EchoPack}
+    if api in builtins:
+        return builtins[api]()
+    raise PackNotFound(f"unknown api '{api}' (built-in packs: {', '.join(sorted(builtins))})")
+
+
+def classify_status(status: int, code: str | None = None) -> str | None:
+    """Fallback class for an upstream status, shared by every pack."""
+    if status == 429:
+        return "rate_limit"
+    if code in ("context_length_exceeded", "context_length"):
+        return "context_length"
+    if code in ("content_filter", "content_policy_violation"):
+        return "content_filter"
+    if status in (408, 504):
+        return "timeout"
+    if status >= 500 or status in (401, 403):
+        # A provider rejecting *our* credentials is an outage of that target, not the client's fault.
+        return "server_error"
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def bad_upstream_body(target: Target, what: str) -> UpstreamFailure:
+    """A 200 whose body we cannot read is the provider's fault: a 502-class failure."""
+    return UpstreamFailure(
+        502,
+        {"message": f"{target.id} returned {what}", "type": "upstream_error", "param": None, "code": "bad_upstream_response"},
+        "server_error",
+    )
+
+
+def require_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise BadRequest("'messages' must be a list", param="messages")
+    return messages

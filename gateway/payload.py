@@ -1,0 +1,89 @@
+"""Reading the client's JSON body: one decode, then the checks every later step relies on.
+
+Only the fields the gateway itself acts on are checked; anything else passes through
+to the provider untouched, so new OpenAI parameters work without a release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.errors import BadRequest, PayloadTooLarge
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _expect(body: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -> None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds):
+        raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
+
+
+def model_of(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a string naming a route", param="model")
+    return model
+
+
+def check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' is required and must be a non-empty list", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
+        role = message.get("role")
+        if role not in ROLES:
+            raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
+    _expect(body, "stream", (bool,), "a boolean")
+    _expect(body, "max_tokens", (int,), "an integer")
+    _expect(body, "max_completion_tokens", (int,), "an integer")
+    _expect(body, "n", (int,), "an integer")
+    _expect(body, "temperature", (int, float), "a number")
+    _expect(body, "top_p", (int, float), "a number")
+    _expect(body, "tools", (list,), "a list")
+    _expect(body, "stream_options", (dict,), "an object")
+    _expect(body, "response_format", (dict,), "an object")
+    _expect(body, "stop", (str, list), "a string or a list of strings")
+
+
+def check_embeddings(body: dict[str, Any]) -> None:
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+        raise BadRequest("'dimensions' must be a positive integer", param="dimensions", code="invalid_type")
+    value = body.get("input")
+    if isinstance(value, str):
+        return
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, list)) and not isinstance(v, bool) for v in value):
+        return
+    raise BadRequest("'input' is required: a string, a list of strings, or token arrays", param="input")

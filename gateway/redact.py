@@ -1,0 +1,23 @@
+"""Keeping secrets out of anything the gateway writes: error bodies, logs, admin output.
+
+Upstreams sometimes echo the key they were sent ("Incorrect API key provided: sk-…"),
+so every upstream text that reaches a client or a log passes through `redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Common shapes of provider keys, caught even when they are not ours.
+_KEY_SHAPES = re.compile(
+    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?:Bearer|bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+MASK = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    return _KEY_SHAPES.sub(MASK, text)
