@@ -1,0 +1,59 @@
+"""A real `gateway serve` process, as operators run it, driven by the official SDK."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.support.configs import openai_provider, write_config
+from tests.support.servers import ROOT, gateway_process
+
+
+@pytest.fixture(scope="module")
+def shipped_gateway():
+    """The shipped routes.yaml/providers.yaml, exactly as `make run` serves them."""
+    with gateway_process(ROOT / "routes.yaml", ROOT / "providers.yaml") as (url, _):
+        yield url
+
+
+def test_shipped_config_answers_with_echo(shipped_gateway):
+    client = openai.OpenAI(base_url=f"{shipped_gateway}/v1", api_key="x", max_retries=0)
+    answer = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "from a process"}])
+    assert answer.choices[0].message.content == "Echo: from a process"
+    chunks = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "streamed too"}], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: streamed too"
+    assert {m.id for m in client.models.list()} >= {"echo", "embed"}
+    assert len(client.embeddings.create(model="embed", input="x").data[0].embedding) == 16
+
+
+async def test_async_client_against_a_process_with_an_upstream(tmp_path, upstream):
+    base, fake = upstream
+    routes, providers = write_config(
+        tmp_path, {"routes": {"chat": {"targets": ["up/fail-500", "up/gpt-test"]}}},
+        {"up": openai_provider(base, ["fail-500", "gpt-test"])},
+    )
+    with gateway_process(routes, providers) as (url, _):
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+            answer = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content == "Upstream gpt-test: hi"
+            stream = await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+            )
+            chunks = [c async for c in stream]
+            assert chunks[-1].usage.total_tokens == 14
+    assert fake.models_called() == ["fail-500", "gpt-test", "fail-500", "gpt-test"]
+
+
+def test_serve_refuses_to_start_on_a_broken_config(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "routes.yaml").write_text("routes:\n  a:\n    targets: [ghost/m]\n")
+    (tmp_path / "providers.yaml").write_text("providers:\n  echo: {api: echo, models: {e: {}}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--routes", str(tmp_path / "routes.yaml"),
+         "--providers", str(tmp_path / "providers.yaml"), "--port", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "routes.yaml:3:15: unknown provider 'ghost'" in result.stderr
