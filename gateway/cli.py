@@ -12,7 +12,44 @@ DEFAULT_ROUTES = "routes.yaml"
 DEFAULT_PROVIDERS = "providers.yaml"
 
 
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """Prepare prometheus-client's multiprocess directory before anything imports it.
+
+    An operator's PROMETHEUS_MULTIPROC_DIR is honoured and emptied (files left by an
+    earlier run would be summed into this one). Otherwise several workers get a fresh
+    temporary directory, returned so it is removed at exit; one worker needs none.
+    """
+    import glob
+    import tempfile
+
+    path = os.environ.get(METRICS_DIR_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in glob.glob(os.path.join(path, "*.db")):
+            os.remove(name)
+        return None
+    if workers <= 1:
+        return None
+    path = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[METRICS_DIR_ENV] = path
+    return path
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import shutil
+
+    own_metrics_dir = _metrics_dir(args.workers)
+    try:
+        return _run_server(args)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import PROVIDERS_ENV, ROUTES_ENV

@@ -1,19 +1,221 @@
-"""Prometheus metrics. Label values come only from config names, never from client input."""
+"""Prometheus metrics: every series the gateway exports, defined in one place.
+
+Label values come only from the compiled config (endpoint names, route aliases,
+`provider/model` targets, key names, fallback classes), never from client input, so
+the number of series stays bounded however clients behave.
+
+Under `gateway serve --workers N` each worker is its own process. The serve command
+then points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before anything imports
+prometheus-client, every worker writes its values to memory-mapped files there, and
+`/metrics` (answered by whichever worker the scrape lands on) sums them all. With one
+worker the plain in-memory registry is used: it is cheaper and exports process metrics.
+
+Other parts of the gateway call the small functions at the bottom rather than the
+metric objects, so label order lives here only.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+import glob
+import os
+import re
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus-client picks its value storage when it is first imported; mirror that choice.
+MULTIPROCESS = bool(os.environ.get(MULTIPROCESS_ENV))
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+FIRST_BYTE_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+# --- requests -------------------------------------------------------------------------
 
 REQUESTS = Counter(
-    "gateway_requests_total", "Requests answered, by endpoint, route alias, target and HTTP status",
+    "gateway_requests_total",
+    "Requests answered, by endpoint, route alias, target that answered and HTTP status",
     ["endpoint", "route", "target", "status"],
 )
 REQUEST_SECONDS = Histogram(
-    "gateway_request_duration_seconds", "Time from request to response headers, by endpoint and route",
+    "gateway_request_duration_seconds",
+    "Time from request to the last byte of the answer (the end of the stream for streams)",
     ["endpoint", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+    buckets=LATENCY_BUCKETS,
+)
+OVERHEAD_SECONDS = Histogram(
+    "gateway_overhead_seconds",
+    "Time spent in the gateway itself until the answer was ready, upstream calls excluded",
+    ["endpoint", "route"],
+    buckets=OVERHEAD_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "gateway_in_flight_requests",
+    "Requests being served right now, streams until their last byte",
+    ["endpoint"],
+    multiprocess_mode="livesum",
+)
+FIRST_BYTE_SECONDS = Histogram(
+    "gateway_stream_first_byte_seconds",
+    "Streams: time from request to the first byte sent to the client",
+    ["route", "target"],
+    buckets=FIRST_BYTE_BUCKETS,
+)
+
+# --- upstream calls ---------------------------------------------------------------------
+
+ATTEMPTS = Counter(
+    "gateway_upstream_attempts_total",
+    "Upstream calls, by route, target and outcome class (ok, or the failure class)",
+    ["route", "target", "class"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time of one upstream call until its answer (until the first chunk for streams), by target",
+    ["target"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors_total",
+    "Failed upstream calls, by target and failure class",
+    ["target", "class"],
+)
+FALLBACKS = Counter(
+    "gateway_fallbacks_total",
+    "Times a request moved on from a failed target to the next candidate, by route",
+    ["route"],
+)
+
+# --- usage and spend ----------------------------------------------------------------------
+
+TOKENS = Counter(
+    "gateway_tokens_total",
+    "Tokens used, by key name, route, target and kind (prompt or completion)",
+    ["key", "route", "target", "kind"],
+)
+COST_USD = Counter(
+    "gateway_cost_usd_total",
+    "Spend in US dollars at the prices in providers.yaml, by key name, route and target",
+    ["key", "route", "target"],
+)
+
+# --- admission, cache, circuits -------------------------------------------------------------
+
+LIMIT_REJECTIONS = Counter(
+    "gateway_limit_rejections_total",
+    "Requests refused with 429 by a limit: scope (key, route, provider), its config name, and kind (rpm, tpm, concurrency, max_tokens)",
+    ["scope", "name", "kind"],
+)
+BUDGET_REJECTIONS = Counter(
+    "gateway_budget_rejections_total",
+    "Requests refused because the key's budget is spent, by key name",
+    ["key"],
+)
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_lookups_total",
+    "Response cache lookups on routes that cache, by route and result (hit or miss)",
+    ["route", "result"],
+)
+CIRCUIT_STATE = Gauge(
+    "gateway_circuit_state",
+    "Circuit breaker state per target: 0 closed, 1 half-open, 2 open (the worst across workers)",
+    ["target"],
+    multiprocess_mode="livemax",
+)
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+# --- config ---------------------------------------------------------------------------------
+
+CONFIG_RELOADS = Counter(
+    "gateway_config_reloads_total",
+    "Config reload attempts, by result: applied, unchanged, refused (invalid config, old one kept)",
+    ["result"],
+)
+CONFIG_INFO = Gauge(
+    "gateway_config_info",
+    "1 for the config version (hash) being served, 0 for versions served earlier",
+    ["version"],
+    multiprocess_mode="livemax",
+)
+CONFIG_LOADED = Gauge(
+    "gateway_config_loaded_timestamp_seconds",
+    "Unix time the config being served was loaded",
+    multiprocess_mode="livemax",
 )
 
 
+# --- what the rest of the gateway calls -------------------------------------------------------
+
+
+def limit_rejected(scope: str, name: str, kind: str) -> None:
+    """A 429 from a limit. `scope` is key, route or provider; `name` its config name."""
+    LIMIT_REJECTIONS.labels(scope, name, kind).inc()
+
+
+def budget_rejected(key: str) -> None:
+    BUDGET_REJECTIONS.labels(key).inc()
+
+
+def cache_lookup(route: str, hit: bool) -> None:
+    CACHE_LOOKUPS.labels(route, "hit" if hit else "miss").inc()
+
+
+def circuit_changed(target: str, state: str) -> None:
+    """`state` is closed, half_open or open."""
+    CIRCUIT_STATE.labels(target).set(CIRCUIT_STATES[state])
+
+
+def config_reloaded(result: str) -> None:
+    """`result` is applied, unchanged or refused."""
+    CONFIG_RELOADS.labels(result).inc()
+
+
+def config_served(version: str, previous: str | None, loaded_at: float) -> None:
+    """Mark `version` as the config being served (at start-up and after each applied reload)."""
+    if previous and previous != version:
+        CONFIG_INFO.labels(previous).set(0)
+    CONFIG_INFO.labels(version).set(1)
+    CONFIG_LOADED.set(loaded_at)
+
+
+# --- exposition -------------------------------------------------------------------------------
+
+_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+def _forget_dead_workers(path: str) -> None:
+    """Drop live gauges of workers that died (a crashed worker is replaced by a new pid)."""
+    from prometheus_client import multiprocess
+
+    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        match = _LIVE_FILE.search(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, path)
+        except PermissionError:
+            pass  # alive, owned by someone else
+
+
 def exposition() -> tuple[bytes, str]:
-    return generate_latest(), CONTENT_TYPE_LATEST
+    """The text exposition; summed over every worker in multiprocess mode."""
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    from prometheus_client import multiprocess
+
+    path = os.environ[MULTIPROCESS_ENV]
+    _forget_dead_workers(path)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
