@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -13,7 +15,7 @@ from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import check_chat, model_of, read_json
 from gateway.plan import find_route, plan_candidates
 from gateway.runtime import Runtime
-from gateway.snapshot import Snapshot
+from gateway.snapshot import Key, Snapshot
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -29,12 +31,22 @@ def gateway_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome) ->
     }
 
 
-@endpoint("chat")
-async def chat_completions(request: Request, exchange: Exchange) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
-    body = await read_json(request, snapshot.max_body_bytes)
+@dataclass(slots=True)
+class Completion:
+    """An answered chat request, before it is written in any client's shape."""
+
+    outcome: Outcome
+    headers: dict[str, str]
+
+
+async def complete_chat(
+    runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange
+) -> Completion:
+    """Everything after identify and parse for an OpenAI-shaped chat body.
+
+    Shared by every endpoint that serves chat (OpenAI's and Anthropic's), so a route,
+    its limits, cache and fallbacks behave the same whatever shape the client speaks.
+    """
     alias = model_of(body)
     check_chat(body)
     route = find_route(snapshot, alias, "chat")
@@ -44,7 +56,18 @@ async def chat_completions(request: Request, exchange: Exchange) -> Response:
     stream = body.get("stream") is True
     outcome = await dispatch_chat(runtime.upstream, route, plan.candidates, body, stream)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
-    headers = gateway_headers(exchange, snapshot, outcome)
-    if outcome.stream is not None:
-        return StreamingResponse(outcome.stream, media_type="text/event-stream", headers={**headers, **SSE_HEADERS})
-    return json_response(outcome.answer, headers=headers)
+    return Completion(outcome, gateway_headers(exchange, snapshot, outcome))
+
+
+@endpoint("chat")
+async def chat_completions(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = identify(snapshot, request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    done = await complete_chat(runtime, snapshot, key, body, exchange)
+    if done.outcome.stream is not None:
+        return StreamingResponse(
+            done.outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS}
+        )
+    return json_response(done.outcome.answer, headers=done.headers)
