@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from gateway import snapshot as snap
 from gateway.config import model
 from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, load_yaml
-from gateway.packs.engine import PackNotFound, load_pack
+from gateway.packs.engine import PackError, PackNotFound, load_pack
 
 
 def build_snapshot(
@@ -106,9 +106,12 @@ class _Compiler:
         base_dir = str(Path(self.pf.path).parent)
         for name, provider in self.providers.providers.items():
             try:
-                pack = load_pack(provider.api, base_dir)
+                pack = load_pack(provider.api, base_dir, provider.templates, self._template_position(name))
             except PackNotFound as exc:
                 self.issues.append(self.pf.issue(("providers", name, "api"), str(exc)))
+                continue
+            except PackError as exc:
+                self.issues.extend(exc.issues)
                 continue
             if not pack.local and not provider.base_url:
                 self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
@@ -134,6 +137,10 @@ class _Compiler:
                     limits=limits,
                     params=MappingProxyType(dict(provider.params)),
                 )
+
+    def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
+        """Where a provider's `templates:` override sits, so its errors point into providers.yaml."""
+        return lambda template: (self.pf.path, *self.pf.where(("providers", provider, "templates", template)))
 
     def _known_target(self, ref: str, where: tuple[Any, ...]) -> snap.Target | None:
         target = self.targets.get(ref)

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.model import ProvidersFile, RoutesFile
+from gateway.packs.spec import PackSpec
 
 SCHEMAS = {"routes.schema.json": (RoutesFile, "routes.yaml"), "providers.schema.json": (ProvidersFile, "providers.yaml")}
+SCHEMAS["pack.schema.json"] = (PackSpec, "pack file")
 
 
 def schema_for(model: type, title: str) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""The shape of a pack file, as pydantic models.
+
+A pack is data: where to send a call, how to authenticate, and templates that turn an
+OpenAI request into the provider's body and the provider's answers, stream events and
+errors back into OpenAI's shapes. These models are the single source of truth for that
+format: packs are validated with them and `schemas/pack.schema.json` is generated from
+them, so an editor checks a pack file as it is written.
+
+Templates are Jinja. Two kinds exist and the field says which:
+- *text* templates (URL paths, header and query values) render to a string;
+- *value* templates (bodies, answers, stream events, errors) output values with
+  `{{ ... }}`: each output is one dict, list, number or string, never text to parse.
+A field left out means "already OpenAI-shaped": no template runs for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TextTemplate = str
+ValueTemplate = str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(Strict):
+    """How the provider's `api_key` is sent; nothing is sent when the provider has no key."""
+
+    style: Literal["bearer", "header", "query", "none"] = Field(
+        "bearer",
+        description="bearer: `Authorization: Bearer KEY`; header: `<name>: KEY`; query: `?<name>=KEY`; none",
+    )
+    name: str | None = Field(None, description="the header or query parameter that carries the key")
+
+
+class Stream(Strict):
+    """How a streamed answer arrives and how each upstream event becomes OpenAI chunks."""
+
+    url: TextTemplate | None = Field(None, description="path for streamed calls; absent: the call's `url`")
+    query: dict[str, TextTemplate] = Field(default_factory=dict, description="extra query parameters for streamed calls")
+    framing: Literal["sse", "ndjson"] = Field("sse", description="sse: `event:`/`data:` blocks; ndjson: one JSON object a line")
+    done: str | None = Field(None, description="a data payload that ends the stream (OpenAI: `[DONE]`); absent: the stream ends when the upstream closes it")
+    skip_empty_chunks: bool = Field(False, description="for OpenAI-shaped streams: drop chunks with no choices and no usage (Azure's content-filter chunks)")
+    events: dict[str, ValueTemplate] = Field(
+        default_factory=dict,
+        description="event name (the SSE `event:` line) -> value template outputting zero or more chunks; `default` serves events without a template of their own; empty: the events already are OpenAI chunks",
+    )
+    end: ValueTemplate | None = Field(None, description="value template run when the upstream closes the stream; outputs the last chunks")
+
+
+class Call(Strict):
+    """One kind of upstream call: where it goes, its body, and how its answer reads."""
+
+    method: Literal["POST", "PUT"] = "POST"
+    url: TextTemplate = Field(description="path appended to the provider's base_url")
+    query: dict[str, TextTemplate] = Field(default_factory=dict, description="query parameters")
+    headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers for this call only")
+    body: ValueTemplate | None = Field(None, description="value template for the upstream body; absent: the client's body with only `model` replaced")
+    answer: ValueTemplate | None = Field(None, description="value template for the OpenAI answer; absent: the answer already is OpenAI-shaped")
+
+
+class Chat(Call):
+    stream: Stream = Field(default_factory=Stream)
+
+
+class PackSpec(Strict):
+    """A provider's wire format."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    description: str = ""
+    local: Literal["echo"] | None = Field(None, description="answered in-process by a built-in implementation; no HTTP")
+    constants: dict[str, Any] = Field(default_factory=dict, description="values every template reads as `constants` (mapping tables, defaults)")
+    auth: Auth = Field(default_factory=Auth)
+    headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers sent on every call")
+    chat: Chat | None = None
+    embeddings: Call | None = None
+    error: ValueTemplate | None = Field(
+        None,
+        description="value template: a non-2xx upstream answer -> {message, type, code, param, status?, class?, retry_after?}; absent: OpenAI's error shape",
+    )
+
+
+TEMPLATE_FIELDS: dict[str, str] = {
+    # Names used by providers.yaml `templates:` overrides, and whether each is text or value.
+    "chat.url": "text",
+    "chat.body": "value",
+    "chat.answer": "value",
+    "chat.stream.url": "text",
+    "chat.stream.end": "value",
+    "embeddings.url": "text",
+    "embeddings.body": "value",
+    "embeddings.answer": "value",
+    "error": "value",
+}

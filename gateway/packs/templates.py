@@ -1,0 +1,206 @@
+"""Compiling and running pack templates inside Jinja's sandbox.
+
+A pack arrives in a config PR, so its templates are untrusted code: they run in an
+`ImmutableSandboxedEnvironment` (no underscore attributes, no Python internals, no
+mutation of lists and dicts) and are also checked before they are compiled, so an
+escape attempt fails `gateway validate` at its line instead of ever running.
+
+Value templates are compiled with Jinja's native code generator and a `concat` that
+collects outputs into a list: `{{ {"role": "user"} }}` outputs the dict itself, and a
+`{% set x %}{% for ... %}{{ ... }}{% endfor %}{% endset %}` block collects a list. No
+value is ever printed and parsed back, so quoting bugs cannot exist. Whitespace between
+tags is removed from the syntax tree at compile time; any other literal text in a value
+template is a validation error.
+
+Everything is compiled once, when the snapshot is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.nativetypes import NativeCodeGenerator
+from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
+
+from gateway.packs import helpers
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a template's first line sits in its file, to report errors at file:line:col."""
+
+    file: str
+    line: int
+    col: int
+    block: bool  # a YAML block scalar: template line N is file line `line + N - 1`
+
+    def at(self, template_line: int | None) -> tuple[int, int]:
+        if not self.block or not template_line:
+            return self.line, self.col
+        return self.line + template_line - 1, self.col
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be used, located in its file."""
+
+    def __init__(self, origin: Origin, template_line: int | None, message: str):
+        self.file = origin.file
+        self.line, self.col = origin.at(template_line)
+        self.message = message
+        super().__init__(f"{self.file}:{self.line}:{self.col}: {message}")
+
+
+class _ValueCodeGenerator(NativeCodeGenerator):
+    """Native output, but constant expressions stay values instead of being joined as text."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> Any:
+        if isinstance(node, nodes.TemplateData):
+            return super()._output_child_to_const(node, frame, finalize)
+        raise nodes.Impossible()
+
+
+def _collect(values: Iterable[Any]) -> list[Any]:
+    return list(values)
+
+
+def _finalize(value: Any) -> Any:
+    return value
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with the helpers every template may use."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            cache_size=0,
+            auto_reload=False,
+        )
+        self.filters.update(helpers.FILTERS)
+        self.globals.update(helpers.GLOBALS)
+
+
+class _ValueSandbox(_Sandbox):
+    code_generator_class = _ValueCodeGenerator
+    concat = staticmethod(_collect)  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finalize = _finalize
+
+
+TEXT_ENV = _Sandbox()
+VALUE_ENV = _ValueSandbox()
+
+# Attributes a template may never name, even on objects where they would be harmless:
+# refusing them by name keeps the rule simple to state and to check before running.
+_FORBIDDEN_FILTERS = {"attr"}
+
+
+def _check(tree: nodes.Template, origin: Origin, value: bool) -> None:
+    """Refuse sandbox escapes and (in value templates) literal text, before compiling."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name, nodes.TemplateData)):
+        name: Any = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        elif isinstance(node, nodes.Name):
+            name = node.name
+        elif isinstance(node, nodes.Filter) and node.name in _FORBIDDEN_FILTERS:
+            raise TemplateProblem(origin, node.lineno, f"the '{node.name}' filter is not allowed in pack templates")
+        elif isinstance(node, nodes.TemplateData):
+            if value and node.data.strip():
+                text = node.data.strip().splitlines()[0][:40]
+                raise TemplateProblem(
+                    origin, node.lineno, f"text outside {{{{ }}}} in a value template: '{text}' (output values with {{{{ ... }}}})"
+                )
+            continue
+        if isinstance(name, str) and (name.startswith("_") or is_internal_attribute(object(), name) or name in _INTERNAL_NAMES):
+            raise TemplateProblem(origin, node.lineno, f"'{name}' is not allowed in pack templates: the sandbox refuses Python internals")
+
+
+_INTERNAL_NAMES = frozenset({
+    "mro", "func_globals", "func_code", "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code",
+    "f_globals", "f_locals", "f_builtins", "tb_frame", "im_func", "im_self", "im_class",
+})
+
+
+def _strip_whitespace(tree: nodes.Template) -> None:
+    """Whitespace between tags is layout, not output: drop it from every Output node."""
+    for output in tree.find_all(nodes.Output):
+        output.nodes = [n for n in output.nodes if not (isinstance(n, nodes.TemplateData) and not n.data.strip())]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueTemplate:
+    """A compiled value template: `render` returns the list of values it output."""
+
+    template: Any
+    origin: Origin
+
+    def render(self, variables: Mapping[str, Any]) -> list[Any]:
+        template = self.template
+        return list(template.root_render_func(template.new_context(dict(variables))))
+
+    def render_one(self, variables: Mapping[str, Any]) -> Any:
+        values = self.render(variables)
+        if len(values) != 1:
+            raise TemplateError(f"the template output {len(values)} values where one was expected")
+        return values[0]
+
+
+@dataclass(frozen=True, slots=True)
+class TextTemplate:
+    """A text template, or a plain string when the source has no template syntax."""
+
+    source: str
+    template: Any | None
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        if self.template is None:
+            return self.source
+        return self.template.render(variables)
+
+
+def _parse(env: _Sandbox, source: str, origin: Origin) -> nodes.Template:
+    try:
+        return env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(origin, exc.lineno, f"template syntax: {exc.message}") from None
+
+
+def _build(env: _Sandbox, tree: nodes.Template, origin: Origin) -> Any:
+    try:
+        code = env.compile(tree, filename=origin.file)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(origin, exc.lineno, f"template syntax: {exc.message}") from None
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
+def compile_value(source: str, origin: Origin) -> ValueTemplate:
+    tree = _parse(VALUE_ENV, source, origin)
+    _check(tree, origin, value=True)
+    _strip_whitespace(tree)
+    return ValueTemplate(_build(VALUE_ENV, tree, origin), origin)
+
+
+def compile_text(source: str, origin: Origin) -> TextTemplate:
+    if "{{" not in source and "{%" not in source and "{#" not in source:
+        return TextTemplate(source, None)
+    tree = _parse(TEXT_ENV, source, origin)
+    _check(tree, origin, value=False)
+    return TextTemplate(source, _build(TEXT_ENV, tree, origin))
+
+
+# What a running template may raise; the engine turns each into the right client error.
+RENDER_ERRORS: tuple[type[BaseException], ...] = (TemplateError, SecurityError, TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError)

@@ -1,0 +1,140 @@
+"""Pack templates: sandboxed, checked before they run, compiled once, reporting file:line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config.compile import build_snapshot
+from gateway.config.load import ConfigError
+from gateway.packs.templates import Origin, TemplateProblem, compile_text, compile_value
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = Origin("pack.yaml", 10, 3, True)
+
+ROUTES = "routes:\n  r:\n    targets: [p/m]\n"
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ body.__class__ }}",
+    "{{ body['__class__'] }}",
+    "{{ (body | attr('__class__')) }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{% set x = body.mro %}{{ x }}",
+    "{{ lipsum.__globals__['os'] }}",
+])
+def test_sandbox_escapes_are_refused_before_anything_runs(source):
+    with pytest.raises(TemplateProblem) as caught:
+        compile_value(source, ORIGIN)
+    assert "not allowed" in caught.value.message
+
+
+def test_sandbox_also_guards_at_run_time():
+    # A name the static check cannot see (computed at run time) still meets the sandbox.
+    from jinja2.exceptions import SecurityError
+
+    template = compile_value("{{ body[name] | string }}", ORIGIN)
+    with pytest.raises(SecurityError):
+        template.render({"body": "", "name": "__class__"})
+    assert template.render({"body": {"a": 1}, "name": "a"}) == ["1"]
+
+
+def test_value_templates_output_values_not_text():
+    template = compile_value('{% set xs %}{% for i in [1, 2] %}{{ {"n": i, "q": "a\\"b"} }}{% endfor %}{% endset %}{{ {"items": xs} }}', ORIGIN)
+    assert template.render({}) == [{"items": [{"n": 1, "q": 'a"b'}, {"n": 2, "q": 'a"b'}]}]
+
+
+def test_constant_values_stay_values():
+    assert compile_value('{{ {"type": "ping"} }}\n{{ 3 }}', ORIGIN).render({}) == [{"type": "ping"}, 3]
+
+
+def test_text_outside_outputs_is_refused_in_value_templates():
+    with pytest.raises(TemplateProblem) as caught:
+        compile_value('{"model": "{{ target.model }}"}', ORIGIN)
+    assert "text outside" in caught.value.message
+
+
+def test_syntax_error_is_located_in_the_file():
+    with pytest.raises(TemplateProblem) as caught:
+        compile_value("{{ 1 }}\n{% if x %}\n{{ 2 }}", ORIGIN)
+    assert (caught.value.file, caught.value.line) == ("pack.yaml", 10 + 3 - 1)
+
+
+def test_plain_text_templates_do_not_render():
+    assert compile_text("/v1/messages", ORIGIN).template is None
+    assert compile_text("/models/{{ target.model }}:go", ORIGIN).render({"target": {"model": "x"}}) == "/models/x:go"
+
+
+def write(tmp_path: Path, pack: str, providers_extra: str = "") -> tuple[Path, Path]:
+    (tmp_path / "packs").mkdir(exist_ok=True)
+    (tmp_path / "packs" / "mine.yaml").write_text(pack)
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    (tmp_path / "providers.yaml").write_text(
+        "providers:\n  p:\n    api: ./packs/mine.yaml\n    base_url: http://127.0.0.1:9\n" + providers_extra + "    models:\n      m: {}\n"
+    )
+    return tmp_path / "routes.yaml", tmp_path / "providers.yaml"
+
+
+PACK_WITH_ESCAPE = """\
+name: mine
+chat:
+  url: /chat
+  body: |
+    {% set a = 1 %}
+    {{ ''.__class__.__mro__ }}
+"""
+
+
+def test_gateway_validate_reports_a_sandbox_escape_at_its_file_and_line(tmp_path):
+    routes, providers = write(tmp_path, PACK_WITH_ESCAPE)
+    result = subprocess.run([sys.executable, "-m", "gateway", "validate", str(routes), str(providers)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0
+    assert f"{tmp_path / 'packs' / 'mine.yaml'}:6:" in result.stdout + result.stderr
+    assert "is not allowed in pack templates" in result.stdout + result.stderr
+
+
+def test_syntax_error_in_a_pack_fails_the_build_at_its_line(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n  answer: |\n    {{ answer.x }}\n    {% for %}\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(routes, providers, env={})
+    issue = caught.value.issues[0]
+    assert (issue.file, issue.line) == (str(tmp_path / "packs" / "mine.yaml"), 6)
+    assert "chat.answer" in issue.message
+
+
+def test_unknown_pack_key_is_located(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n  bodyy: x\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(routes, providers, env={})
+    assert caught.value.issues[0].line == 4
+    assert "bodyy" in caught.value.issues[0].message
+
+
+def test_broken_override_in_providers_yaml_is_located_there(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      chat.body: '{{ x.__class__ }}'\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(routes, providers, env={})
+    issue = caught.value.issues[0]
+    assert (issue.file, issue.line) == (str(providers), 6)
+
+
+def test_override_of_a_template_the_pack_does_not_have_is_refused(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      chat.nonsense: '{{ 1 }}'\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(routes, providers, env={})
+    assert "not a template" in caught.value.issues[0].message
+
+
+def test_unknown_builtin_pack_lists_the_builtins(tmp_path):
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    (tmp_path / "providers.yaml").write_text("providers:\n  p:\n    api: nosuch\n    models:\n      m: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(tmp_path / "routes.yaml", tmp_path / "providers.yaml", env={})
+    message = caught.value.issues[0].message
+    for name in ("anthropic", "echo", "openai"):
+        assert name in message
