@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, hash-key."""
+"""The `gateway` command: serve, validate, explain, hash-key."""
 
 from __future__ import annotations
 
@@ -101,6 +101,45 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.config.compile import build_snapshot
+    from gateway.explain import ExplainError, as_dict, explain, read_body, render_text
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        body = read_body(args.request) if args.request else None
+        metrics_text = _fetch_metrics(args.live) if args.live else None
+        explanation = explain(snapshot, args.alias, body, args.key, args.tier, tuple(args.open), metrics_text)
+    except ExplainError as exc:
+        print(f"gateway explain: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(as_dict(explanation), indent=2))
+    else:
+        print(render_text(explanation))
+    return 0 if explanation.error is None else 1
+
+
+def _fetch_metrics(base_url: str) -> str:
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    from gateway.explain import ExplainError
+
+    url = base_url.rstrip("/") + "/metrics"
+    try:
+        with urlopen(url, timeout=5) as response:  # noqa: S310 - an operator-given URL
+            return response.read().decode()
+    except (URLError, OSError) as exc:
+        raise ExplainError(f"--live: could not read {url} ({exc})") from None
+
+
 def _hash_key(args: argparse.Namespace) -> int:
     from gateway.auth import hash_key
 
@@ -125,6 +164,21 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("providers", nargs="?", default=DEFAULT_PROVIDERS)
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(run=_validate)
+
+    explain = commands.add_parser(
+        "explain", help="print the ordered target plan for a route and why targets are skipped"
+    )
+    explain.add_argument("alias", help="the route alias a client sends as 'model'")
+    explain.add_argument("--request", metavar="FILE.json", help="a request body to plan for ('-' reads stdin)")
+    explain.add_argument("--key", metavar="NAME", help="plan as this client key (by its name in routes.yaml)")
+    explain.add_argument("--tier", metavar="T", help="as if the request sent x-gateway-max-tier: T")
+    explain.add_argument("--open", metavar="TARGET", action="append", default=[],
+                         help="treat this target's circuit as open (repeatable)")
+    explain.add_argument("--live", metavar="URL", help="copy circuit states and latencies from a running gateway's /metrics")
+    explain.add_argument("--routes", default=DEFAULT_ROUTES)
+    explain.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    explain.add_argument("--format", choices=("text", "json"), default="text")
+    explain.set_defaults(run=_explain)
 
     hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
     hash_key.add_argument("key")

@@ -1,10 +1,16 @@
 """Calling the candidates in order until one answers.
 
 For each candidate the pack renders the upstream request, `Upstream` sends it, and a
-failure is classified (rate_limit, server_error, timeout, connection, ...). A class the
-route lists in `fallback_on` moves on to the next candidate; anything else (a client
-error) goes straight back to the client. The route's `timeout` bounds all attempts
-together.
+failure is classified (rate_limit, server_error, timeout, connection, context_length,
+content_filter). A transient failure (rate limit, server error, timeout, connection) is
+retried on the same target up to `retry.attempts` tries, with exponential backoff and
+jitter, or after the upstream's `Retry-After` when that fits the deadline. Then a class
+the route lists in `fallback_on` moves on to the next candidate; anything else goes
+straight back to the client. A client error (a bad request) is never retried and never
+falls back. The route's `timeout` bounds all attempts together, backoff waits included.
+
+Every call reports to the target's circuit breaker and, on success or timeout, to its
+latency average; those live on the `Runtime` and outlive config reloads.
 
 Streams are committed only once the first chunk has arrived: until then a failing
 target is replaced exactly as for a plain request, so the client never sees it.
@@ -13,6 +19,7 @@ target is replaced exactly as for a plain request, so the client never sees it.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,13 +28,18 @@ from typing import Any
 import aiohttp
 import orjson
 
+from gateway import metrics
+from gateway.circuit import TRIPPING_CLASSES
 from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
 from gateway.packs.engine import UpstreamFailure
 from gateway.redact import redact
-from gateway.snapshot import Route, Target
+from gateway.runtime import Runtime
+from gateway.snapshot import Retry, Route, Target
 from gateway.upstream import Upstream, lines
 
 DONE = b"data: [DONE]\n\n"
+# Worth another try on the same target; context_length and content_filter are not.
+TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})
 
 
 @dataclass(slots=True)
@@ -36,6 +48,7 @@ class Attempt:
     status: int | None
     fallback_class: str | None
     message: str
+    retry_after: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "status": self.status, "class": self.fallback_class, "message": self.message}
@@ -57,73 +70,189 @@ class Outcome:
         return len(self.attempts) + (1 if self.target is not None else 0)
 
 
-class _Retryable(Exception):
-    """A failure the route may fall back from."""
-
-
 async def dispatch_chat(
-    upstream: Upstream, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool
 ) -> Outcome:
+    upstream = runtime.upstream
     if stream:
-        return await _run(route, candidates, lambda t, o: _open_stream(upstream, t, body, o))
-    return await _run(route, candidates, lambda t, o: _chat_once(upstream, t, body, o))
+        return await _run(runtime, route, candidates, lambda t, o: _open_stream(upstream, t, body, o))
+    return await _run(runtime, route, candidates, lambda t, o: _chat_once(upstream, t, body, o))
 
 
 async def dispatch_embeddings(
-    upstream: Upstream, route: Route, candidates: tuple[Target, ...], body: dict[str, Any]
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any]
 ) -> Outcome:
-    return await _run(route, candidates, lambda t, o: _embeddings_once(upstream, t, body, o))
+    upstream = runtime.upstream
+    return await _run(runtime, route, candidates, lambda t, o: _embeddings_once(upstream, t, body, o))
 
 
-async def _run(route: Route, candidates: tuple[Target, ...], call: Callable[[Target, Outcome], Any]) -> Outcome:
+Call = Callable[[Target, Outcome], Any]
+
+
+async def _run(runtime: Runtime, route: Route, candidates: tuple[Target, ...], call: Call) -> Outcome:
     if not candidates:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request")
     outcome = Outcome()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + route.timeout
     try:
-        async with asyncio.timeout(route.timeout):
+        async with asyncio.timeout_at(deadline):
             for target in candidates:
-                try:
-                    await _attempt(route, target, outcome, call)
-                    outcome.target = target
-                    return outcome
-                except _Retryable:
+                # The plan saw this circuit a moment ago; another request may have tripped it
+                # since, or taken the single half-open probe.
+                if not runtime.circuits.allow(target):
                     continue
+                if await _try_target(runtime, route, target, outcome, call, deadline):
+                    outcome.target = target
+                    if outcome.stream is not None:
+                        outcome.stream = _watched(outcome.stream, target, runtime)
+                    return outcome
+                metrics.fell_back(route.alias)
     except TimeoutError:
         raise DeadlineExceeded(
             f"'{route.alias}' did not answer within its {route.timeout:g}s deadline",
             extra={"attempts": [a.as_dict() for a in outcome.attempts]},
         ) from None
+    if not outcome.attempts:
+        raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: circuit)")
     raise AllTargetsFailed(
         f"every target of '{route.alias}' failed",
         extra={"attempts": [a.as_dict() for a in outcome.attempts]},
     )
 
 
-async def _attempt(route: Route, target: Target, outcome: Outcome, call: Callable[[Target, Outcome], Any]) -> None:
-    """One call to one target; a fallback-class failure becomes `_Retryable`."""
+async def _try_target(
+    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, deadline: float
+) -> bool:
+    """Up to `retry.attempts` tries on one target. True: it answered; False: fall back."""
+    loop = asyncio.get_running_loop()
+    tries = route.retry.attempts
+    for number in range(1, tries + 1):
+        failure = await _attempt(runtime, route, target, outcome, call, deadline)
+        if failure is None:
+            return True
+        if number == tries or failure.fallback_class not in TRANSIENT_CLASSES:
+            break
+        wait = backoff_delay(route.retry, number)
+        if failure.retry_after is not None:
+            wait = max(wait, failure.retry_after)
+        if loop.time() + wait >= deadline:
+            break  # the wait does not fit the deadline: better spent on the next target
+        await asyncio.sleep(wait)
+        if not runtime.circuits.allow(target):
+            break
+    if failure.fallback_class in route.fallback_on:
+        return False
+    raise _final_error(route, failure, outcome)
+
+
+def backoff_delay(retry: Retry, number: int, rng: random.Random | None = None) -> float:
+    """Wait before try `number + 1`: backoff doubled per try, capped, then jittered.
+
+    Equal jitter: a uniform draw in [delay/2, delay], so clients that failed together do
+    not retry together, while the wait never collapses to zero.
+    """
+    delay = min(retry.max_backoff, retry.backoff * (2 ** (number - 1)))
+    return delay / 2 + (rng or random).random() * delay / 2
+
+
+async def _attempt(
+    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, deadline: float
+) -> Attempt | None:
+    """One call to one target. None when it answered, else the failed `Attempt` (recorded).
+
+    A client error (no fallback class) is raised at once: it is the request's fault and
+    no retry or other target would change it.
+    """
     started = time.perf_counter()
     try:
         await call(target, outcome)
     except UpstreamFailure as failure:
         message = redact(str(failure.error.get("message", "")), (target.api_key,))
-        outcome.attempts.append(Attempt(target.id, failure.status, failure.fallback_class, message))
-        if failure.fallback_class in route.fallback_on:
-            raise _Retryable from None
-        raise _client_error(failure, message) from None
+        attempt = Attempt(target.id, failure.status, failure.fallback_class, message, failure.retry_after)
+        if failure.fallback_class is None:
+            outcome.upstream_seconds += time.perf_counter() - started
+            outcome.attempts.append(attempt)
+            runtime.circuits.record_success(target)  # it answered: the target is healthy
+            metrics.upstream_called(route.alias, target.id, "client_error", time.perf_counter() - started)
+            raise _client_error(failure, message) from None
     except TimeoutError:
         # aiohttp's connect/read timeouts; the route deadline arrives as a cancellation instead.
-        _failed(route, target, outcome, "timeout", "the upstream did not answer in time")
+        attempt = Attempt(target.id, None, "timeout", f"{target.id} did not answer in time")
+        runtime.latency.observe(target.id, time.perf_counter() - started)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        _failed(route, target, outcome, "connection", f"could not reach the upstream ({type(exc).__name__})")
+        attempt = Attempt(target.id, None, "connection", f"could not reach {target.id} ({type(exc).__name__})")
+    except asyncio.CancelledError:
+        # The route deadline (or the client leaving) cut this call short. Past the deadline
+        # it counts against the target like any timeout: a hang longer than the deadline
+        # must still open the circuit.
+        elapsed = time.perf_counter() - started
+        outcome.upstream_seconds += elapsed
+        outcome.attempts.append(Attempt(target.id, None, "timeout", f"{target.id} was still working at the deadline"))
+        if asyncio.get_running_loop().time() >= deadline:
+            runtime.circuits.record_failure(target)
+            runtime.latency.observe(target.id, elapsed)
+            metrics.upstream_called(route.alias, target.id, "timeout", elapsed)
+        raise
+    else:
+        elapsed = time.perf_counter() - started
+        outcome.upstream_seconds += elapsed
+        runtime.circuits.record_success(target)
+        runtime.latency.observe(target.id, elapsed)
+        metrics.upstream_called(route.alias, target.id, "ok", elapsed)
+        return None
+    elapsed = time.perf_counter() - started
+    outcome.upstream_seconds += elapsed
+    outcome.attempts.append(attempt)
+    metrics.upstream_called(route.alias, target.id, attempt.fallback_class or "error", elapsed)
+    if attempt.fallback_class in TRIPPING_CLASSES:
+        runtime.circuits.record_failure(target)
+    else:
+        runtime.circuits.record_success(target)
+    return attempt
+
+
+def _final_error(route: Route, attempt: Attempt, outcome: Outcome) -> GatewayError:
+    """A failure whose class the route does not fall back on: answer with it now."""
+    status = attempt.status
+    if status is not None and 400 <= status < 500 and attempt.fallback_class in _CLIENT_VISIBLE:
+        headers = {"retry-after": str(max(1, round(attempt.retry_after)))} if attempt.retry_after else None
+        type_ = "rate_limit_error" if attempt.fallback_class == "rate_limit" else "invalid_request_error"
+        return GatewayError(
+            attempt.message, status=status, type=type_, code=_class_code(attempt.fallback_class), headers=headers,
+            extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+        )
+    return AllTargetsFailed(
+        f"{attempt.target} failed ({attempt.fallback_class}) and '{route.alias}' does not fall back on that",
+        extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+    )
+
+
+# 4xx classes that mean the same to the client as to us. A 401/403 is our provider
+# credentials failing (server_error): the client gets a 502, never a 401 about a key it did not send.
+_CLIENT_VISIBLE = frozenset({"rate_limit", "context_length", "content_filter"})
+
+
+def _class_code(fallback_class: str | None) -> str | None:
+    return {
+        "rate_limit": "rate_limit_exceeded",
+        "context_length": "context_length_exceeded",
+        "content_filter": "content_filter",
+    }.get(fallback_class or "")
+
+
+async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtime) -> AsyncIterator[bytes]:
+    """The committed stream, reporting a cut (an error event instead of [DONE]) to the circuit."""
+    last = b""
+    try:
+        async for frame in frames:
+            last = frame
+            yield frame
     finally:
-        outcome.upstream_seconds += time.perf_counter() - started
-
-
-def _failed(route: Route, target: Target, outcome: Outcome, fallback_class: str, message: str) -> None:
-    outcome.attempts.append(Attempt(target.id, None, fallback_class, message))
-    if fallback_class in route.fallback_on:
-        raise _Retryable
-    raise AllTargetsFailed(message, extra={"attempts": [a.as_dict() for a in outcome.attempts]})
+        await frames.aclose()  # type: ignore[attr-defined]
+    if last != DONE:
+        runtime.circuits.record_failure(target)
+        metrics.stream_cut(target.id)
 
 
 def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:

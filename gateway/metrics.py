@@ -131,6 +131,17 @@ CIRCUIT_STATE = Gauge(
     multiprocess_mode="livemax",
 )
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+CIRCUIT_OPENED = Counter(
+    "gateway_circuit_opened_total",
+    "Times a target's circuit opened: it tripped, or its half-open probe failed",
+    ["target"],
+)
+TARGET_LATENCY = Gauge(
+    "gateway_target_latency_seconds",
+    "Moving average of a target's latency, what the fastest strategy ranks by (the lowest across workers)",
+    ["target"],
+    multiprocess_mode="livemin",
+)
 
 # --- config ---------------------------------------------------------------------------------
 
@@ -171,6 +182,32 @@ def cache_lookup(route: str, hit: bool) -> None:
 def circuit_changed(target: str, state: str) -> None:
     """`state` is closed, half_open or open."""
     CIRCUIT_STATE.labels(target).set(CIRCUIT_STATES[state])
+
+
+def circuit_opened(target: str) -> None:
+    CIRCUIT_OPENED.labels(target).inc()
+
+
+def upstream_called(route: str, target: str, result: str, seconds: float) -> None:
+    """One upstream call; `result` is ok, client_error, or the failure class."""
+    ATTEMPTS.labels(route, target, result).inc()
+    if result == "ok":
+        UPSTREAM_SECONDS.labels(target).observe(seconds)
+    else:
+        UPSTREAM_ERRORS.labels(target, result).inc()
+
+
+def stream_cut(target: str) -> None:
+    """A committed stream that broke off (error event instead of [DONE])."""
+    UPSTREAM_ERRORS.labels(target, "stream_cut").inc()
+
+
+def fell_back(route: str) -> None:
+    FALLBACKS.labels(route).inc()
+
+
+def target_latency(target: str, seconds: float) -> None:
+    TARGET_LATENCY.labels(target).set(seconds)
 
 
 def config_reloaded(result: str) -> None:

@@ -3,12 +3,17 @@
 The current `Snapshot` is the only reference that changes after start-up: a reload
 replaces it whole. A request reads `runtime.snapshot` once, at its start, and keeps
 that object to the end, so a swap never changes a request mid-way.
+
+Circuit breakers and latency averages are keyed by target id and live here, beside the
+snapshot rather than in it: what was learned about a target outlives a reload.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.circuit import CircuitStore, MemoryCircuits
+from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
 from gateway.upstream import Upstream
 
@@ -19,3 +24,5 @@ class Runtime:
     routes_path: str
     providers_path: str
     upstream: Upstream = field(default_factory=Upstream)
+    circuits: CircuitStore = field(default_factory=MemoryCircuits)
+    latency: LatencyAverages = field(default_factory=LatencyAverages)

@@ -36,6 +36,14 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitPolicy:
+    """When a target's circuit opens (consecutive failures) and how long it stays open."""
+
+    failures: int = 5
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One model at one provider (`provider/model`), ready to call."""
 
@@ -55,6 +63,7 @@ class Target:
     tier: str | None
     limits: Limits
     params: Mapping[str, Any]
+    circuit: CircuitPolicy = CircuitPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,8 @@ class Route:
     equivalent: str | None
     fallback_equivalents: bool
     kind: str  # chat | embedding: what the route's first target serves
+    # `fallback: equivalents`: the last target's class members, tried after `targets`.
+    fallback_targets: tuple[RouteTarget, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

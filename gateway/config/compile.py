@@ -117,6 +117,8 @@ class _Compiler:
                 self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
                 continue
             limits = _limits(provider.limits)
+            breaker = provider.circuit or self.routes.defaults.circuit
+            circuit = snap.CircuitPolicy(breaker.failures, breaker.cooldown)
             for model_name, spec in provider.models.items():
                 target_id = f"{name}/{model_name}"
                 self.targets[target_id] = snap.Target(
@@ -136,6 +138,7 @@ class _Compiler:
                     tier=spec.tier,
                     limits=limits,
                     params=MappingProxyType(dict(provider.params)),
+                    circuit=circuit,
                 )
 
     def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
@@ -190,6 +193,7 @@ class _Compiler:
         if len(kinds) > 1:
             self.issues.append(self.rf.issue(where, f"route '{alias}' mixes chat and embedding models"))
         retry = spec.retry or defaults.retry
+        fallback_targets = self._equivalent_fallbacks(alias, spec, targets, equivalents) if spec.fallback else ()
         return snap.Route(
             alias=alias,
             targets=tuple(targets),
@@ -202,7 +206,30 @@ class _Compiler:
             equivalent=spec.equivalent,
             fallback_equivalents=spec.fallback == "equivalents",
             kind=targets[0].target.kind,
+            fallback_targets=fallback_targets,
         )
+
+    def _equivalent_fallbacks(
+        self, alias: str, spec: model.Route, targets: list[snap.RouteTarget], equivalents: dict[str, tuple[str, ...]]
+    ) -> tuple[snap.RouteTarget, ...]:
+        """`fallback: equivalents`: the members of the last target's class not already in the chain."""
+        last = targets[-1].target.id
+        classes = [name for name, members in equivalents.items() if last in members]
+        if not classes:
+            self.issues.append(self.rf.issue(
+                ("routes", alias, "fallback"), f"'fallback: equivalents' but '{last}' is in no equivalents class"
+            ))
+            return ()
+        chain = {t.target.id for t in targets}
+        extra: list[snap.RouteTarget] = []
+        for ref in equivalents[classes[0]]:
+            target = self.targets.get(ref)
+            if target is None or ref in chain or target.kind != targets[0].target.kind:
+                continue
+            tier = target.tier if target.tier in self.routes.tiers else None
+            extra.append(snap.RouteTarget(target, 0.0, tier))
+            chain.add(ref)
+        return tuple(extra)
 
     def _compile_keys(self, tiers: tuple[str, ...]) -> dict[str, snap.Key]:
         keys: dict[str, snap.Key] = {}

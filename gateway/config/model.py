@@ -60,6 +60,11 @@ class Limits(Strict):
     concurrency: int | None = Field(None, gt=0, description="requests in flight at once")
 
 
+class Circuit(Strict):
+    failures: int = Field(5, ge=1, description="consecutive failures that open a target's circuit")
+    cooldown: float = Field(30.0, gt=0, description="seconds a circuit stays open before one probe is let through")
+
+
 class Provider(Strict):
     api: str = Field(description="a built-in pack name or a path to a pack file")
     base_url: str | None = None
@@ -67,6 +72,7 @@ class Provider(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: TimeoutField = Field(default_factory=Timeout)
     limits: Limits | None = None
+    circuit: Circuit | None = Field(None, description="overrides routes.yaml defaults.circuit for this provider's models")
     params: dict[str, Any] = Field(default_factory=dict, description="values the pack's templates read")
     templates: dict[str, str] = Field(default_factory=dict, description="overrides of single pack templates")
     models: dict[str, ModelSpec] = Field(min_length=1)
@@ -100,6 +106,7 @@ class Defaults(Strict):
         default_factory=lambda: ["rate_limit", "server_error", "timeout", "connection"]
     )
     timeout: float = Field(60.0, gt=0, description="seconds for the whole request, all attempts together")
+    circuit: Circuit = Field(default_factory=Circuit, description="per-target circuit breaker")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
 
 

@@ -13,7 +13,7 @@ from gateway.auth import authorize, identify
 from gateway.dispatch import Outcome, dispatch_chat
 from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import check_chat, model_of, read_json
-from gateway.plan import find_route, plan_candidates
+from gateway.plan import MAX_TIER_HEADER, find_route, plan_candidates, usable
 from gateway.runtime import Runtime
 from gateway.snapshot import Key, Snapshot
 
@@ -52,9 +52,11 @@ async def complete_chat(
     route = find_route(snapshot, alias, "chat")
     authorize(key, alias)
     exchange.route = alias
-    plan = plan_candidates(snapshot, route, body, key)
+    plan = plan_candidates(
+        snapshot, route, body, key, runtime.circuits, runtime.latency, request.headers.get(MAX_TIER_HEADER)
+    )
     stream = body.get("stream") is True
-    outcome = await dispatch_chat(runtime.upstream, route, plan.candidates, body, stream)
+    outcome = await dispatch_chat(runtime, route, usable(plan), body, stream)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
     return Completion(outcome, gateway_headers(exchange, snapshot, outcome))
 

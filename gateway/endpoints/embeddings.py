@@ -10,7 +10,7 @@ from gateway.dispatch import dispatch_embeddings
 from gateway.endpoints.chat import gateway_headers
 from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import check_embeddings, model_of, read_json
-from gateway.plan import find_route, plan_candidates
+from gateway.plan import MAX_TIER_HEADER, find_route, plan_candidates, usable
 from gateway.runtime import Runtime
 
 
@@ -25,7 +25,9 @@ async def embeddings(request: Request, exchange: Exchange) -> Response:
     route = find_route(snapshot, alias, "embedding")
     authorize(key, alias)
     exchange.route = alias
-    plan = plan_candidates(snapshot, route, body, key)
-    outcome = await dispatch_embeddings(runtime.upstream, route, plan.candidates, body)
+    plan = plan_candidates(
+        snapshot, route, body, key, runtime.circuits, runtime.latency, request.headers.get(MAX_TIER_HEADER)
+    )
+    outcome = await dispatch_embeddings(runtime, route, usable(plan), body)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
     return json_response(outcome.answer, headers=gateway_headers(exchange, snapshot, outcome))

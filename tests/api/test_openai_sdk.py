@@ -115,7 +115,7 @@ def test_openai_upstream_stream_passes_through(gateway, upstream):
 def test_failing_first_target_falls_through_to_second(gateway, upstream, failing):
     base, fake = upstream
     url = gateway(
-        {"routes": {"chat": {"targets": [f"up/{failing}", "up/good"]}}},
+        {"routes": {"chat": {"targets": [f"up/{failing}", "up/good"], "retry": {"attempts": 1}}}},
         {"up": openai_provider(base, [failing, "good"])},
     )
     raw = client(url).chat.completions.with_raw_response.create(model="chat", messages=[{"role": "user", "content": "hi"}])
@@ -148,7 +148,7 @@ def test_stream_falls_through_before_first_byte(gateway, upstream):
 def test_all_targets_failing_is_502_listing_attempts(gateway, upstream):
     base, _ = upstream
     url = gateway(
-        {"routes": {"chat": {"targets": ["up/fail-500", "up/fail-429"]}}},
+        {"routes": {"chat": {"targets": ["up/fail-500", "up/fail-429"], "retry": {"attempts": 1}}}},
         {"up": openai_provider(base, ["fail-500", "fail-429"])},
     )
     with pytest.raises(openai.APIStatusError) as caught:

@@ -29,7 +29,7 @@ def test_shipped_config_answers_with_echo(shipped_gateway):
 async def test_async_client_against_a_process_with_an_upstream(tmp_path, upstream):
     base, fake = upstream
     routes, providers = write_config(
-        tmp_path, {"routes": {"chat": {"targets": ["up/fail-500", "up/gpt-test"]}}},
+        tmp_path, {"routes": {"chat": {"targets": ["up/fail-500", "up/gpt-test"], "retry": {"attempts": 1}}}},
         {"up": openai_provider(base, ["fail-500", "gpt-test"])},
     )
     with gateway_process(routes, providers) as (url, _):

@@ -8,6 +8,14 @@ model called `fail-500` makes this server fail for exactly the targets that name
   garbage*   200 with a body that is not JSON   context*   400 context_length_exceeded
   bad-request*  400 invalid_request_error       echo-key*  401 quoting the key it was sent
   cut*       a stream that breaks after 3 chunks   anything else: a normal answer
+  overload*  529 with Anthropic's overloaded_error   refuse*   400 content_filter
+  stall*     a stream that sends 3 chunks, then nothing (a plain request hangs)
+  slow-MS*   answers normally after MS milliseconds (slow-80: 80 ms)
+  flaky-N-STATUS[-raSECONDS]*   the first N calls with this exact model name fail with
+             STATUS (500, 503, 429 or 529; -ra adds Retry-After), later calls answer
+
+A hang ends as soon as the caller disconnects, so a test's teardown never waits on it.
+Every request is recorded with its arrival time (`Seen.at`, monotonic seconds).
 """
 
 from __future__ import annotations
@@ -29,14 +37,19 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class OpenAIUpstream:
     requests: list[Seen] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)  # by model name, for flaky-N faults
 
     def models_called(self) -> list[str]:
         return [r.body.get("model") for r in self.requests]
+
+    def times_called(self, model: str) -> list[float]:
+        return [r.at for r in self.requests if r.body.get("model") == model]
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -47,16 +60,37 @@ class OpenAIUpstream:
     async def _record(self, request: Request) -> dict[str, Any]:
         body = orjson.loads(await request.body())
         self.requests.append(Seen(request.url.path, dict(request.headers), body))
+        model = str(body.get("model"))
+        self.calls[model] = self.calls.get(model, 0) + 1
         return body
+
+    def flaky(self, model: str) -> Response | None:
+        """`flaky-N-STATUS[-raSECONDS]`: fail the first N calls, then answer."""
+        if not model.startswith("flaky-"):
+            return None
+        parts = model.split("-")
+        failures, status = int(parts[1]), int(parts[2])
+        if self.calls.get(model, 0) > failures:
+            return None
+        headers = {}
+        if len(parts) > 3 and parts[3].startswith("ra"):
+            headers["retry-after"] = parts[3][2:]
+        if status == 429:
+            return error(429, "slow down", "rate_limit_error", "rate_limit_exceeded", headers)
+        if status == 529:
+            return overloaded(headers)
+        return error(status, f"flaky failure {self.calls[model]} of {failures}", "server_error", None, headers)
 
     async def chat(self, request: Request) -> Response:
         body = await self._record(request)
         model = body["model"]
-        fault = fault_response(model, request)
+        fault = fault_response(model, request) or self.flaky(model)
         if fault is not None:
             return fault
-        if model.startswith("hang"):
-            await asyncio.sleep(60)
+        if model.startswith("hang") or (model.startswith("stall") and not body.get("stream")):
+            await hang(request)
+        if model.startswith("slow-"):
+            await asyncio.sleep(int(model.split("-")[1]) / 1000)
         text = f"Upstream {model}: {last_user_text(body)}"
         if body.get("stream"):
             return StreamingResponse(stream(model, text, body), media_type="text/event-stream")
@@ -95,12 +129,28 @@ def fault_response(model: str, request: Request) -> Response | None:
         return Response("<html>not json</html>", media_type="application/json")
     if model.startswith("context"):
         return error(400, "This model's maximum context length is 10 tokens", "invalid_request_error", "context_length_exceeded")
+    if model.startswith("overload"):
+        return overloaded({})
+    if model.startswith("refuse"):
+        return error(400, "the prompt was flagged by the content filter", "invalid_request_error", "content_filter")
     if model.startswith("bad-request"):
         return error(400, "temperature is out of range", "invalid_request_error", "invalid_value")
     if model.startswith("echo-key"):
         sent = request.headers.get("authorization", "")
         return error(401, f"Incorrect API key provided: {sent.removeprefix('Bearer ')}", "invalid_request_error", "invalid_api_key")
     return None
+
+
+def overloaded(headers: dict[str, str]) -> Response:
+    """Anthropic's 529 shape: what an overloaded provider says."""
+    return json({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, 529, headers)
+
+
+async def hang(request: Request, longest: float = 60) -> None:
+    """Never answer, but stop as soon as the caller has gone."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        await asyncio.sleep(0.05)
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -117,6 +167,8 @@ async def stream(model: str, text: str, body: dict[str, Any]):
     for i, word in enumerate(words):
         if model.startswith("cut") and i == 3:
             raise ConnectionResetError("the upstream stream is cut on purpose")
+        if model.startswith("stall") and i == 3:
+            await asyncio.sleep(60)  # cancelled when the caller disconnects
         piece = word if i == 0 else " " + word
         yield frame({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         await asyncio.sleep(0)
