@@ -40,21 +40,21 @@ class Completion:
 
 
 async def complete_chat(
-    runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange
+    runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange,
+    max_tier: str | None = None,
 ) -> Completion:
     """Everything after identify and parse for an OpenAI-shaped chat body.
 
     Shared by every endpoint that serves chat (OpenAI's and Anthropic's), so a route,
     its limits, cache and fallbacks behave the same whatever shape the client speaks.
+    `max_tier` is the request's x-gateway-max-tier header, if it sent one.
     """
     alias = model_of(body)
     check_chat(body)
     route = find_route(snapshot, alias, "chat")
     authorize(key, alias)
     exchange.route = alias
-    plan = plan_candidates(
-        snapshot, route, body, key, runtime.circuits, runtime.latency, request.headers.get(MAX_TIER_HEADER)
-    )
+    plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
     stream = body.get("stream") is True
     outcome = await dispatch_chat(runtime, route, usable(plan), body, stream)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
@@ -67,7 +67,7 @@ async def chat_completions(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    done = await complete_chat(runtime, snapshot, key, body, exchange)
+    done = await complete_chat(runtime, snapshot, key, body, exchange, request.headers.get(MAX_TIER_HEADER))
     if done.outcome.stream is not None:
         return StreamingResponse(
             done.outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS}
