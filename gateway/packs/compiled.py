@@ -166,7 +166,8 @@ class TemplatePack:
         value = self._read(target, call.answer, {"answer": data, "body": body}, "an answer")
         if not isinstance(value, dict) or not isinstance(value.get("choices"), list):
             raise bad_upstream_body(target, "an answer the pack could not turn into choices")
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": target.model, **value}
+        envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": target.model}
+        return {**envelope, **{k: v for k, v in value.items() if v is not None or k not in envelope}}
 
     def embeddings_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         call = self._need(self._embeddings, target, "embeddings")
@@ -302,11 +303,19 @@ async def _openai_chunks(target: Target, spec: CompiledStream, lines: AsyncItera
         if payload == spec.done:
             return
         event = _decode_event(target, payload)
-        if spec.skip_empty_chunks and isinstance(event, dict) and not event.get("choices") and not event.get("usage") and "error" not in event:
+        if spec.skip_empty_chunks and _empty_chunk(event):
             continue
         yield _openai_chunk(target, event)
     if spec.done is not None:
         raise bad_upstream_body(target, f"a stream that ended without {spec.done.decode()}")
+
+
+def _empty_chunk(event: Any) -> bool:
+    """A chunk that says nothing: no choice with a delta or a finish, no usage, no error
+    (Azure's content-filter annotations before and after the answer)."""
+    if not isinstance(event, dict) or event.get("usage") or "error" in event:
+        return False
+    return all(not c.get("delta") and c.get("finish_reason") is None for c in event.get("choices") or () if isinstance(c, dict))
 
 
 def _openai_chunk(target: Target, event: Any) -> dict[str, Any]:

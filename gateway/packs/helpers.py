@@ -125,6 +125,11 @@ def tool_name(messages: Any, tool_call_id: Any) -> str:
     raise TemplateValueError(f"no earlier assistant tool call has the id '{tool_call_id}'")
 
 
+def fail(message: str) -> None:
+    """Refuse what the provider cannot take, with a message for the client (a 400 for requests)."""
+    raise TemplateValueError(str(message))
+
+
 def new_id(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:24]}"
 
@@ -267,6 +272,7 @@ GLOBALS: dict[str, Any] = {
     "image_url": image_url,
     "merge_turns": merge_turns,
     "tool_name": tool_name,
+    "fail": fail,
     "new_id": new_id,
     "now": now,
     "usage": usage,

@@ -10,7 +10,6 @@ upstream body as a 502, and a stream that fails after it started.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,12 @@ import openai
 import pytest
 
 from tests.support.anthropic_upstream import AnthropicUpstream
+from tests.support.azure_upstream import AzureUpstream
+from tests.support.cohere_upstream import CohereUpstream
+from tests.support.gemini_upstream import GeminiUpstream
+from tests.support.ollama_upstream import OllamaUpstream
+from gateway.app import create_app
+from tests.support.configs import write_config
 from tests.support.servers import serve_app
 
 
@@ -30,7 +35,7 @@ class Native:
     speaker: str
     prompt_tokens: int = 11
     cached_tokens: int | None = None
-    streams_tool_args_in_pieces: bool = True
+    answer_model: str = "m"  # what `model` says in an answer (pass-through packs echo the upstream's)
 
 
 NATIVES: dict[str, Native] = {
@@ -38,6 +43,24 @@ NATIVES: dict[str, Native] = {
         AnthropicUpstream,
         lambda url, models: {"api": "anthropic", "base_url": url, "api_key": "sk-ant-test-0001", "models": {m: {} for m in models}},
         "Anthropic", prompt_tokens=16, cached_tokens=3,
+    ),
+    "gemini": Native(
+        GeminiUpstream,
+        lambda url, models: {"api": "gemini", "base_url": url, "api_key": "gm-test-key-0001", "models": {m: {} for m in models}},
+        "Gemini", cached_tokens=0,
+    ),
+    "ollama": Native(
+        OllamaUpstream, lambda url, models: {"api": "ollama", "base_url": url, "models": {m: {} for m in models}}, "Ollama",
+    ),
+    "cohere": Native(
+        CohereUpstream,
+        lambda url, models: {"api": "cohere", "base_url": url, "api_key": "co-test-key-0001", "models": {m: {} for m in models}},
+        "Cohere",
+    ),
+    "azure-openai": Native(
+        AzureUpstream,
+        lambda url, models: {"api": "azure-openai", "base_url": url, "api_key": "az-test-key-0001", "models": {m: {} for m in models}},
+        "Azure", answer_model="gpt-4o-2024",
     ),
 }
 
@@ -49,15 +72,25 @@ TOOLS = [
 ]
 
 
-@pytest.fixture(params=sorted(NATIVES))
-def native(request, gateway) -> Iterator[tuple[str, Native, Any]]:
-    """(gateway URL, pack description, upstream recorder) with one route per model name."""
+@pytest.fixture(scope="module", params=sorted(NATIVES))
+def native(request, tmp_path_factory) -> Iterator[tuple[str, Native, Any]]:
+    """(gateway URL, pack description, upstream recorder) with one route per model name.
+
+    One upstream and one gateway per pack serve every test of this module: starting
+    them per test would cost more than the tests themselves.
+    """
     spec = NATIVES[request.param]
     fake = spec.make()
     with serve_app(fake.app()) as url:
-        routes = {"routes": {m: {"targets": [f"p/{m}"]} for m in MODELS}}
+        routes: dict[str, Any] = {
+            "defaults": {"retry": {"attempts": 1, "backoff": 0}},
+            "routes": {m: {"targets": [f"p/{m}"]} for m in MODELS},
+        }
         routes["routes"]["with-fallback"] = {"targets": ["p/fail-429", "echo/echo-1"]}
-        yield gateway(routes, {"p": spec.provider(url, MODELS), "echo": {"api": "echo", "models": {"echo-1": {}}}}), spec, fake
+        providers = {"p": spec.provider(url, MODELS), "echo": {"api": "echo", "models": {"echo-1": {}}}}
+        routes_path, providers_path = write_config(tmp_path_factory.mktemp(request.param), routes, providers)
+        with serve_app(create_app(str(routes_path), str(providers_path))) as gateway_url:
+            yield gateway_url, spec, fake
 
 
 def client(url: str) -> openai.OpenAI:
@@ -71,7 +104,7 @@ def test_plain_chat_answers_with_text_and_usage(native):
     )
     assert answer.choices[0].message.content == f"{spec.speaker} m: hello"
     assert answer.choices[0].finish_reason == "stop"
-    assert answer.model == "m"
+    assert answer.model == spec.answer_model
     assert answer.usage.prompt_tokens == spec.prompt_tokens
     assert answer.usage.completion_tokens == 7
     assert answer.usage.total_tokens == spec.prompt_tokens + 7
