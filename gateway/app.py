@@ -6,13 +6,13 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import log, metrics, tracing
 from gateway.config.compile import build_snapshot
 from gateway.endpoints import chat, embeddings, health, models
 from gateway.endpoints.handler import error_response, request_id
@@ -38,18 +38,25 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     routes_path = routes_path or os.environ.get(ROUTES_ENV, "routes.yaml")
     providers_path = providers_path or os.environ.get(PROVIDERS_ENV, "providers.yaml")
     runtime = Runtime(build_snapshot(routes_path, providers_path), routes_path, providers_path)
+    log.setup(log.provider_secrets(lambda: runtime.snapshot))
+    owns_tracing = tracing.configure()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.upstream.start()
         snapshot = runtime.snapshot
-        logger.info("gateway ready: config {} with {} routes", snapshot.version, len(snapshot.routes))
+        metrics.config_served(snapshot.version, None, snapshot.loaded_at)
+        log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
+                  config=snapshot.version, routes=len(snapshot.routes), pid=os.getpid())
         if snapshot.open:
-            logger.warning("NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it")
+            log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
         try:
             yield
         finally:
             await runtime.upstream.close()
+            log.event("stopped", "gateway stopped", pid=os.getpid())
+            if owns_tracing:
+                tracing.shutdown()
 
     app = Starlette(
         routes=[

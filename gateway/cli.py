@@ -52,17 +52,22 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway import log
     from gateway.app import PROVIDERS_ENV, ROUTES_ENV
     from gateway.config.compile import build_snapshot
 
+    log.setup()
     try:  # fail before binding a port, with every error listed
-        build_snapshot(args.routes, args.providers)
+        snapshot = build_snapshot(args.routes, args.providers)
     except ConfigError as exc:
+        log.event("config_invalid", "the config is invalid; not starting", "ERROR", errors=[str(i) for i in exc.issues])
         print(exc, file=sys.stderr)
         return 2
     # Workers are separate processes: they find the config through the environment.
     os.environ[ROUTES_ENV] = os.path.abspath(args.routes)
     os.environ[PROVIDERS_ENV] = os.path.abspath(args.providers)
+    log.event("start", f"starting on {args.host}:{args.port} with {args.workers} worker(s)", host=args.host,
+              port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -72,8 +77,10 @@ def _run_server(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,  # uvicorn's records go through the gateway's own sink (gateway.log)
         log_level=os.environ.get("GATEWAY_LOG_LEVEL", "info").lower(),
-        timeout_graceful_shutdown=30,
+        # On SIGTERM: stop accepting, let requests and streams in flight finish, cut them after this.
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
 
@@ -157,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--routes", default=DEFAULT_ROUTES)
     serve.add_argument("--providers", default=DEFAULT_PROVIDERS)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--graceful-timeout", type=int, default=int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30")),
+                       metavar="SECONDS", help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     serve.set_defaults(run=_serve)
 
     validate = commands.add_parser("validate", help="check routes.yaml and providers.yaml")

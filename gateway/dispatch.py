@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway import metrics
+from gateway import metrics, telemetry
 from gateway.circuit import TRIPPING_CLASSES
 from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
 from gateway.packs.engine import UpstreamFailure
@@ -166,7 +166,7 @@ async def _attempt(
     """
     started = time.perf_counter()
     try:
-        await call(target, outcome)
+        await telemetry.attempt(route, target, call(target, outcome))
     except UpstreamFailure as failure:
         message = redact(str(failure.error.get("message", "")), (target.api_key,))
         attempt = Attempt(target.id, failure.status, failure.fallback_class, message, failure.retry_after)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from gateway import tracing
 from gateway.packs.engine import UpstreamRequest
 
 MAX_LINE = 8 * 1024 * 1024  # a single stream event larger than this is a broken upstream
@@ -44,7 +45,7 @@ class Upstream:
         return await self._session.request(
             request.method,
             request.url,
-            headers=request.headers,
+            headers=tracing.trace_headers(request.headers) if tracing.enabled else request.headers,
             data=request.body,
             timeout=self._timeout(connect, read),
             allow_redirects=False,

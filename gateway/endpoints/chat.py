@@ -54,10 +54,12 @@ async def complete_chat(
     route = find_route(snapshot, alias, "chat")
     authorize(key, alias)
     exchange.route = alias
+    exchange.key = key.name if key is not None else ""
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
     stream = body.get("stream") is True
     outcome = await dispatch_chat(runtime, route, usable(plan), body, stream)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
+    exchange.outcome = outcome
     return Completion(outcome, gateway_headers(exchange, snapshot, outcome))
 
 

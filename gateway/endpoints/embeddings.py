@@ -25,9 +25,11 @@ async def embeddings(request: Request, exchange: Exchange) -> Response:
     route = find_route(snapshot, alias, "embedding")
     authorize(key, alias)
     exchange.route = alias
+    exchange.key = key.name if key is not None else ""
     plan = plan_candidates(
         snapshot, route, body, key, runtime.circuits, runtime.latency, request.headers.get(MAX_TIER_HEADER)
     )
     outcome = await dispatch_embeddings(runtime, route, usable(plan), body)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
+    exchange.outcome = outcome
     return json_response(outcome.answer, headers=gateway_headers(exchange, snapshot, outcome))

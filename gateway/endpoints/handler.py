@@ -1,5 +1,6 @@
 """The wrapper every endpoint runs in: request id, the one place errors become bodies,
-response headers and request metrics.
+response headers, and the one place a request ends (metrics, log line, span: see
+`gateway.telemetry`; a stream ends when its last byte is sent).
 
 A plain function wrapper rather than Starlette's BaseHTTPMiddleware, which costs a
 task and a queue per request.
@@ -12,13 +13,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from loguru import logger
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from gateway import metrics
+from gateway import telemetry
 from gateway.errors import GatewayError, InternalError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -33,6 +35,21 @@ class Exchange:
     endpoint: str
     route: str = ""
     target: str = ""
+    key: str = ""  # the client key's name; "" on an open gateway
+    cache: str = ""  # hit | miss on a route that caches
+    config: str = ""  # version of the config serving the request
+    outcome: Any = None  # dispatch's Outcome once a target answered: usage, target price
+    error: GatewayError | None = None
+    # Filled by gateway.telemetry:
+    attempts: int = 0
+    fallbacks: int = 0
+    upstream_seconds: float = 0.0
+    last_target: str = ""
+    ready: float = 0.0  # when the answer (a stream's head) was ready
+    first_byte: float = 0.0
+    stream_end: str = ""  # done | error | disconnected, for streams
+    span: Any = None
+    attempt_span: Any = None
 
 
 def request_id(request: Request) -> str:
@@ -56,17 +73,31 @@ def endpoint(name: str) -> Callable[[Handler], Callable[[Request], Awaitable[Res
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             exchange = Exchange(request_id(request), time.perf_counter(), name)
+            runtime = getattr(request.app.state, "runtime", None)
+            if runtime is not None:
+                exchange.config = runtime.snapshot.version
+            tokens = telemetry.begin(exchange, request)
             try:
                 response = await handler(request, exchange)
                 response.headers["x-request-id"] = exchange.request_id
             except GatewayError as exc:
+                exchange.error = exc
                 response = error_response(exc, exchange.request_id)
             except Exception:
                 # A bug. The client gets a plain 500 without internals; the log gets the trace.
-                logger.exception("unhandled error in {} (request {})", name, exchange.request_id)
-                response = error_response(InternalError("internal error in the gateway"), exchange.request_id)
-            metrics.REQUESTS.labels(name, exchange.route, exchange.target, str(response.status_code)).inc()
-            metrics.REQUEST_SECONDS.labels(name, exchange.route).observe(time.perf_counter() - exchange.started)
+                logger.opt(exception=True).bind(event="error", request_id=exchange.request_id).error(
+                    "unhandled error in {}", name)
+                exchange.error = InternalError("internal error in the gateway")
+                response = error_response(exchange.error, exchange.request_id)
+            except BaseException:
+                telemetry.leave(tokens)
+                telemetry.finish(exchange, 499)  # cancelled: the client went away
+                raise
+            telemetry.leave(tokens)
+            exchange.ready = time.perf_counter()
+            if isinstance(response, StreamingResponse):
+                return telemetry.observed_stream(response, exchange)
+            telemetry.finish(exchange, response.status_code)
             return response
 
         run.__name__ = handler.__name__

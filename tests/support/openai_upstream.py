@@ -7,6 +7,7 @@ model called `fail-500` makes this server fail for exactly the targets that name
   fail-503*  503 plain text                      hang*      never answers (read timeout)
   garbage*   200 with a body that is not JSON   context*   400 context_length_exceeded
   bad-request*  400 invalid_request_error       echo-key*  401 quoting the key it was sent
+<<<<<<< HEAD
   cut*       a stream that breaks after 3 chunks   anything else: a normal answer
   overload*  529 with Anthropic's overloaded_error   refuse*   400 content_filter
   stall*     a stream that sends 3 chunks, then nothing (a plain request hangs)
@@ -16,6 +17,10 @@ model called `fail-500` makes this server fail for exactly the targets that name
 
 A hang ends as soon as the caller disconnects, so a test's teardown never waits on it.
 Every request is recorded with its arrival time (`Seen.at`, monotonic seconds).
+=======
+  cut*       a stream that breaks after 3 chunks   slow*      a stream with 0.3 s between chunks
+  anything else: a normal answer
+>>>>>>> d485e2c (Telemetry: one place a request ends, with its metrics, JSON log line and spans)
 """
 
 from __future__ import annotations
@@ -171,7 +176,7 @@ async def stream(model: str, text: str, body: dict[str, Any]):
             await asyncio.sleep(60)  # cancelled when the caller disconnects
         piece = word if i == 0 else " " + word
         yield frame({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.3 if model.startswith("slow") else 0)
     yield frame({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         yield frame({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}})

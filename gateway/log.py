@@ -1,0 +1,143 @@
+"""Logging: loguru, one line per event, JSON by default, secrets scrubbed at the sink.
+
+`GATEWAY_LOG_LEVEL` (DEBUG, INFO, WARNING, ERROR; default INFO) and `GATEWAY_LOG_FORMAT`
+(`json` or `text`; default json) choose what is written to stderr. Every line has an
+`event` name (`request`, `start`, `ready`, `reload`, `error`, `server`, ...) so log
+pipelines can filter without parsing messages. Uvicorn's own messages go through the
+same sink, so a deployment sees one format.
+
+Message bodies are never logged. As a last line of defence every line passes through
+`redact` before it is written: provider keys of the config being served are masked by
+value, and anything shaped like a key or a bearer token by pattern, so a key that an
+upstream echoes back in an error cannot reach the log even if a caller forgot to scrub.
+Tracebacks are written without local variables (loguru's `diagnose` is off), since
+locals can hold keys and bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
+
+import orjson
+from loguru import logger
+
+from gateway.redact import redact
+
+LEVEL_ENV = "GATEWAY_LOG_LEVEL"
+FORMAT_ENV = "GATEWAY_LOG_FORMAT"
+FORMATS = ("json", "text")
+
+SecretSource = Callable[[], Iterable[str | None]]
+
+
+class Sink:
+    """Writes one redacted line per record, as JSON or as readable text."""
+
+    def __init__(self, stream: TextIO, fmt: str, secrets: SecretSource | None) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.secrets = secrets
+
+    def __call__(self, message: Any) -> None:
+        record = message.record
+        line = self.json(record) if self.fmt == "json" else self.text(record)
+        secrets: Iterable[str | None] = ()
+        if self.secrets is not None:
+            try:
+                secrets = self.secrets()
+            except Exception:  # a half-started app must not stop logging
+                secrets = ()
+        self.stream.write(redact(line, secrets) + "\n")
+        self.stream.flush()
+
+    @staticmethod
+    def json(record: dict[str, Any]) -> str:
+        extra = record["extra"]
+        data: dict[str, Any] = {
+            "time": record["time"].isoformat(timespec="milliseconds"),
+            "level": record["level"].name,
+            "event": extra.get("event", "log"),
+            "message": record["message"],
+        }
+        for name, value in extra.items():
+            if name != "event":
+                data[name] = value
+        if record["exception"] is not None:
+            data["exception"] = _traceback(record)
+        return orjson.dumps(data, default=str).decode()
+
+    @staticmethod
+    def text(record: dict[str, Any]) -> str:
+        extra = record["extra"]
+        fields = " ".join(f"{k}={v}" for k, v in extra.items() if k != "event" and v not in ("", None))
+        line = f"{record['time']:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" {record['level'].name:<7} {record['message']}"
+        if fields:
+            line += "  " + fields
+        if record["exception"] is not None:
+            line += "\n" + _traceback(record)
+        return line
+
+
+def _traceback(record: dict[str, Any]) -> str:
+    import traceback
+
+    exc = record["exception"]
+    return "".join(traceback.format_exception(exc.type, exc.value, exc.traceback)).rstrip()
+
+
+class _Intercept(logging.Handler):
+    """Routes the standard library's records (uvicorn's) into loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).bind(event="server", logger=record.name).log(level, record.getMessage())
+
+
+def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> None:
+    """(Re)configure the process's logging from the environment.
+
+    Called by `gateway serve` and by each app at creation (workers are fresh processes).
+    `secrets` returns the values to mask by value: the provider keys being served.
+    """
+    level = os.environ.get(LEVEL_ENV, "INFO").upper()
+    fmt = os.environ.get(FORMAT_ENV, "json").lower()
+    if fmt not in FORMATS:
+        fmt = "json"
+    logger.remove()
+    logger.add(Sink(stream or sys.stderr, fmt, secrets), level=level, format="{message}",
+               backtrace=False, diagnose=False, colorize=False, catch=True)
+    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    for name in ("uvicorn", "uvicorn.error"):  # uvicorn.access stays off: the request line replaces it
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+def event(name: str, message: str, level: str = "INFO", **fields: Any) -> None:
+    """One structured event line (start-up, reload, error, ...)."""
+    logger.log(level, message.replace("{", "{{").replace("}", "}}"), event=name, **fields)
+
+
+def request_line(fields: dict[str, Any], level: str = "INFO") -> None:
+    """The one line written for each request, when it has ended."""
+    logger.log(level, "request", event="request", **fields)
+
+
+def provider_secrets(current: Callable[[], Any]) -> SecretSource:
+    """The provider keys of whichever snapshot `current()` returns, recomputed only on change."""
+    last: list[Any] = [None, ()]
+
+    def secrets() -> Iterable[str | None]:
+        snapshot = current()
+        if snapshot is not last[0]:
+            keys = {t.api_key for t in snapshot.targets.values() if t.api_key}
+            last[0], last[1] = snapshot, tuple(sorted(keys, key=len, reverse=True))
+        return last[1]
+
+    return secrets
