@@ -28,6 +28,8 @@ def config(tmp_path: Path, base: str) -> tuple[Path, Path]:
     return write_config(
         tmp_path,
         {
+            # One try per target and a circuit that never opens: every count below is exact.
+            "defaults": {"retry": {"attempts": 1}, "circuit": {"failures": 1000}},
             "routes": {
                 "good": {"targets": ["up/gpt-test"]},
                 "fallback": {"targets": ["up/fail-500", "up/gpt-test"]},

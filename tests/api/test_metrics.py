@@ -23,6 +23,8 @@ def served(gateway, upstream):
     })
     url = gateway(
         {
+            # One try per target and a circuit that never opens: every count below is exact.
+            "defaults": {"retry": {"attempts": 1}, "circuit": {"failures": 1000}},
             "routes": {
                 "m-chat": {"targets": ["up/fail-500", "up/gpt-test"]},
                 "m-plain": {"targets": ["up/gpt-test"]},
