@@ -61,15 +61,26 @@ def json_response(data: object, status: int = 200, headers: dict[str, str] | Non
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
 
 
-def error_response(exc: GatewayError, request_id: str) -> Response:
+# How an endpoint writes an error for its clients: (error, request id) -> body.
+# OpenAI's shape unless the endpoint speaks another API (Anthropic's /v1/messages).
+ErrorBody = Callable[[GatewayError, str], bytes]
+
+
+def openai_error_body(exc: GatewayError, request_id: str) -> bytes:
+    return exc.json()
+
+
+def error_response(exc: GatewayError, request_id: str, error_body: ErrorBody = openai_error_body) -> Response:
     headers = {"x-request-id": request_id, **exc.headers}
-    return Response(exc.json(), status_code=exc.status, headers=headers, media_type="application/json")
+    return Response(error_body(exc, request_id), status_code=exc.status, headers=headers, media_type="application/json")
 
 
 Handler = Callable[[Request, Exchange], Awaitable[Response]]
 
 
-def endpoint(name: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def endpoint(
+    name: str, error_body: ErrorBody = openai_error_body
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             exchange = Exchange(request_id(request), time.perf_counter(), name)
@@ -82,13 +93,13 @@ def endpoint(name: str) -> Callable[[Handler], Callable[[Request], Awaitable[Res
                 response.headers["x-request-id"] = exchange.request_id
             except GatewayError as exc:
                 exchange.error = exc
-                response = error_response(exc, exchange.request_id)
+                response = error_response(exc, exchange.request_id, error_body)
             except Exception:
                 # A bug. The client gets a plain 500 without internals; the log gets the trace.
                 logger.opt(exception=True).bind(event="error", request_id=exchange.request_id).error(
                     "unhandled error in {}", name)
                 exchange.error = InternalError("internal error in the gateway")
-                response = error_response(exchange.error, exchange.request_id)
+                response = error_response(exchange.error, exchange.request_id, error_body)
             except BaseException:
                 telemetry.leave(tokens)
                 telemetry.finish(exchange, 499)  # cancelled: the client went away
