@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from gateway import log, metrics, tracing
 from gateway.config.compile import build_snapshot
-from gateway.endpoints import chat, embeddings, health, models
+from gateway.endpoints import chat, embeddings, health, messages, models
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -61,6 +61,8 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages.create_message, methods=["POST"]),
+            Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
             Route("/v1/models", models.list_models, methods=["GET"]),
             Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),

@@ -1,0 +1,59 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API.
+
+The client's body is translated to OpenAI's chat shape once and served by the same
+request path as /v1/chat/completions (`complete_chat`): same routes, keys, limits,
+cache and fallbacks. The answer, or each stream event, is written back in Anthropic's
+shape, and so is any error, so Anthropic's SDKs raise their own exception classes.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.anthropic_shape import error_body, from_openai, prompt_to_openai, to_openai
+from gateway.anthropic_stream import MessageEvents, anthropic_events
+from gateway.auth import authorize, identify
+from gateway.endpoints.chat import SSE_HEADERS, complete_chat
+from gateway.endpoints.handler import Exchange, endpoint, json_response
+from gateway.payload import read_json
+from gateway.plan import find_route
+from gateway.runtime import Runtime
+from gateway.tokens import estimate_prompt_tokens
+
+
+@endpoint("messages", error_body=error_body)
+async def create_message(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = identify(snapshot, request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    chat_body = to_openai(body)
+    done = await complete_chat(runtime, snapshot, key, chat_body, exchange)
+    outcome = done.outcome
+    model = outcome.target.model  # type: ignore[union-attr]
+    if outcome.stream is not None:
+        state = MessageEvents(model, estimate_prompt_tokens(chat_body))
+        events = anthropic_events(outcome.stream, state)
+        return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
+    return json_response(from_openai(outcome.answer or {}, model), headers=done.headers)
+
+
+@endpoint("count_tokens", error_body=error_body)
+async def count_tokens(request: Request, exchange: Exchange) -> Response:
+    """An estimate made in the gateway (about four characters a token), not a provider's count.
+
+    It answers without an upstream call, so it is free and works for every route; the
+    same estimate is what limits and context-window checks use before a request is sent.
+    """
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = identify(snapshot, request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    prompt = prompt_to_openai(body)
+    alias = prompt["model"]
+    find_route(snapshot, alias, "chat")
+    authorize(key, alias)
+    exchange.route = alias
+    headers = {"x-gateway-route": alias, "x-gateway-config": snapshot.version, "x-gateway-estimate": "true"}
+    return json_response({"input_tokens": estimate_prompt_tokens(prompt)}, headers=headers)
