@@ -9,6 +9,8 @@ model called `fail-500` makes this server fail for exactly the targets that name
   bad-request*  400 invalid_request_error       echo-key*  401 quoting the key it was sent
 <<<<<<< HEAD
   cut*       a stream that breaks after 3 chunks   anything else: a normal answer
+  tool-call* calls the request's first tool with {"query": <last user text>} (its
+             arguments streamed in two pieces); after a tool result, answers with it
   overload*  529 with Anthropic's overloaded_error   refuse*   400 content_filter
   stall*     a stream that sends 3 chunks, then nothing (a plain request hangs)
   slow-MS*   answers normally after MS milliseconds (slow-80: 80 ms)
@@ -97,6 +99,8 @@ class OpenAIUpstream:
         if model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
         text = f"Upstream {model}: {last_user_text(body)}"
+        if model.startswith("tool-call"):
+            return tool_call_answer(model, body)
         if body.get("stream"):
             return StreamingResponse(stream(model, text, body), media_type="text/event-stream")
         return json({
@@ -160,9 +164,46 @@ async def hang(request: Request, longest: float = 60) -> None:
 
 def last_user_text(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages", [])):
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
-            return message["content"]
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text")
     return ""
+
+
+def tool_call_answer(model: str, body: dict[str, Any]) -> Response:
+    base = {"id": "chatcmpl-upstream", "created": int(time.time()), "model": model}
+    usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    last = body["messages"][-1]
+    if last.get("role") == "tool" or not body.get("tools"):
+        message = {"role": "assistant", "content": f"Upstream {model}: the tool said {last.get('content')}"}
+        if body.get("stream"):
+            return StreamingResponse(stream(model, message["content"], body), media_type="text/event-stream")
+        return json({**base, "object": "chat.completion", "usage": usage,
+                     "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    name = body["tools"][0]["function"]["name"]
+    arguments = orjson.dumps({"query": last_user_text(body)}).decode()
+    call = {"id": "call_upstream_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return json({**base, "object": "chat.completion", "usage": usage,
+                     "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]})
+    half = len(arguments) // 2
+    chunk = {**base, "object": "chat.completion.chunk"}
+    deltas = [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+    ]
+    frames = [frame({**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}) for d in deltas]
+    frames.append(frame({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        frames.append(frame({**chunk, "choices": [], "usage": usage}))
+    frames.append(b"data: [DONE]\n\n")
+    return StreamingResponse(iter(frames), media_type="text/event-stream")
 
 
 async def stream(model: str, text: str, body: dict[str, Any]):
