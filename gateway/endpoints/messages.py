@@ -17,7 +17,7 @@ from gateway.auth import authorize, identify
 from gateway.endpoints.chat import SSE_HEADERS, complete_chat
 from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import read_json
-from gateway.plan import find_route
+from gateway.plan import MAX_TIER_HEADER, find_route
 from gateway.runtime import Runtime
 from gateway.tokens import estimate_prompt_tokens
 
@@ -29,7 +29,7 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
     chat_body = to_openai(body)
-    done = await complete_chat(runtime, snapshot, key, chat_body, exchange)
+    done = await complete_chat(runtime, snapshot, key, chat_body, exchange, request.headers.get(MAX_TIER_HEADER))
     outcome = done.outcome
     model = outcome.target.model  # type: ignore[union-attr]
     if outcome.stream is not None:

@@ -245,7 +245,7 @@ def test_streamed_tool_use_arrives_as_input_json_deltas(gateway, upstream):
 
 def test_failing_first_target_falls_back_mid_route(gateway, upstream):
     base, fake = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/good"]}}}, {"up": openai_provider(base, ["fail-500", "good"])})
+    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/good"], "retry": {"attempts": 1}}}}, {"up": openai_provider(base, ["fail-500", "good"])})
     raw = client(url).messages.with_raw_response.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert raw.parse().content[0].text == "Upstream good: hi"
     assert raw.headers["x-gateway-target"] == "up/good"
@@ -255,7 +255,7 @@ def test_failing_first_target_falls_back_mid_route(gateway, upstream):
 
 def test_stream_falls_back_before_the_first_byte(gateway, upstream):
     base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "echo/echo-1"]}}},
+    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "echo/echo-1"], "retry": {"attempts": 1}}}},
                   {"up": openai_provider(base, ["fail-500"]), "echo": ECHO_PROVIDER})
     with client(url).messages.stream(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as stream:
         assert "".join(stream.text_stream) == "Echo: hi"
@@ -285,7 +285,7 @@ def test_failure_after_content_ends_with_an_error_event(gateway, upstream):
 
 def test_every_target_failing_is_a_502_listing_attempts(gateway, upstream):
     base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/fail-503"]}}}, {"up": openai_provider(base, ["fail-500", "fail-503"])})
+    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/fail-503"], "retry": {"attempts": 1}}}}, {"up": openai_provider(base, ["fail-500", "fail-503"])})
     with pytest.raises(anthropic.InternalServerError) as caught:
         client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 502
@@ -297,7 +297,7 @@ def test_every_target_failing_is_a_502_listing_attempts(gateway, upstream):
 def test_upstream_rate_limit_not_in_fallback_on_is_a_rate_limit_error(gateway, upstream):
     base, fake = upstream
     url = gateway(
-        {"routes": {"chat": {"targets": ["up/fail-429", "up/good"], "fallback_on": ["server_error"]}}},
+        {"routes": {"chat": {"targets": ["up/fail-429", "up/good"], "fallback_on": ["server_error"], "retry": {"attempts": 1}}}},
         {"up": openai_provider(base, ["fail-429", "good"])},
     )
     with pytest.raises(anthropic.RateLimitError) as caught:
