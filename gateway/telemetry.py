@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 CURRENT: ContextVar[Exchange] = ContextVar("gateway_exchange")
 DONE = b"data: [DONE]\n\n"
-ERROR_EVENT = b'data: {"error"'
+# How a stream that ended in an error ends: OpenAI's error frame, or Anthropic's error event (/v1/messages).
+ERROR_EVENT = (b'data: {"error"', b"event: error\n")
 
 
 def begin(exchange: Exchange, request: Request) -> tuple[Token[Exchange], Any]:
