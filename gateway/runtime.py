@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from gateway.circuit import CircuitStore, MemoryCircuits
 from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
+from gateway.traffic import Traffic
 from gateway.upstream import Upstream
 
 
@@ -26,3 +27,4 @@ class Runtime:
     upstream: Upstream = field(default_factory=Upstream)
     circuits: CircuitStore = field(default_factory=MemoryCircuits)
     latency: LatencyAverages = field(default_factory=LatencyAverages)
+    traffic: Traffic = field(default_factory=Traffic)  # the last minutes, for the operator's page

@@ -128,6 +128,8 @@ def finish(exchange: Exchange, status: int) -> None:
     metrics.child(metrics.REQUESTS, endpoint, route, target, str(status)).inc()
     metrics.child(metrics.REQUEST_SECONDS, endpoint, route).observe(duration)
     metrics.child(metrics.OVERHEAD_SECONDS, endpoint, route).observe(overhead)
+    if exchange.traffic is not None:
+        exchange.traffic.request_ended(exchange, status, duration)
     if prompt:
         metrics.child(metrics.TOKENS, key, route, target, "prompt").inc(prompt)
     if completion:

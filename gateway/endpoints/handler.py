@@ -38,6 +38,7 @@ class Exchange:
     key: str = ""  # the client key's name; "" on an open gateway
     cache: str = ""  # hit | miss on a route that caches
     config: str = ""  # version of the config serving the request
+    traffic: Any = None  # the process's gateway.traffic.Traffic, fed when the request ends
     outcome: Any = None  # dispatch's Outcome once a target answered: usage, target price
     error: GatewayError | None = None
     # Filled by gateway.telemetry:
@@ -87,6 +88,7 @@ def endpoint(
             runtime = getattr(request.app.state, "runtime", None)
             if runtime is not None:
                 exchange.config = runtime.snapshot.version
+                exchange.traffic = runtime.traffic
             tokens = telemetry.begin(exchange, request)
             try:
                 response = await handler(request, exchange)
