@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from gateway import log, metrics, tracing
 from gateway.config.compile import build_snapshot
-from gateway.endpoints import chat, embeddings, health, messages, models
+from gateway.endpoints import chat, embeddings, health, messages, models, ui
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -69,6 +69,10 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/health", health.health, methods=["GET"]),
             Route("/ready", health.ready, methods=["GET"]),
             Route("/metrics", health.prometheus, methods=["GET"]),
+            Route("/admin/routes", ui.routes, methods=["GET"]),
+            Route("/admin/traffic", ui.traffic, methods=["GET"]),
+            Route("/ui", ui.page, methods=["GET"]),
+            Route("/ui/{name}", ui.asset, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

@@ -1,0 +1,382 @@
+// The operator's page: reads the gateway's admin API with the admin key and redraws
+// every couple of seconds. No framework and no build step: the DOM is built with
+// createElement and textContent only, so nothing from the config is ever parsed as HTML.
+"use strict";
+
+const KEY_STORAGE = "gateway.adminKey";
+const POLL_MS = 2000;
+const COLORS = ["#2f6fde", "#e07b24", "#1f9d55", "#8e44ad", "#d13b3b", "#0f9bb3", "#b58900", "#6b7280"];
+
+const $ = (id) => document.getElementById(id);
+let timer = null;
+let paused = false;
+
+// --- the admin API ---------------------------------------------------------------------------
+
+class AuthError extends Error {}
+
+async function api(path) {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (!key) throw new AuthError("log in with the admin key");
+  const response = await fetch(path, {
+    headers: { "Authorization": "Bearer " + key, "Accept": "application/json" },
+    cache: "no-store",
+    credentials: "omit",
+  });
+  if (response.status === 401 || response.status === 403) {
+    let message = "the admin key was refused";
+    try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
+    throw new AuthError(message);
+  }
+  if (response.status === 404) return null; // this gateway does not serve that endpoint
+  if (!response.ok) throw new Error(path + " answered " + response.status);
+  return response.json();
+}
+
+// An endpoint that is missing or failing must not blank the whole page.
+async function optional(path) {
+  try { return await api(path); } catch (error) {
+    if (error instanceof AuthError) throw error;
+    return { failed: String(error.message || error) };
+  }
+}
+
+// --- small DOM and format helpers ----------------------------------------------------------
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null) continue;
+    if (name === "class") node.className = value;
+    else if (name === "title") node.title = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fill(tbody, rows, columns, emptyText) {
+  tbody.replaceChildren(...(rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: columns }, emptyText))]));
+}
+
+const dash = "–";
+const fmtInt = (n) => (n === null || n === undefined ? dash : Number(n).toLocaleString("en-US"));
+const fmtPct = (r) => (r === null || r === undefined ? dash : (r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1) + "%");
+const fmtRate = (n) => (n === null || n === undefined ? dash : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+
+function fmtMs(ms) {
+  if (ms === null || ms === undefined) return dash;
+  if (ms >= 1000) return (ms / 1000).toFixed(ms >= 10000 ? 0 : 2) + " s";
+  if (ms >= 100) return ms.toFixed(0) + " ms";
+  return ms.toFixed(ms >= 10 ? 1 : 2) + " ms";
+}
+
+function fmtUsd(usd) {
+  if (usd === null || usd === undefined) return dash;
+  if (usd === 0) return "$0";
+  return "$" + (usd < 1 ? usd.toFixed(4) : usd.toFixed(2));
+}
+
+function fmtWhen(unixSeconds) {
+  if (!unixSeconds) return dash;
+  const date = new Date(unixSeconds * 1000);
+  const ago = Math.max(0, Math.round(Date.now() / 1000 - unixSeconds));
+  const relative = ago < 90 ? ago + " s ago" : ago < 5400 ? Math.round(ago / 60) + " min ago" : Math.round(ago / 3600) + " h ago";
+  return date.toLocaleString() + " (" + relative + ")";
+}
+
+function meter(ratio, text, levels) {
+  const fillBar = el("div", { class: "fill" });
+  const shown = ratio === null || ratio === undefined ? 0 : Math.max(0, Math.min(1, ratio));
+  fillBar.style.width = (shown * 100).toFixed(1) + "%";
+  if (levels && ratio >= levels.bad) fillBar.classList.add("bad");
+  else if (levels && ratio >= levels.warn) fillBar.classList.add("warn");
+  return el("div", { class: "meter" }, el("div", { class: "track" }, fillBar), el("span", { class: "text" }, text));
+}
+
+// --- config and routes -----------------------------------------------------------------------
+
+function renderConfig(config, routes) {
+  const live = config && !config.failed;
+  const source = live ? config : routes;
+  $("version").textContent = "config " + source.version;
+  $("config-version").textContent = source.version;
+  $("config-loaded").textContent = fmtWhen(source.loaded_at);
+  $("config-sources").textContent = (source.sources || []).join(", ");
+  const refused = live ? config.last_refused : null;
+  const history = live ? config.reloads || [] : [];
+  const last = history.length ? history[history.length - 1] : null;
+  $("config-reload").textContent = last
+    ? last.result + " (" + last.trigger + ") " + fmtWhen(last.at)
+    : live ? "none since start" : dash;
+  $("refused").hidden = !refused;
+  if (refused) {
+    const errors = refused.errors || [];
+    $("refused-title").textContent =
+      "Refused reload " + fmtWhen(refused.at) + " (" + refused.trigger + "): " + errors.length +
+      " error" + (errors.length === 1 ? "" : "s") + "; still serving " + refused.version;
+    $("refused-errors").replaceChildren(...errors.map((e) =>
+      el("li", {}, e.file + ":" + e.line + ":" + e.col + ": " + e.message)));
+  }
+  $("config-note").textContent = live ? "" : config && config.failed
+    ? "Reload history could not be read: " + config.failed
+    : "This gateway does not report reloads (GET /admin/config).";
+}
+
+function renderRoutes(routes) {
+  $("routes-window").textContent = "· live state, last " + Math.round(routes.window_seconds / 60) + " min";
+  const rows = [];
+  for (const route of routes.routes) {
+    const strategy = route.strategy + (route.equivalent ? " · " + route.equivalent : "");
+    rows.push(el("tr", { class: "alias", "data-alias": route.alias },
+      el("td", {}, route.alias, el("span", { class: "tag" }, route.kind)),
+      el("td", {}, strategy), el("td"), el("td"), el("td"), el("td"), el("td"), el("td")));
+    route.targets.forEach((t, index) => {
+      const tags = [];
+      if (route.strategy === "weighted") tags.push("weight " + t.weight);
+      if (t.tier) tags.push(t.tier);
+      if (t.from_equivalents) tags.push("equivalent");
+      const circuit = el("span", { class: "badge " + t.circuit.state }, t.circuit.state.replace("_", "-"));
+      const reopens = t.circuit.state !== "closed" && t.circuit.retry_in > 0
+        ? el("span", { class: "tag" }, "probe in " + Math.ceil(t.circuit.retry_in) + " s") : null;
+      const errorRate = el("span", { class: t.error_rate > 0.05 ? "bad-text" : "" }, fmtPct(t.error_rate));
+      rows.push(el("tr", { class: "target", "data-target": t.target },
+        el("td", {}, el("span", { class: "order" }, String(index + 1)), t.target,
+          tags.length ? el("span", { class: "tag" }, tags.join(" · ")) : null),
+        el("td"),
+        el("td", {}, circuit, reopens),
+        el("td", { class: "num" }, fmtMs(t.latency_avg_ms)),
+        el("td", { class: "num" }, fmtMs(t.latency_ms.p50)),
+        el("td", { class: "num" }, fmtInt(t.calls)),
+        el("td", { class: "num" }, errorRate),
+        el("td", {}, meter(t.share, t.share === null ? "no answers yet" : fmtPct(t.share)))));
+    });
+  }
+  fill($("routes").tBodies[0], rows, 8, "no routes");
+}
+
+// --- traffic ---------------------------------------------------------------------------------
+
+function routeName(name) { return name === "" ? "(refused before routing)" : name; }
+
+function renderTraffic(traffic) {
+  const minutes = Math.round(traffic.window_seconds / 60);
+  $("traffic-window").textContent = "· last " + minutes + " min, " + traffic.slot_seconds + " s slots";
+  const totals = traffic.totals;
+  $("t-rps").textContent = fmtRate(totals.rps);
+  $("t-requests").textContent = fmtInt(totals.requests);
+  for (const mark of ["p50", "p90", "p99"]) $("t-" + mark).textContent = fmtMs(totals.latency_ms[mark]);
+  $("t-errors").textContent = fmtInt(totals.errors) + (totals.error_rate ? " (" + fmtPct(totals.error_rate) + ")" : "");
+  $("t-rejected").textContent = fmtInt(totals.rejected);
+  $("t-fallbacks").textContent = fmtInt(totals.fallbacks);
+
+  const rows = traffic.routes.map((r) => el("tr", { "data-route": r.route },
+    el("td", {}, routeName(r.route)),
+    el("td", { class: "num" }, fmtRate(r.rps)),
+    el("td", { class: "num" }, fmtInt(r.requests)),
+    el("td", { class: "num" }, fmtInt(r.errors)),
+    el("td", { class: "num" }, el("span", { class: r.error_rate > 0.05 ? "bad-text" : "" }, fmtPct(r.error_rate))),
+    el("td", { class: "num" }, fmtInt(r.rejected)),
+    el("td", { class: "num" }, fmtInt(r.fallbacks)),
+    el("td", { class: "num" }, fmtMs(r.latency_ms.p50)),
+    el("td", { class: "num" }, fmtMs(r.latency_ms.p90)),
+    el("td", { class: "num" }, fmtMs(r.latency_ms.p99))));
+  fill($("traffic").tBodies[0], rows, 10, "no requests in the window yet");
+  drawChart(traffic);
+}
+
+// A hand-drawn SVG line chart: requests per second per route, one point per slot,
+// with red bars for the errors in each slot.
+function drawChart(traffic) {
+  const svg = $("chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const W = 800, H = 180, left = 40, right = 8, top = 10, bottom = 22;
+  const make = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const slot = traffic.slot_seconds;
+  const routes = traffic.routes.filter((r) => r.requests > 0 || r.series.some((p) => p.requests > 0));
+  const count = traffic.series.length;
+  let peak = 0;
+  for (const r of routes) for (const p of r.series) peak = Math.max(peak, p.requests / slot);
+  const ymax = niceCeil(Math.max(peak, 0.2));
+  const x = (i) => left + (count <= 1 ? 0 : (i * (W - left - right)) / (count - 1));
+  const y = (v) => top + (H - top - bottom) * (1 - v / ymax);
+  const nodes = [
+    make("line", { class: "axis", x1: left, y1: y(0), x2: W - right, y2: y(0) }),
+    make("line", { class: "axis", x1: left, y1: y(ymax), x2: W - right, y2: y(ymax) }),
+    make("text", { class: "tick", x: left - 6, y: y(ymax) + 4, "text-anchor": "end" }, fmtRate(ymax)),
+    make("text", { class: "tick", x: left - 6, y: y(0) + 4, "text-anchor": "end" }, "0"),
+    make("text", { class: "tick", x: left, y: H - 6 }, "−" + Math.round((count * slot) / 60) + " min"),
+    make("text", { class: "tick", x: W - right, y: H - 6, "text-anchor": "end" }, "now · req/s"),
+  ];
+  const barWidth = Math.max(1, (W - left - right) / Math.max(count, 1) - 1);
+  traffic.series.forEach((p, i) => {
+    if (!p.errors) return;
+    const height = Math.max(2, (H - top - bottom) * Math.min(1, p.errors / slot / ymax));
+    nodes.push(make("rect", { class: "err", x: x(i) - barWidth / 2, y: y(0) - height, width: barWidth, height: height }));
+  });
+  const legend = [];
+  routes.forEach((r, index) => {
+    const color = COLORS[index % COLORS.length];
+    const points = r.series.map((p, i) => x(i).toFixed(1) + "," + y(p.requests / slot).toFixed(1)).join(" ");
+    const line = make("polyline", { class: "line", points: points });
+    line.style.stroke = color;
+    nodes.push(line);
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = color;
+    legend.push(el("span", {}, swatch, routeName(r.route)));
+  });
+  if (traffic.series.some((p) => p.errors)) {
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = "#d13b3b";
+    legend.push(el("span", {}, swatch, "errors"));
+  }
+  svg.replaceChildren(...nodes);
+  $("chart-legend").replaceChildren(...(legend.length ? legend : [el("span", {}, "no requests in the window yet")]));
+}
+
+function niceCeil(value) {
+  const power = Math.pow(10, Math.floor(Math.log10(value)));
+  for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;
+  return 10 * power;
+}
+
+// --- spend -------------------------------------------------------------------------------------
+
+function byName(list, field) {
+  const out = new Map();
+  for (const entry of list || []) out.set(entry[field], entry);
+  return out;
+}
+
+function renderSpend(day, month) {
+  const missing = !day || !month || day.failed || month.failed;
+  $("spend-note").textContent = missing
+    ? (day && day.failed) || (month && month.failed)
+      ? "Usage could not be read: " + ((day && day.failed) || month.failed)
+      : "This gateway does not report usage (GET /admin/usage)."
+    : "UTC day " + day.window + " and month " + month.window + (month.store ? " · store: " + month.store : "");
+  if (missing) {
+    fill($("spend-keys").tBodies[0], [], 6, "no usage data");
+    fill($("spend-routes").tBodies[0], [], 6, "no usage data");
+    return;
+  }
+  const dayKeys = byName(day.keys, "key");
+  const keyRows = (month.keys || []).map((m) => {
+    const d = dayKeys.get(m.key) || {};
+    const budget = d.budget || m.budget;
+    let bar;
+    if (budget) {
+      const ratio = budget.usd > 0 ? budget.spent_usd / budget.usd : 1;
+      bar = meter(ratio, fmtUsd(budget.spent_usd) + " of " + fmtUsd(budget.usd) + " per " + budget.per + " (" + fmtPct(ratio) + ")",
+        { warn: 0.8, bad: 1 });
+    } else {
+      bar = el("span", { class: "muted" }, "no budget");
+    }
+    return el("tr", { "data-key": m.key },
+      el("td", {}, m.key),
+      el("td", { class: "num" }, fmtInt(d.total_tokens || 0)),
+      el("td", { class: "num" }, fmtUsd(d.cost_usd || 0)),
+      el("td", { class: "num" }, fmtInt(m.total_tokens)),
+      el("td", { class: "num" }, fmtUsd(m.cost_usd)),
+      el("td", {}, bar));
+  });
+  fill($("spend-keys").tBodies[0], keyRows, 6, "no keys configured: the gateway is open");
+
+  const dayRoutes = byName(day.routes, "route");
+  const monthTotal = (month.routes || []).reduce((sum, r) => sum + (r.cost_usd || 0), 0);
+  const routeRows = (month.routes || []).map((m) => {
+    const d = dayRoutes.get(m.route) || {};
+    const share = monthTotal > 0 ? m.cost_usd / monthTotal : null;
+    return el("tr", { "data-route": m.route },
+      el("td", {}, routeName(m.route)),
+      el("td", { class: "num" }, fmtInt(d.total_tokens || 0)),
+      el("td", { class: "num" }, fmtUsd(d.cost_usd || 0)),
+      el("td", { class: "num" }, fmtInt(m.total_tokens)),
+      el("td", { class: "num" }, fmtUsd(m.cost_usd)),
+      el("td", {}, meter(share, share === null ? "no spend yet" : fmtPct(share))));
+  });
+  fill($("spend-routes").tBodies[0], routeRows, 6, "no routes");
+}
+
+// --- the loop --------------------------------------------------------------------------------
+
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    const [routes, traffic, config, day, month] = await Promise.all([
+      api("/admin/routes"), api("/admin/traffic"), optional("/admin/config"),
+      optional("/admin/usage?period=day"), optional("/admin/usage?period=month"),
+    ]);
+    renderConfig(config, routes);
+    renderRoutes(routes);
+    renderTraffic(traffic);
+    renderSpend(day, month);
+    setStatus("live", "updated " + new Date().toLocaleTimeString());
+  } catch (error) {
+    if (error instanceof AuthError) { logout(error.message); return; }
+    setStatus("stale", "cannot reach the gateway: " + (error.message || error));
+  }
+  schedule();
+}
+
+function schedule() {
+  clearTimeout(timer);
+  if (!paused && sessionStorage.getItem(KEY_STORAGE)) timer = setTimeout(refresh, POLL_MS);
+}
+
+function setStatus(kind, text) {
+  const status = $("status");
+  status.className = "status " + kind;
+  status.textContent = text;
+}
+
+function showDashboard(on) {
+  $("login").hidden = on;
+  $("dashboard").hidden = !on;
+  $("logout").hidden = !on;
+  $("pause").hidden = !on;
+}
+
+function logout(message) {
+  clearTimeout(timer);
+  sessionStorage.removeItem(KEY_STORAGE);
+  showDashboard(false);
+  // Drop everything that was shown: nothing stays on screen without the key.
+  for (const id of ["routes", "traffic", "spend-keys", "spend-routes"]) $(id).tBodies[0].replaceChildren();
+  $("version").textContent = "";
+  $("status").textContent = "";
+  $("login-error").textContent = message || "";
+  $("admin-key").value = "";
+  $("admin-key").focus();
+}
+
+function start() {
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("admin-key").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    $("admin-key").value = "";
+    $("login-error").textContent = "";
+    showDashboard(true);
+    refresh();
+  });
+  $("logout").addEventListener("click", () => logout(""));
+  $("pause").addEventListener("click", () => {
+    paused = !paused;
+    $("pause").textContent = paused ? "Resume" : "Pause";
+    if (paused) { clearTimeout(timer); setStatus("stale", "paused"); } else refresh();
+  });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && !paused) refresh(); });
+  if (sessionStorage.getItem(KEY_STORAGE)) { showDashboard(true); refresh(); } else showDashboard(false);
+}
+
+start();
