@@ -40,7 +40,7 @@ _BINS = 62  # the last bin starts near 5 minutes and takes everything slower
 _UPPER = tuple(_FIRST * _RATIO**i for i in range(_BINS))
 
 # Endpoints that are not traffic to a model: the page's own polling must not count.
-IGNORED_ENDPOINTS = frozenset({"admin", "models", "ui"})
+IGNORED_ENDPOINTS = frozenset({"admin", "models", "ui", "count_tokens"})
 UNROUTED = ""  # requests refused before a route was known (bad key, unknown model, bad body)
 
 
