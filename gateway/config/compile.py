@@ -83,6 +83,7 @@ class _Compiler:
         self.routes, self.providers = routes, providers
         self.issues = issues
         self.targets: dict[str, snap.Target] = {}
+        self.pack_files: list[str] = []  # operators' pack files: part of the config, watched like it
 
     def compile(self) -> snap.Snapshot:
         self._compile_targets()
@@ -98,7 +99,7 @@ class _Compiler:
             tiers=tiers,
             equivalents=MappingProxyType(equivalents),
             max_body_bytes=self.routes.defaults.max_body_bytes,
-            sources=(self.rf.path, self.pf.path),
+            sources=(self.rf.path, self.pf.path, *self.pack_files),
             loaded_at=time.time(),
         )
 
@@ -113,6 +114,8 @@ class _Compiler:
             except PackError as exc:
                 self.issues.extend(exc.issues)
                 continue
+            if getattr(pack, "user_file", None) and pack.user_file not in self.pack_files:
+                self.pack_files.append(pack.user_file)
             if not pack.local and not provider.base_url:
                 self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
                 continue
@@ -121,6 +124,9 @@ class _Compiler:
             circuit = snap.CircuitPolicy(breaker.failures, breaker.cooldown)
             for model_name, spec in provider.models.items():
                 target_id = f"{name}/{model_name}"
+                if not getattr(pack, f"serves_{'embeddings' if spec.type == 'embedding' else 'chat'}", True):
+                    where = ("providers", name, "models", model_name)
+                    self.issues.append(self.pf.issue(where, f"pack '{pack.name}' has no {spec.type} call for model '{model_name}'"))
                 self.targets[target_id] = snap.Target(
                     id=target_id,
                     provider=name,
@@ -260,7 +266,10 @@ class _Compiler:
             [self.routes.model_dump(mode="json"), self.providers.model_dump(mode="json")],
             option=orjson.OPT_SORT_KEYS,
         )
-        return hashlib.sha256(canonical).hexdigest()[:12]
+        digest = hashlib.sha256(canonical)
+        for path in self.pack_files:  # an edited pack file is a new config too
+            digest.update(Path(path).read_bytes())
+        return digest.hexdigest()[:12]
 
 
 def _limits(spec: model.Limits | None) -> snap.Limits:

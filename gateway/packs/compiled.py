@@ -93,6 +93,7 @@ class TemplatePack:
         self._constants = constants or {}
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
+        self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
 
     # ------------------------------------------------------------------ requests
 

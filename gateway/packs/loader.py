@@ -75,7 +75,10 @@ def compile_pack(path: Path, overrides: Mapping[str, str], where: Where | None) 
         from gateway.packs.echo import EchoPack
 
         return EchoPack()
-    return _Compiler(source, spec, overrides, where).compile()
+    pack = _Compiler(source, spec, overrides, where).compile()
+    if path.resolve().parent != BUILTIN_DIR:
+        pack.user_file = str(path)
+    return pack
 
 
 class _Compiler:

@@ -35,6 +35,7 @@ class Native:
     speaker: str
     prompt_tokens: int = 11
     cached_tokens: int | None = None
+    embeds: bool = True
     answer_model: str = "m"  # what `model` says in an answer (pass-through packs echo the upstream's)
 
 
@@ -42,7 +43,7 @@ NATIVES: dict[str, Native] = {
     "anthropic": Native(
         AnthropicUpstream,
         lambda url, models: {"api": "anthropic", "base_url": url, "api_key": "sk-ant-test-0001", "models": {m: {} for m in models}},
-        "Anthropic", prompt_tokens=16, cached_tokens=3,
+        "Anthropic", prompt_tokens=16, cached_tokens=3, embeds=False,
     ),
     "gemini": Native(
         GeminiUpstream,
@@ -86,8 +87,13 @@ def native(request, tmp_path_factory) -> Iterator[tuple[str, Native, Any]]:
             "defaults": {"retry": {"attempts": 1, "backoff": 0}},
             "routes": {m: {"targets": [f"p/{m}"]} for m in MODELS},
         }
+        if spec.embeds:
+            routes["routes"]["emb"] = {"targets": ["p/emb"]}
         routes["routes"]["with-fallback"] = {"targets": ["p/fail-429", "echo/echo-1"]}
-        providers = {"p": spec.provider(url, MODELS), "echo": {"api": "echo", "models": {"echo-1": {}}}}
+        provider = spec.provider(url, MODELS)
+        if spec.embeds:
+            provider["models"]["emb"] = {"type": "embedding"}
+        providers = {"p": provider, "echo": {"api": "echo", "models": {"echo-1": {}}}}
         routes_path, providers_path = write_config(tmp_path_factory.mktemp(request.param), routes, providers)
         with serve_app(create_app(str(routes_path), str(providers_path))) as gateway_url:
             yield gateway_url, spec, fake
@@ -237,3 +243,18 @@ def test_stream_failing_after_content_ends_with_an_error_event(native, model):
         for c in stream:
             received.append(c)
     assert received, "content was sent before the failure"
+
+
+def test_embeddings_come_back_in_openai_shape(native):
+    url, spec, fake = native
+    if not spec.embeds:
+        return  # this provider has no embeddings API; validation refuses embedding models for it
+    result = client(url).embeddings.create(model="emb", input=["alpha", "beta"])
+    assert [d.index for d in result.data] == [0, 1]
+    assert [len(d.embedding) for d in result.data] == [2, 2]
+    assert [d.embedding[1] for d in result.data] == [0.0, 1.0]
+    if spec.answer_model == "m":  # translating packs name the target's model; pass-through keeps the upstream's
+        assert result.model == "emb"
+    single = client(url).embeddings.create(model="emb", input="alpha")
+    assert len(single.data) == 1
+    assert "alpha" in str(fake.requests[-1])
