@@ -92,7 +92,8 @@ async def traffic(request: Request, exchange: Exchange) -> Response:
     """Recent traffic of this process, per route and per target (`?window=SECONDS`, capped to what is kept)."""
     require_admin(request.headers, os.environ.get(ADMIN_KEY_ENV))
     runtime: Runtime = request.app.state.runtime
-    return json_response(runtime.traffic.report(_window(request)))
+    # Each worker of `gateway serve --workers N` keeps its own window: say whose this is.
+    return json_response({**runtime.traffic.report(_window(request)), "pid": os.getpid()})
 
 
 @endpoint("admin")

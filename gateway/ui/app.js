@@ -319,7 +319,7 @@ async function refresh() {
     renderRoutes(routes);
     renderTraffic(traffic);
     renderSpend(day, month);
-    setStatus("live", "updated " + new Date().toLocaleTimeString());
+    setStatus("live", "updated " + new Date().toLocaleTimeString() + " · process " + traffic.pid);
   } catch (error) {
     if (error instanceof AuthError) { logout(error.message); return; }
     setStatus("stale", "cannot reach the gateway: " + (error.message || error));

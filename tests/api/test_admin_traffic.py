@@ -6,6 +6,8 @@ upstream; requests go through the official SDK, the admin API is read with httpx
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import openai
 import pytest
@@ -93,6 +95,7 @@ def test_traffic_counts_requests_errors_refusals_and_fallbacks_per_route(served)
     report = admin(url, "/admin/traffic").json()
     assert report["object"] == "traffic"
     assert report["window_seconds"] == 300 and report["slot_seconds"] == 5
+    assert report["pid"] == os.getpid()  # the in-process gateway: one worker, this one
     totals = report["totals"]
     assert totals["requests"] == 8
     assert totals["errors"] == 1  # t-down's 502
