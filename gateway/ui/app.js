@@ -5,24 +5,28 @@
 
 const KEY_STORAGE = "gateway.adminKey";
 const POLL_MS = 2000;
+const SPEND_MS = 10000; // spend moves slowly and may cost a Redis read: fetched less often
 const COLORS = ["#2f6fde", "#e07b24", "#1f9d55", "#8e44ad", "#d13b3b", "#0f9bb3", "#b58900", "#6b7280"];
 
 const $ = (id) => document.getElementById(id);
 let timer = null;
 let paused = false;
+let spendAt = 0;
 
 // --- the admin API ---------------------------------------------------------------------------
 
 class AuthError extends Error {}
 
-async function api(path) {
+async function api(path, method) {
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (!key) throw new AuthError("log in with the admin key");
   const response = await fetch(path, {
+    method: method || "GET",
     headers: { "Authorization": "Bearer " + key, "Accept": "application/json" },
     cache: "no-store",
     credentials: "omit",
   });
+  if (response.status === 422) return response.json(); // a refused reload: its errors are the answer
   if (response.status === 401 || response.status === 403) {
     let message = "the admin key was refused";
     try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
@@ -121,6 +125,7 @@ function renderConfig(config, routes) {
     $("refused-errors").replaceChildren(...errors.map((e) =>
       el("li", {}, e.file + ":" + e.line + ":" + e.col + ": " + e.message)));
   }
+  $("reload-now").hidden = !live; // POST /admin/reload comes with GET /admin/config
   $("config-note").textContent = live ? "" : config && config.failed
     ? "Reload history could not be read: " + config.failed
     : "This gateway does not report reloads (GET /admin/config).";
@@ -306,19 +311,39 @@ function renderSpend(day, month) {
   fill($("spend-routes").tBodies[0], routeRows, 6, "no routes");
 }
 
+async function reloadNow() {
+  const button = $("reload-now");
+  button.disabled = true;
+  $("reload-result").textContent = "reloading…";
+  try {
+    const answer = await api("/admin/reload", "POST");
+    if (answer === null) $("reload-result").textContent = "this gateway has no POST /admin/reload";
+    else if (answer.error) $("reload-result").textContent = "refused: " + answer.error.message;
+    else $("reload-result").textContent = answer.result + ": serving " + answer.version;
+  } catch (error) {
+    if (error instanceof AuthError) { logout(error.message); return; }
+    $("reload-result").textContent = "reload failed: " + (error.message || error);
+  } finally {
+    button.disabled = false;
+  }
+  refresh();
+}
+
 // --- the loop --------------------------------------------------------------------------------
 
 async function refresh() {
   clearTimeout(timer);
   try {
+    const spendDue = Date.now() - spendAt >= SPEND_MS;
     const [routes, traffic, config, day, month] = await Promise.all([
       api("/admin/routes"), api("/admin/traffic"), optional("/admin/config"),
-      optional("/admin/usage?period=day"), optional("/admin/usage?period=month"),
+      spendDue ? optional("/admin/usage?period=day") : null,
+      spendDue ? optional("/admin/usage?period=month") : null,
     ]);
     renderConfig(config, routes);
     renderRoutes(routes);
     renderTraffic(traffic);
-    renderSpend(day, month);
+    if (spendDue) { renderSpend(day, month); spendAt = Date.now(); }
     setStatus("live", "updated " + new Date().toLocaleTimeString() + " · process " + traffic.pid);
   } catch (error) {
     if (error instanceof AuthError) { logout(error.message); return; }
@@ -347,6 +372,7 @@ function showDashboard(on) {
 
 function logout(message) {
   clearTimeout(timer);
+  spendAt = 0;
   sessionStorage.removeItem(KEY_STORAGE);
   showDashboard(false);
   // Drop everything that was shown: nothing stays on screen without the key.
@@ -354,6 +380,7 @@ function logout(message) {
   $("version").textContent = "";
   $("status").textContent = "";
   $("login-error").textContent = message || "";
+  $("reload-result").textContent = "";
   $("admin-key").value = "";
   $("admin-key").focus();
 }
@@ -370,6 +397,7 @@ function start() {
     refresh();
   });
   $("logout").addEventListener("click", () => logout(""));
+  $("reload-now").addEventListener("click", reloadNow);
   $("pause").addEventListener("click", () => {
     paused = !paused;
     $("pause").textContent = paused ? "Resume" : "Pause";
