@@ -119,9 +119,13 @@ function renderConfig(config, routes) {
   $("refused").hidden = !refused;
   if (refused) {
     const errors = refused.errors || [];
+    // A refused reload stays on record; once a later one went through it is history, not news.
+    const settled = last && last.at > refused.at && last.result !== "refused";
+    $("refused").classList.toggle("settled", Boolean(settled));
     $("refused-title").textContent =
       "Refused reload " + fmtWhen(refused.at) + " (" + refused.trigger + "): " + errors.length +
-      " error" + (errors.length === 1 ? "" : "s") + "; still serving " + refused.version;
+      " error" + (errors.length === 1 ? "" : "s") + "; " +
+      (settled ? "a later reload (" + last.result + ") has gone through since" : "still serving " + refused.version);
     $("refused-errors").replaceChildren(...errors.map((e) =>
       el("li", {}, e.file + ":" + e.line + ":" + e.col + ": " + e.message)));
   }
