@@ -197,7 +197,8 @@ async def _attempt(
     else:
         elapsed = time.perf_counter() - started
         outcome.upstream_seconds += elapsed
-        runtime.circuits.record_success(target)
+        if outcome.stream is None:  # a stream's verdict waits for its end (see _watched)
+            runtime.circuits.record_success(target)
         runtime.latency.observe(target.id, elapsed)
         metrics.upstream_called(route.alias, target.id, "ok", elapsed)
         return None
@@ -242,7 +243,8 @@ def _class_code(fallback_class: str | None) -> str | None:
 
 
 async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtime) -> AsyncIterator[bytes]:
-    """The committed stream, reporting a cut (an error event instead of [DONE]) to the circuit."""
+    """The committed stream, reporting its end to the circuit: [DONE] is a success, an error
+    event a failure. A client that leaves early says nothing about the target."""
     last = b""
     try:
         async for frame in frames:
@@ -250,7 +252,9 @@ async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtim
             yield frame
     finally:
         await frames.aclose()  # type: ignore[attr-defined]
-    if last != DONE:
+    if last == DONE:
+        runtime.circuits.record_success(target)
+    else:
         runtime.circuits.record_failure(target)
         metrics.stream_cut(target.id)
 

@@ -7,22 +7,17 @@ model called `fail-500` makes this server fail for exactly the targets that name
   fail-503*  503 plain text                      hang*      never answers (read timeout)
   garbage*   200 with a body that is not JSON   context*   400 context_length_exceeded
   bad-request*  400 invalid_request_error       echo-key*  401 quoting the key it was sent
-<<<<<<< HEAD
   cut*       a stream that breaks after 3 chunks   anything else: a normal answer
   tool-call* calls the request's first tool with {"query": <last user text>} (its
              arguments streamed in two pieces); after a tool result, answers with it
   overload*  529 with Anthropic's overloaded_error   refuse*   400 content_filter
   stall*     a stream that sends 3 chunks, then nothing (a plain request hangs)
-  slow-MS*   answers normally after MS milliseconds (slow-80: 80 ms)
+  slow-MS*   answers after MS milliseconds (slow-80: 80 ms); streams wait 0.3 s between chunks
   flaky-N-STATUS[-raSECONDS]*   the first N calls with this exact model name fail with
              STATUS (500, 503, 429 or 529; -ra adds Retry-After), later calls answer
 
 A hang ends as soon as the caller disconnects, so a test's teardown never waits on it.
 Every request is recorded with its arrival time (`Seen.at`, monotonic seconds).
-=======
-  cut*       a stream that breaks after 3 chunks   slow*      a stream with 0.3 s between chunks
-  anything else: a normal answer
->>>>>>> d485e2c (Telemetry: one place a request ends, with its metrics, JSON log line and spans)
 """
 
 from __future__ import annotations
@@ -102,7 +97,7 @@ class OpenAIUpstream:
         if model.startswith("tool-call"):
             return tool_call_answer(model, body)
         if body.get("stream"):
-            return StreamingResponse(stream(model, text, body), media_type="text/event-stream")
+            return StreamingResponse(stream(model, text, body, request), media_type="text/event-stream")
         return json({
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -206,15 +201,16 @@ def tool_call_answer(model: str, body: dict[str, Any]) -> Response:
     return StreamingResponse(iter(frames), media_type="text/event-stream")
 
 
-async def stream(model: str, text: str, body: dict[str, Any]):
+async def stream(model: str, text: str, body: dict[str, Any], request: Request | None = None):
     base = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
     words = text.split(" ")
     yield frame({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
     for i, word in enumerate(words):
         if model.startswith("cut") and i == 3:
             raise ConnectionResetError("the upstream stream is cut on purpose")
-        if model.startswith("stall") and i == 3:
-            await asyncio.sleep(60)  # cancelled when the caller disconnects
+        if model.startswith("stall") and i == 3 and request is not None:
+            await hang(request)
+            return
         piece = word if i == 0 else " " + word
         yield frame({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         await asyncio.sleep(0.3 if model.startswith("slow") else 0)
