@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.configs import openai_provider
 
 HI = [{"role": "user", "content": "hi"}]
+COOLDOWN = 1.0
 
 
 def client(url: str) -> openai.OpenAI:
@@ -28,7 +29,8 @@ def circuit_state(url: str, target: str) -> float | None:
 
 
 def routes(first: str) -> dict:
-    return {"defaults": {"circuit": {"failures": 2, "cooldown": 0.4}},
+    # A cooldown long enough that a busy machine cannot outlast it between two requests.
+    return {"defaults": {"circuit": {"failures": 2, "cooldown": COOLDOWN}},
             "routes": {"r": {"targets": [first, "echo/echo-1"], "retry": {"attempts": 1}}}}
 
 
@@ -45,7 +47,7 @@ def test_circuit_opens_skips_the_target_then_a_probe_closes_it(gateway, upstream
     raw = c.chat.completions.with_raw_response.create(model="r", messages=HI)
     assert raw.headers["x-gateway-attempts"] == "1"  # skipped, not waited for
     assert fake.calls[model] == 2
-    time.sleep(0.45)
+    time.sleep(COOLDOWN + 0.05)
     raw = c.chat.completions.with_raw_response.create(model="r", messages=HI)  # the probe, which now succeeds
     assert raw.headers["x-gateway-target"] == target
     assert circuit_state(url, target) == 0  # closed
@@ -60,7 +62,7 @@ def test_a_failed_probe_reopens_the_circuit(gateway, upstream):
     for _ in range(3):
         c.chat.completions.create(model="r", messages=HI)
     assert fake.calls["fail-500-reopens"] == 2
-    time.sleep(0.45)
+    time.sleep(COOLDOWN + 0.05)
     c.chat.completions.create(model="r", messages=HI)  # probe fails: open again at once
     c.chat.completions.create(model="r", messages=HI)
     assert fake.calls["fail-500-reopens"] == 3

@@ -85,8 +85,9 @@ def test_retries_count_per_target_with_growing_jittered_backoff(gateway, upstrea
     assert raw.headers["x-gateway-target"] == "up/flaky-2-500-a"
     t = fake.times_called("flaky-2-500-a")
     first_wait, second_wait = t[1] - t[0], t[2] - t[1]
-    assert 0.05 <= first_wait <= 0.1 + 0.08  # backoff 0.1, equal jitter: [0.05, 0.1]
-    assert 0.075 <= second_wait <= 0.15 + 0.08  # doubled to 0.2, capped at 0.15: [0.075, 0.15]
+    # The exact bounds are proved in tests/unit/test_plan_backoff.py; here, with slack for a busy machine:
+    assert 0.05 <= first_wait <= 0.1 + 0.2  # backoff 0.1, equal jitter: [0.05, 0.1]
+    assert 0.075 <= second_wait <= 0.15 + 0.2  # doubled to 0.2, capped at 0.15: [0.075, 0.15]
 
 
 def test_retries_are_spent_before_moving_to_the_next_target(gateway, upstream):
@@ -107,7 +108,7 @@ def test_retry_after_is_honoured_when_it_fits_the_deadline(gateway, upstream):
     raw = client(url).chat.completions.with_raw_response.create(model="r", messages=HI)
     assert raw.headers["x-gateway-attempts"] == "2"
     t = fake.times_called("flaky-1-429-ra0.4-b")
-    assert 0.4 <= t[1] - t[0] < 0.6
+    assert 0.4 <= t[1] - t[0] < 0.9
 
 
 def test_retry_after_beyond_the_deadline_moves_on_at_once(gateway, upstream):
@@ -117,7 +118,7 @@ def test_retry_after_beyond_the_deadline_moves_on_at_once(gateway, upstream):
                   {"up": openai_provider(base, ["flaky-1-429-ra30-c", "good"])})
     started = time.monotonic()
     raw = client(url).chat.completions.with_raw_response.create(model="r", messages=HI)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 1.5  # not the 30 s it asked for
     assert raw.headers["x-gateway-target"] == "up/good"
     assert fake.models_called() == ["flaky-1-429-ra30-c", "good"]
 
@@ -144,7 +145,7 @@ def test_the_deadline_bounds_all_attempts_together(gateway, upstream):
     elapsed = time.monotonic() - started
     assert caught.value.status_code == 504
     assert caught.value.code == "deadline_exceeded"
-    assert 0.65 <= elapsed < 1.2
+    assert 0.65 <= elapsed < 2
     assert caught.value.body["attempts"] and all(a["class"] == "timeout" for a in caught.value.body["attempts"])
 
 
