@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -38,6 +38,7 @@ from gateway.snapshot import Retry, Route, Target
 from gateway.upstream import Upstream, lines
 
 DONE = b"data: [DONE]\n\n"
+NATIVE_END = b"event: message_stop\n"  # how an Anthropic event stream ends when it is complete
 # Worth another try on the same target; context_length and content_filter are not.
 TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})
 
@@ -64,6 +65,11 @@ class Outcome:
     answer: dict[str, Any] | None = None
     stream: AsyncIterator[bytes] | None = None
     usage: dict[str, Any] | None = None
+    # Set when the target was sent the client's own (Anthropic) body: the provider's answer
+    # as it came, or `stream` carries its events rather than OpenAI frames. `answer` and
+    # `usage` stay in OpenAI's shape either way, for the cache and accounting.
+    native_answer: bytes | None = None
+    native_stream: bool = False
 
     @property
     def calls(self) -> int:
@@ -71,12 +77,29 @@ class Outcome:
 
 
 async def dispatch_chat(
-    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool,
+    native: NativeCall | None = None,
 ) -> Outcome:
+    """`native` (for an Anthropic client's request) takes the targets that speak the client's
+    own API; every other target gets `body`, the OpenAI-shaped translation, as usual."""
     upstream = runtime.upstream
-    if stream:
-        return await _run(runtime, route, candidates, lambda t, o: _open_stream(upstream, t, body, o))
-    return await _run(runtime, route, candidates, lambda t, o: _chat_once(upstream, t, body, o))
+
+    def call(target: Target, outcome: Outcome) -> Any:
+        if native is not None and native.speaks(target):
+            return native.call(upstream, target, outcome)
+        if stream:
+            return _open_stream(upstream, target, body, outcome)
+        return _chat_once(upstream, target, body, outcome)
+
+    return await _run(runtime, route, candidates, call)
+
+
+class NativeCall(Protocol):
+    """A request that some targets take in the client's own wire format (see `anthropic_native`)."""
+
+    def speaks(self, target: Target) -> bool: ...
+
+    def call(self, upstream: Upstream, target: Target, outcome: Outcome) -> Awaitable[None]: ...
 
 
 async def dispatch_embeddings(
@@ -252,7 +275,7 @@ async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtim
             yield frame
     finally:
         await frames.aclose()  # type: ignore[attr-defined]
-    if last == DONE:
+    if last == DONE or last.startswith(NATIVE_END):
         runtime.circuits.record_success(target)
     else:
         runtime.circuits.record_failure(target)

@@ -101,6 +101,13 @@ class TemplatePack:
         call = self._need(self._chat, target, "chat")
         return self._request(call, target, body, stream, {"body": body, "stream": stream})
 
+    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        """A chat body already in this pack's own wire format (an Anthropic client to the
+        `anthropic` pack): URL, auth and headers as usual, the body sent as it is with only
+        `model` replaced. No body template runs, so nothing the client said is lost."""
+        call = self._need(self._chat, target, "chat")
+        return self._request(call, target, body, stream, {"body": body, "stream": stream}, native=True)
+
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:
         call = self._need(self._embeddings, target, "embeddings")
         raw = body.get("input")
@@ -113,7 +120,8 @@ class TemplatePack:
         return call
 
     def _request(
-        self, call: CompiledCall, target: Target, body: dict[str, Any], stream: bool, extra: dict[str, Any]
+        self, call: CompiledCall, target: Target, body: dict[str, Any], stream: bool, extra: dict[str, Any],
+        native: bool = False,
     ) -> UpstreamRequest:
         variables = self._variables(target, extra)
         url_template, query = call.url, call.query
@@ -126,7 +134,7 @@ class TemplatePack:
             headers = {"content-type": "application/json"}
             for name, template in self._headers + call.headers:
                 headers[name] = template.render(variables)
-            if call.body is None:
+            if call.body is None or native:
                 out = dict(body)
                 out["model"] = target.model
             else:
