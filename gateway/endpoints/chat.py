@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.auth import authorize, identify
-from gateway.dispatch import Outcome, dispatch_chat
+from gateway.dispatch import NativeCall, Outcome, dispatch_chat
 from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import check_chat, model_of, read_json
 from gateway.plan import MAX_TIER_HEADER, find_route, plan_candidates, usable
@@ -41,13 +41,14 @@ class Completion:
 
 async def complete_chat(
     runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange,
-    max_tier: str | None = None,
+    max_tier: str | None = None, native: NativeCall | None = None,
 ) -> Completion:
     """Everything after identify and parse for an OpenAI-shaped chat body.
 
     Shared by every endpoint that serves chat (OpenAI's and Anthropic's), so a route,
     its limits, cache and fallbacks behave the same whatever shape the client speaks.
-    `max_tier` is the request's x-gateway-max-tier header, if it sent one.
+    `max_tier` is the request's x-gateway-max-tier header, if it sent one; `native` the
+    client's own body for targets that speak its API (see `dispatch_chat`).
     """
     alias = model_of(body)
     check_chat(body)
@@ -57,7 +58,7 @@ async def complete_chat(
     exchange.key = key.name if key is not None else ""
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
     stream = body.get("stream") is True
-    outcome = await dispatch_chat(runtime, route, usable(plan), body, stream)
+    outcome = await dispatch_chat(runtime, route, usable(plan), body, stream, native)
     exchange.target = outcome.target.id  # type: ignore[union-attr]
     exchange.outcome = outcome
     return Completion(outcome, gateway_headers(exchange, snapshot, outcome))

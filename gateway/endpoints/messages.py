@@ -2,8 +2,10 @@
 
 The client's body is translated to OpenAI's chat shape once and served by the same
 request path as /v1/chat/completions (`complete_chat`): same routes, keys, limits,
-cache and fallbacks. The answer, or each stream event, is written back in Anthropic's
-shape, and so is any error, so Anthropic's SDKs raise their own exception classes.
+cache and fallbacks. A target whose pack is `anthropic` is sent the client's own body
+instead (`anthropic_native`) and its answer comes back untouched; any other target's
+answer, or each of its stream events, is written back in Anthropic's shape. Errors are
+too, so Anthropic's SDKs raise their own exception classes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.anthropic_native import NativeMessages
 from gateway.anthropic_shape import error_body, from_openai, prompt_to_openai, to_openai
 from gateway.anthropic_stream import MessageEvents, anthropic_events
 from gateway.auth import authorize, identify
@@ -29,9 +32,16 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
     chat_body = to_openai(body)
-    done = await complete_chat(runtime, snapshot, key, chat_body, exchange, request.headers.get(MAX_TIER_HEADER))
+    native = NativeMessages.of(body, chat_body, request.headers)
+    done = await complete_chat(
+        runtime, snapshot, key, chat_body, exchange, request.headers.get(MAX_TIER_HEADER), native
+    )
     outcome = done.outcome
     model = outcome.target.model  # type: ignore[union-attr]
+    if outcome.native_stream:
+        return StreamingResponse(outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
+    if outcome.native_answer is not None:
+        return Response(outcome.native_answer, headers=done.headers, media_type="application/json")
     if outcome.stream is not None:
         state = MessageEvents(model, estimate_prompt_tokens(chat_body))
         events = anthropic_events(outcome.stream, state)
