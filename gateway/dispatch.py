@@ -266,7 +266,8 @@ def _class_code(fallback_class: str | None) -> str | None:
 
 
 async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtime) -> AsyncIterator[bytes]:
-    """The committed stream, reporting its end to the circuit: [DONE] is a success, an error
+    """The committed stream, reporting its end to the circuit: [DONE] (message_stop for a
+    native Anthropic stream) is a success, an error
     event a failure. A client that leaves early says nothing about the target."""
     last = b""
     try:
