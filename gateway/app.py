@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import log, metrics, tracing
+from gateway import log, metrics, reload, tracing
 from gateway.config.compile import build_snapshot
-from gateway.endpoints import chat, embeddings, health, messages, models, ui
+from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -44,6 +44,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.upstream.start()
+        stop_reloading = await reload.start(runtime)
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
         log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
@@ -53,6 +54,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         try:
             yield
         finally:
+            await stop_reloading()
             await runtime.upstream.close()
             log.event("stopped", "gateway stopped", pid=os.getpid())
             if owns_tracing:
@@ -73,6 +75,8 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/admin/traffic", ui.traffic, methods=["GET"]),
             Route("/ui", ui.page, methods=["GET"]),
             Route("/ui/{name}", ui.asset, methods=["GET"]),
+            Route("/admin/reload", admin.reload_config, methods=["POST"]),
+            Route("/admin/config", admin.show_config, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

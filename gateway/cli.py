@@ -55,6 +55,7 @@ def _run_server(args: argparse.Namespace) -> int:
     from gateway import log
     from gateway.app import PROVIDERS_ENV, ROUTES_ENV
     from gateway.config.compile import build_snapshot
+    from gateway.reload import WATCH_ENV, serve_workers
 
     log.setup()
     try:  # fail before binding a port, with every error listed
@@ -68,8 +69,9 @@ def _run_server(args: argparse.Namespace) -> int:
     os.environ[PROVIDERS_ENV] = os.path.abspath(args.providers)
     log.event("start", f"starting on {args.host}:{args.port} with {args.workers} worker(s)", host=args.host,
               port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout)
-    uvicorn.run(
-        "gateway.app:create_app",
+    if not args.watch:
+        os.environ[WATCH_ENV] = "0"
+    options = dict(
         factory=True,
         host=args.host,
         port=args.port,
@@ -82,6 +84,10 @@ def _run_server(args: argparse.Namespace) -> int:
         # On SIGTERM: stop accepting, let requests and streams in flight finish, cut them after this.
         timeout_graceful_shutdown=args.graceful_timeout,
     )
+    if args.workers > 1:  # a supervisor whose SIGHUP reloads every worker in place
+        serve_workers(uvicorn.Config("gateway.app:create_app", **options))  # type: ignore[arg-type]
+        return 0
+    uvicorn.run("gateway.app:create_app", **options)  # type: ignore[arg-type]
     return 0
 
 
@@ -166,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--graceful-timeout", type=int, default=int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30")),
                        metavar="SECONDS", help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    serve.add_argument("--no-watch", dest="watch", action="store_false",
+                       help="do not reload on file changes (SIGHUP and POST /admin/reload still do)")
     serve.set_defaults(run=_serve)
 
     validate = commands.add_parser("validate", help="check routes.yaml and providers.yaml")

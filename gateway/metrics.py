@@ -165,6 +165,11 @@ CONFIG_LOADED = Gauge(
     "Unix time the config being served was loaded",
     multiprocess_mode="livemax",
 )
+CONFIG_LAST_RELOAD_OK = Gauge(
+    "gateway_config_last_reload_successful",
+    "1 when the last reload attempt was applied or unchanged, 0 when it was refused (the worst across workers)",
+    multiprocess_mode="livemin",
+)
 
 
 # --- what the rest of the gateway calls -------------------------------------------------------

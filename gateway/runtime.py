@@ -11,12 +11,16 @@ snapshot rather than in it: what was learned about a target outlives a reload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.circuit import CircuitStore, MemoryCircuits
 from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
 from gateway.traffic import Traffic
 from gateway.upstream import Upstream
+
+if TYPE_CHECKING:
+    from gateway.reload import Reloader
 
 
 @dataclass(slots=True)
@@ -28,3 +32,4 @@ class Runtime:
     circuits: CircuitStore = field(default_factory=MemoryCircuits)
     latency: LatencyAverages = field(default_factory=LatencyAverages)
     traffic: Traffic = field(default_factory=Traffic)  # the last minutes, for the operator's page
+    reloader: Reloader | None = None  # set when the app starts: watches files, SIGHUP, /admin/reload

@@ -272,6 +272,16 @@ class _Compiler:
         return digest.hexdigest()[:12]
 
 
+def pack_path(api: str, base_dir: str) -> str | None:
+    """The file a provider's `api:` names, or None for a built-in pack name.
+
+    A value with a slash or a YAML suffix is a path, relative to providers.yaml.
+    """
+    if "/" not in api and not api.endswith((".yaml", ".yml")):
+        return None
+    return str(Path(base_dir, api)) if not Path(api).is_absolute() else api
+
+
 def _limits(spec: model.Limits | None) -> snap.Limits:
     if spec is None:
         return snap.Limits()
