@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -272,14 +273,14 @@ class _Compiler:
         return digest.hexdigest()[:12]
 
 
-def pack_path(api: str, base_dir: str) -> str | None:
-    """The file a provider's `api:` names, or None for a built-in pack name.
+_BUILTIN_PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # the rule packs.loader.find_pack applies
 
-    A value with a slash or a YAML suffix is a path, relative to providers.yaml.
-    """
-    if "/" not in api and not api.endswith((".yaml", ".yml")):
+
+def pack_path(api: str, base_dir: str) -> str | None:
+    """The file a provider's `api:` names (relative to providers.yaml), or None for a built-in pack."""
+    if _BUILTIN_PACK_NAME.match(api):
         return None
-    return str(Path(base_dir, api)) if not Path(api).is_absolute() else api
+    return api if Path(api).is_absolute() else str(Path(base_dir) / api)
 
 
 def _limits(spec: model.Limits | None) -> snap.Limits:

@@ -146,6 +146,26 @@ def test_configmap_symlink_swap_takes_effect(tmp_path: Path):
         wait_for(lambda: chat(url, "again").status_code == 200)
 
 
+def test_a_pack_file_the_providers_use_is_watched_too(config_dir: Path):
+    packs = config_dir / "packs"
+    packs.mkdir()
+    builtin_echo = (Path(__file__).resolve().parents[2] / "gateway" / "packs" / "echo.yaml").read_text()
+    (packs / "mine.yaml").write_text(builtin_echo)
+    routes_path, providers_path = config_dir / "routes.yaml", config_dir / "providers.yaml"
+    write_atomically(providers_path, {"providers": {"echo": {**ECHO_PROVIDER, "api": "./packs/mine.yaml"}}})
+    with gateway_process(routes_path, providers_path, env=ENV) as (url, _):
+        before = chat(url).headers["x-gateway-config"]
+        assert str(packs / "mine.yaml") in admin_config(url)["sources"]
+        (packs / "mine.yaml").write_text(builtin_echo + "\n# a reviewed change to the pack\n")
+        after = version_of(routes_path, providers_path)
+        assert after != before
+        wait_for(serving(url, after))
+        (packs / "mine.yaml").write_text("name: [not a pack")  # a broken pack is refused like a broken route
+        wait_for(lambda: admin_config(url)["last_refused"] is not None)
+        assert admin_config(url)["last_refused"]["errors"][0]["file"].endswith("mine.yaml")
+        assert chat(url).headers["x-gateway-config"] == after
+
+
 def test_sighup_reloads_without_the_file_watcher(config_dir: Path):
     routes_path, providers_path = config_dir / "routes.yaml", config_dir / "providers.yaml"
     with gateway_process(routes_path, providers_path, "--no-watch", env=ENV) as (url, process):
