@@ -146,17 +146,20 @@ def test_configmap_symlink_swap_takes_effect(tmp_path: Path):
         wait_for(lambda: chat(url, "again").status_code == 200)
 
 
-def test_a_pack_file_the_providers_use_is_watched_too(config_dir: Path):
+def test_a_pack_file_the_providers_use_is_watched_too(config_dir: Path, upstream):
+    upstream_url, _ = upstream
     packs = config_dir / "packs"
     packs.mkdir()
-    builtin_echo = (Path(__file__).resolve().parents[2] / "gateway" / "packs" / "echo.yaml").read_text()
-    (packs / "mine.yaml").write_text(builtin_echo)
+    builtin = (Path(__file__).resolve().parents[2] / "gateway" / "packs" / "openai.yaml").read_text()
+    (packs / "mine.yaml").write_text(builtin)
     routes_path, providers_path = config_dir / "routes.yaml", config_dir / "providers.yaml"
-    write_atomically(providers_path, {"providers": {"echo": {**ECHO_PROVIDER, "api": "./packs/mine.yaml"}}})
+    remote = {**openai_provider(upstream_url, ["model-1"]), "api": "./packs/mine.yaml"}
+    write_atomically(providers_path, {"providers": {"remote": remote}})
+    write_atomically(routes_path, {"routes": {"echo": {"targets": ["remote/model-1"]}}})
     with gateway_process(routes_path, providers_path, env=ENV) as (url, _):
         before = chat(url).headers["x-gateway-config"]
         assert str(packs / "mine.yaml") in admin_config(url)["sources"]
-        (packs / "mine.yaml").write_text(builtin_echo + "\n# a reviewed change to the pack\n")
+        (packs / "mine.yaml").write_text(builtin + "\n# a reviewed change to the pack\n")
         after = version_of(routes_path, providers_path)
         assert after != before
         wait_for(serving(url, after))
