@@ -41,6 +41,9 @@ DONE = b"data: [DONE]\n\n"
 NATIVE_END = b"event: message_stop\n"  # how an Anthropic event stream ends when it is complete
 # Worth another try on the same target; context_length and content_filter are not.
 TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})
+# Rejected provider credentials count as the target's outage (server_error) and fall
+# back, but a second try a moment later would be rejected the same way.
+_NOT_AGAIN = frozenset({401, 403})
 
 
 @dataclass(slots=True)
@@ -154,7 +157,7 @@ async def _try_target(
         failure = await _attempt(runtime, route, target, outcome, call, deadline)
         if failure is None:
             return True
-        if number == tries or failure.fallback_class not in TRANSIENT_CLASSES:
+        if number == tries or failure.fallback_class not in TRANSIENT_CLASSES or failure.status in _NOT_AGAIN:
             break
         wait = backoff_delay(route.retry, number)
         if failure.retry_after is not None:

@@ -220,3 +220,12 @@ def test_a_request_with_tools_is_503_when_no_target_supports_them(gateway, upstr
     assert caught.value.status_code == 503
     assert caught.value.body["skipped"][0]["reason"] == "capability"
     assert fake.models_called() == []
+
+
+def test_rejected_provider_credentials_fall_back_without_a_retry(gateway, upstream):
+    base, fake = upstream
+    url = gateway({"routes": {"r": {"targets": ["up/echo-key", "up/good"], "retry": {"attempts": 3}}}},
+                  {"up": openai_provider(base, ["echo-key", "good"])})
+    raw = client(url).chat.completions.with_raw_response.create(model="r", messages=HI)
+    assert raw.headers["x-gateway-target"] == "up/good"
+    assert fake.models_called() == ["echo-key", "good"]
