@@ -68,10 +68,10 @@ class _Slot:
         self.max_seconds = 0.0
         self.bins: list[int] | None = None
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, index: int, seconds: float) -> None:
         if self.bins is None:
             self.bins = [0] * _BINS
-        self.bins[_bin(seconds)] += 1
+        self.bins[index] += 1
         if seconds > self.max_seconds:
             self.max_seconds = seconds
 
@@ -111,7 +111,8 @@ class Traffic:
         self.size = int(math.ceil(window / slot))
         self.window = self.size * slot
         self.started = time.time()
-        self._all = _Series(self.size)
+        # Every request lands in exactly one route series ("" before routing), so the
+        # totals are the sum of the routes and need no series of their own.
         self._routes: dict[str, _Series] = {}
         self._targets: dict[tuple[str, str], _Series] = {}
 
@@ -139,6 +140,7 @@ class Traffic:
         request's fault rather than the target's.
         """
         epoch = int((time.time() if now is None else now) // self.slot_seconds)
+        index = _bin(seconds)
         fallbacks = 0
         previous = ""
         for failed, target_fault in attempts:
@@ -155,16 +157,15 @@ class Traffic:
             slot = self._target(route, target).slot(epoch)
             slot.calls += 1
             slot.answered += 1
-            slot.observe(seconds)
-        for series in (self._all, self._route(route)):
-            slot = series.slot(epoch)
-            slot.requests += 1
-            slot.fallbacks += fallbacks
-            if status >= 500:
-                slot.errors += 1
-            elif status >= 400:
-                slot.rejected += 1
-            slot.observe(seconds)
+            slot.observe(index, seconds)
+        slot = self._route(route).slot(epoch)
+        slot.requests += 1
+        slot.fallbacks += fallbacks
+        if status >= 500:
+            slot.errors += 1
+        elif status >= 400:
+            slot.rejected += 1
+        slot.observe(index, seconds)
 
     def _route(self, route: str) -> _Series:
         series = self._routes.get(route)
@@ -198,11 +199,13 @@ class Traffic:
         # A young process has not been up for the whole window: rates are over what it has seen.
         covered = max(min(window, now - self.started), 1.0)
         self._forget_idle(now)
+        oldest = last - self.size + 1
         routes = [
             {"route": name, **_summary(series.within(first, last), covered),
-             "series": _timeline(series, last - self.size + 1, last, self.slot_seconds)}
+             "series": _timeline([series], oldest, last, self.slot_seconds)}
             for name, series in sorted(self._routes.items())
         ]
+        everything = list(self._routes.values())
         targets = self.targets(window, now)
         return {
             "object": "traffic",
@@ -210,8 +213,8 @@ class Traffic:
             "window_seconds": window,
             "slot_seconds": self.slot_seconds,
             "series_seconds": self.window,
-            "totals": _summary(self._all.within(first, last), covered),
-            "series": _timeline(self._all, last - self.size + 1, last, self.slot_seconds),
+            "totals": _summary([s for series in everything for s in series.within(first, last)], covered),
+            "series": _timeline(everything, oldest, last, self.slot_seconds),
             "routes": routes,
             "targets": targets,
         }
@@ -257,19 +260,24 @@ def _summary(slots: list[_Slot], covered: float) -> dict[str, Any]:
     }
 
 
-def _timeline(series: _Series, first: int, last: int, width: float) -> list[dict[str, Any]]:
+def _timeline(series: list[_Series], first: int, last: int, width: float) -> list[dict[str, Any]]:
     """One point per slot of the whole window, oldest first, empty slots included (for charts)."""
-    by_epoch = {s.epoch: s for s in series.within(first, last)}
+    by_epoch: dict[int, list[_Slot]] = {}
+    for one in series:
+        for slot in one.within(first, last):
+            by_epoch.setdefault(slot.epoch, []).append(slot)
     points = []
     for epoch in range(first, last + 1):
-        slot = by_epoch.get(epoch)
-        point: dict[str, Any] = {"t": epoch * width, "requests": 0, "errors": 0, "fallbacks": 0,
-                                 "p50_ms": None, "p99_ms": None}
-        if slot is not None:
-            marks = _percentiles([slot])
-            point.update(requests=slot.requests, errors=slot.errors, fallbacks=slot.fallbacks,
-                         p50_ms=marks["p50"], p99_ms=marks["p99"])
-        points.append(point)
+        slots = by_epoch.get(epoch, [])
+        marks = _percentiles(slots) if slots else {"p50": None, "p99": None}
+        points.append({
+            "t": epoch * width,
+            "requests": sum(s.requests for s in slots),
+            "errors": sum(s.errors for s in slots),
+            "fallbacks": sum(s.fallbacks for s in slots),
+            "p50_ms": marks["p50"],
+            "p99_ms": marks["p99"],
+        })
     return points
 
 
