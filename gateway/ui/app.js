@@ -202,7 +202,10 @@ function renderTraffic(traffic) {
 function drawChart(traffic) {
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
-  const W = 800, H = 180, left = 40, right = 8, top = 10, bottom = 22;
+  // Drawn at the size it is shown, so its text is never stretched.
+  const W = Math.max(320, Math.round(svg.getBoundingClientRect().width) || 800), H = 180;
+  const left = 40, right = 8, top = 10, bottom = 22;
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
   const make = (tag, attrs, text) => {
     const node = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
