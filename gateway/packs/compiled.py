@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from jinja2 import Undefined
+from jinja2 import StrictUndefined, Undefined
 
 from gateway.errors import BadRequest
 from gateway.packs.engine import (
@@ -33,7 +33,7 @@ from gateway.packs.engine import (
 )
 from gateway.packs.framing import FRAMINGS
 from gateway.packs.helpers import StreamState
-from gateway.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate
+from gateway.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
 from gateway.snapshot import Target
 
 Headers = tuple[tuple[str, TextTemplate], ...]
@@ -94,6 +94,8 @@ class TemplatePack:
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
+        # Calls with no template at all (the openai pack) never build a template scope.
+        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings) if c is not None}
 
     # ------------------------------------------------------------------ requests
 
@@ -123,7 +125,7 @@ class TemplatePack:
         self, call: CompiledCall, target: Target, body: dict[str, Any], stream: bool, extra: dict[str, Any],
         native: bool = False,
     ) -> UpstreamRequest:
-        variables = self._variables(target, extra)
+        variables = None if self._plain[id(call)] else self._variables(target, extra)
         url_template, query = call.url, call.query
         if stream and call.stream is not None:
             url_template = call.stream.url or url_template
@@ -163,7 +165,7 @@ class TemplatePack:
     def _variables(self, target: Target, extra: dict[str, Any]) -> dict[str, Any]:
         """What every template sees: the target (never its key), its params, the pack's constants."""
         view = {"id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url}
-        return {"target": view, "params": target.params, "constants": self._constants, **extra}
+        return scope({"target": view, "params": target.params, "constants": self._constants, **extra})
 
     # ------------------------------------------------------------------- answers
 
@@ -300,6 +302,13 @@ class TemplatePack:
 
 # ---------------------------------------------------------------------- values
 
+def _is_plain(call: CompiledCall, pack_headers: Headers) -> bool:
+    texts = [call.url, *(t for _, t in call.query + call.headers + pack_headers)]
+    if call.stream is not None:
+        texts += [t for t in (call.stream.url,) if t is not None] + [t for _, t in call.stream.query]
+    return call.body is None and all(t.template is None for t in texts)
+
+
 _OPENAI_STREAM = CompiledStream(None, (), "sse", b"[DONE]", False, {}, None)
 
 
@@ -335,22 +344,41 @@ def _openai_chunk(target: Target, event: Any) -> dict[str, Any]:
     return event
 
 
+_UNDEFINED = (Undefined, StrictUndefined)
+_CONTAINERS = (dict, list)
+
+
 def _request_value(value: Any) -> Any:
-    """A rendered request body: absent (undefined) and null fields are left out."""
-    if isinstance(value, dict):
-        return {k: _request_value(v) for k, v in value.items() if v is not None and not isinstance(v, Undefined)}
-    if isinstance(value, list):
-        return [_request_value(v) for v in value if not isinstance(v, Undefined)]
+    """A rendered request body: absent (undefined) and null fields are left out.
+
+    Written for speed (type identity, no recursion into leaves): it walks every rendered
+    body once, and message texts and images are leaves it never looks into.
+    """
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if item is None or type(item) in _UNDEFINED:
+                continue
+            out[key] = _request_value(item) if type(item) in _CONTAINERS else item
+        return out
+    if kind is list:
+        return [_request_value(item) if type(item) in _CONTAINERS else item for item in value if type(item) not in _UNDEFINED]
     return value
 
 
 def _answer_value(value: Any) -> Any:
     """A rendered answer: an undefined field means the upstream left out something required."""
-    if isinstance(value, dict):
-        return {k: _answer_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_answer_value(v) for v in value]
-    if isinstance(value, Undefined):
+    kind = type(value)
+    if kind is dict:
+        for item in value.values():
+            if type(item) in _CONTAINERS or type(item) in _UNDEFINED:
+                _answer_value(item)
+    elif kind is list:
+        for item in value:
+            if type(item) in _CONTAINERS or type(item) in _UNDEFINED:
+                _answer_value(item)
+    elif kind in _UNDEFINED:
         value._fail_with_undefined_error()
     return value
 

@@ -55,6 +55,31 @@ def text_of(content: Any) -> str:
     return str(content)
 
 
+def text_of_roles(messages: Any, roles: Any = ("system", "developer"), sep: str = "\n\n") -> str:
+    """The text of every message with one of these roles, joined: what providers with a
+    separate system field (hoisted out of the message list) receive."""
+    wanted = (roles,) if isinstance(roles, str) else tuple(roles)
+    texts = [text_of(m.get("content")) for m in messages or () if isinstance(m, Mapping) and m.get("role") in wanted]
+    return sep.join(t for t in texts if t)
+
+
+def join_field(items: Any, field: str, sep: str = "", **where: Any) -> str:
+    """Join one string field of the items that match every `where` condition.
+
+    `join_field(answer.content, 'text', type='text')` is the answer's text from its
+    text blocks; a list as a condition value means "one of these".
+    """
+    out = []
+    for item in items or ():
+        if not isinstance(item, Mapping):
+            continue
+        if all(item.get(k) in v if isinstance(v, (list, tuple)) else item.get(k) == v for k, v in where.items()):
+            value = item.get(field)
+            if isinstance(value, str):
+                out.append(value)
+    return sep.join(out)
+
+
 def parts_of(content: Any) -> list[Any]:
     """A message content as a list of OpenAI parts: a string becomes one text part."""
     if content is None or content == "":
@@ -251,6 +276,8 @@ class StreamState:
 
 
 FILTERS: dict[str, Any] = {
+    "text_of_roles": text_of_roles,
+    "join_field": join_field,
     "fromjson": fromjson,
     "tojson": tojson,
     "text_of": text_of,
@@ -264,6 +291,8 @@ FILTERS: dict[str, Any] = {
 }
 
 GLOBALS: dict[str, Any] = {
+    "text_of_roles": text_of_roles,
+    "join_field": join_field,
     "fromjson": fromjson,
     "tojson": tojson,
     "text_of": text_of,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import BuiltinMethodType, FunctionType, MappingProxyType, MethodType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
@@ -71,6 +72,16 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+# Attribute lookups on plain mappings are most of what templates do (`m.role`,
+# `body.get('tools')`), so they take a short path with exactly the sandbox's outcome:
+# a name that is not an attribute of the mapping type is a key; the read-only methods are
+# returned as they are; anything else (underscored names, mutators) goes the full way.
+_MAPPING_TYPES = (dict, MappingProxyType)
+_MAPPING_ATTRS = {kind: frozenset(dir(kind)) for kind in _MAPPING_TYPES}
+_MAPPING_READERS = frozenset({"get", "keys", "values", "items"})
+_HELPER_FUNCTIONS = frozenset(id(f) for f in helpers.GLOBALS.values())
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with the helpers every template may use."""
 
@@ -88,6 +99,34 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         self.filters.update(helpers.FILTERS)
         self.globals.update(helpers.GLOBALS)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        kind = type(obj)
+        if kind in _MAPPING_ATTRS:
+            if attribute not in _MAPPING_ATTRS[kind]:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            if attribute in _MAPPING_READERS:
+                return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        # Calls that the sandbox would allow without condition skip its inspection: the
+        # pack helpers, read-only methods of mappings, and the stream state's methods.
+        kind = type(__obj)
+        if (
+            (kind is FunctionType and id(__obj) in _HELPER_FUNCTIONS)
+            or (kind is BuiltinMethodType and type(__obj.__self__) in _MAPPING_ATTRS and __obj.__name__ in _MAPPING_READERS)
+            or (kind is MethodType and type(__obj.__self__) is helpers.StreamState)
+        ):
+            if kwargs:
+                # Calls inside loops and blocks carry Jinja's bookkeeping for its own context.
+                kwargs.pop("_loop_vars", None)
+                kwargs.pop("_block_vars", None)
+            return __obj(*args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
 
 class _ValueSandbox(_Sandbox):
     code_generator_class = _ValueCodeGenerator
@@ -100,6 +139,7 @@ class _ValueSandbox(_Sandbox):
 
 TEXT_ENV = _Sandbox()
 VALUE_ENV = _ValueSandbox()
+NAMES: dict[str, Any] = dict(VALUE_ENV.globals)  # the same helpers in both environments
 
 # Attributes a template may never name, even on objects where they would be harmless:
 # refusing them by name keeps the rule simple to state and to check before running.
@@ -141,6 +181,22 @@ def _strip_whitespace(tree: nodes.Template) -> None:
         output.nodes = [n for n in output.nodes if not (isinstance(n, nodes.TemplateData) and not n.data.strip())]
 
 
+def scope(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything a template can name: the helpers and Jinja's globals, then `variables`.
+
+    Built once per request (or per stream) and shared by every template rendered for
+    it; templates cannot change it (their own assignments live in their render context).
+    """
+    return {**NAMES, **variables}
+
+
+def _context(template: Any, names: dict[str, Any]) -> Any:
+    # Jinja's `new_context` copies the globals (a ChainMap) on every render; the scope
+    # already holds them, so the context is made directly around it.
+    env = template.environment
+    return env.context_class(env, names, template.name, template.blocks)
+
+
 @dataclass(frozen=True, slots=True)
 class ValueTemplate:
     """A compiled value template: `render` returns the list of values it output."""
@@ -148,12 +204,12 @@ class ValueTemplate:
     template: Any
     origin: Origin
 
-    def render(self, variables: Mapping[str, Any]) -> list[Any]:
-        template = self.template
-        return list(template.root_render_func(template.new_context(dict(variables))))
+    def render(self, names: dict[str, Any]) -> list[Any]:
+        """Run with a `scope(...)`; returns every value output, in order."""
+        return list(self.template.root_render_func(_context(self.template, names)))
 
-    def render_one(self, variables: Mapping[str, Any]) -> Any:
-        values = self.render(variables)
+    def render_one(self, names: dict[str, Any]) -> Any:
+        values = self.render(names)
         if len(values) != 1:
             raise TemplateError(f"the template output {len(values)} values where one was expected")
         return values[0]
@@ -166,10 +222,11 @@ class TextTemplate:
     source: str
     template: Any | None
 
-    def render(self, variables: Mapping[str, Any]) -> str:
-        if self.template is None:
+    def render(self, names: dict[str, Any]) -> str:
+        template = self.template
+        if template is None:
             return self.source
-        return self.template.render(variables)
+        return "".join(template.root_render_func(_context(template, names)))
 
 
 def _parse(env: _Sandbox, source: str, origin: Origin) -> nodes.Template:

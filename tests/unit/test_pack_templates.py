@@ -138,3 +138,19 @@ def test_unknown_builtin_pack_lists_the_builtins(tmp_path):
     message = caught.value.issues[0].message
     for name in ("anthropic", "echo", "openai"):
         assert name in message
+
+
+@pytest.mark.parametrize("source", ["{{ body.pop('a') }}", "{{ body.update({'a': 2}) }}", "{{ body.setdefault('b', 1) }}",
+                                    "{{ body.a.append(3) }}", "{{ body.clear() }}"])
+def test_templates_cannot_mutate_what_they_are_given(source):
+    from jinja2.exceptions import SecurityError
+
+    body = {"a": [1]}
+    with pytest.raises(SecurityError):
+        compile_value(source, ORIGIN).render({"body": body})
+    assert body == {"a": [1]}
+
+
+def test_mapping_keys_read_as_attributes_and_read_only_methods_work():
+    template = compile_value("{{ [body.role, body.get('missing', 'd'), body['items'], body.items() | list | length] }}", ORIGIN)
+    assert template.render({"body": {"role": "user", "items": 3}}) == [["user", "d", 3, 2]]
