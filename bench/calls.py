@@ -1,0 +1,68 @@
+"""The requests the benchmark sends, one shape per server kind.
+
+Direct-to-mock and the baseline get the upstream's own path and body (the baseline only
+forwards); the gateway gets the OpenAI-shaped body with a route alias as the model. Keeping
+the bodies identical in size across servers keeps the comparison about the server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+MESSAGES = [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Say one short sentence about foxes."},
+]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request, ready to send many times."""
+
+    url: str
+    body: bytes
+    stream: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def all_headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", **self.headers}
+
+
+def _json(payload: dict[str, object]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def openai_body(model: str, stream: bool) -> bytes:
+    payload: dict[str, object] = {"model": model, "messages": MESSAGES, "max_tokens": 64}
+    if stream:
+        payload["stream"] = True
+    return _json(payload)
+
+
+def anthropic_body(model: str, stream: bool) -> bytes:
+    payload: dict[str, object] = {
+        "model": model, "system": MESSAGES[0]["content"], "messages": MESSAGES[1:],
+        "max_tokens": 64,
+    }
+    if stream:
+        payload["stream"] = True
+    return _json(payload)
+
+
+def upstream_chat(base: str, stream: bool) -> Call:
+    """What direct-to-mock and the baseline send: the mock's own OpenAI endpoint."""
+    prefix = "/stream" if stream else ""
+    return Call(f"{base}{prefix}/v1/chat/completions", openai_body("gpt-4o-mini", stream), stream)
+
+
+def upstream_messages(base: str, stream: bool) -> Call:
+    """Direct to the mock's Anthropic endpoint: the floor for the translation scenario."""
+    prefix = "/stream" if stream else ""
+    return Call(f"{base}{prefix}/v1/messages", anthropic_body("claude-x", stream), stream)
+
+
+def gateway_chat(base: str, alias: str, stream: bool, key: str | None = None) -> Call:
+    """What a client sends the gateway: OpenAI shape, route alias as the model."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return Call(f"{base}/v1/chat/completions", openai_body(alias, stream), stream, headers)
