@@ -69,6 +69,7 @@ def parse(text: str, command: str) -> WrkResult:
 def run_wrk(call: Call, script: Path, connections: int, seconds: float,
             cores: set[int]) -> WrkResult:
     """One wrk run with a single thread (the load core is one core) and --latency."""
+    seconds = max(1, round(seconds))  # wrk takes whole seconds
     argv = ["taskset", "-c", cpu_list(cores), "wrk", "-t1", f"-c{connections}",
             f"-d{seconds}s", "--latency", "-s", str(script), call.url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)

@@ -1,0 +1,94 @@
+"""The gateway configurations each scenario runs with, and the check that the gateway takes them.
+
+A scenario whose feature has not landed yet (the Anthropic pack, Redis-backed limits, the
+cache) fails `gateway validate`; the benchmark then reports it as not yet available instead
+of stopping, so the same `make bench` works at every stage of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_KEY = "sk-bench-0123456789abcdef"
+SCHEMA_HINT = "# yaml-language-server: $schema=../schemas/{}.schema.json\n"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """A pair of config files plus the environment the gateway needs to load them."""
+
+    name: str
+    routes: Path
+    providers: Path
+    env: dict[str, str]
+
+
+def _openai_providers(mock: str) -> dict[str, object]:
+    """Two providers on one mock: the base_url path decides JSON or a paced stream."""
+    model = {"gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.6}}
+    return {
+        "mock": {"api": "openai", "base_url": f"{mock}/v1", "api_key": "x", "models": model},
+        "mockstream": {"api": "openai", "base_url": f"{mock}/stream/v1", "api_key": "x",
+                       "models": model},
+    }
+
+
+def _anthropic_providers(mock: str) -> dict[str, object]:
+    model = {"claude-x": {"input_per_1m": 3.0, "output_per_1m": 15.0}}
+    return {
+        "anth": {"api": "anthropic", "base_url": mock, "api_key": "x", "models": model},
+        "anthstream": {"api": "anthropic", "base_url": f"{mock}/stream", "api_key": "x",
+                       "models": model},
+    }
+
+
+def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, object]]:
+    """(routes, providers) for one scenario; every scenario keeps the pass-through routes."""
+    providers = _openai_providers(mock)
+    routes: dict[str, object] = {
+        "pass": {"targets": ["mock/gpt-4o-mini"]},
+        "stream": {"targets": ["mockstream/gpt-4o-mini"]},
+    }
+    document: dict[str, object] = {"routes": routes}
+    if scenario == "anthropic":
+        providers.update(_anthropic_providers(mock))
+        routes["claude"] = {"targets": ["anth/claude-x"]}
+        routes["claude-stream"] = {"targets": ["anthstream/claude-x"]}
+    elif scenario == "limits":
+        document["keys"] = [
+            {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}}]
+    elif scenario == "cache":
+        routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
+    return document, {"providers": providers}
+
+
+def write(scenario: str, mock: str, directory: Path) -> GatewayConfig:
+    """Write the scenario's files (JSON is YAML, and needs no extra dependency)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    routes_doc, providers_doc = _documents(scenario, mock)
+    routes = directory / f"{scenario}.routes.yaml"
+    providers = directory / f"{scenario}.providers.yaml"
+    routes.write_text(SCHEMA_HINT.format("routes") + json.dumps(routes_doc, indent=2) + "\n")
+    providers.write_text(
+        SCHEMA_HINT.format("providers") + json.dumps(providers_doc, indent=2) + "\n")
+    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY})
+
+
+def validate(config: GatewayConfig, repo: Path) -> tuple[bool, str]:
+    """Ask the gateway itself whether it accepts the config; (ok, its message)."""
+    argv = [sys.executable, "-m", "gateway", "validate", str(config.routes),
+            str(config.providers)]
+    env = {**os.environ, **config.env}
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=repo, env=env,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        return False, "gateway validate timed out"
+    message = (done.stdout + done.stderr).strip()
+    return done.returncode == 0, "\n".join(message.splitlines()[-8:])
+

@@ -1,0 +1,260 @@
+"""docs/benchmarks.md, regenerated from one run's raw results.
+
+The page is written for an operator deciding whether the gateway's overhead is acceptable:
+targets first, then every figure as median (min-max over runs) with its ratio to the bare
+baseline, then the machine and the exact commands so anyone can reproduce it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from summary import spread
+from targets import median
+
+Results = dict[str, Any]
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _runs(values: list[float] | None, digits: int = 2) -> str:
+    """'median (min–max)' so the spread over runs is always printed next to the figure."""
+    if not values:
+        return "–"
+    s = spread(values)
+    if s["n"] == 0:
+        return "–"
+    if s["n"] == 1:
+        return _num(s["median"], digits)
+    return f"{_num(s['median'], digits)} ({_num(s['min'], digits)}–{_num(s['max'], digits)})"
+
+
+def _get(record: dict[str, Any], *path: str) -> Any:
+    node: Any = record
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "–" if a is None or not b else f"{a / b:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def targets_section(results: Results) -> list[str]:
+    rows = []
+    for t in results.get("targets", []):
+        mark = {"pass": "**pass**", "fail": "**FAIL**"}.get(t["verdict"], t["verdict"])
+        value = "–" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
+        rows.append([t["target"], t["limit"], value, mark + (f" ({t['note']})" if t["note"]
+                                                             and t["value"] is None else "")])
+    return ["## Targets (issue 9)", ""] + _table(["target", "limit", "measured", "verdict"],
+                                                   rows)
+
+
+def _throughput_rows(results: Results, scenario: str, reference: float | None) -> list[list[str]]:
+    rows = []
+    servers = results["scenarios"][scenario].get("servers", {})
+    for name, record in servers.items():
+        if "throughput_rps" not in record:
+            continue
+        rps = median(results, scenario, name, "throughput_rps")
+        errors = sum(v or 0 for v in record.get("errors", []))
+        rows.append([name, _runs(record["throughput_rps"], 0), _ratio(rps, reference),
+                     _runs(record.get("cpu_ms_per_request"), 3),
+                     _runs(record.get("wrk_p50_ms")), _runs(record.get("wrk_p99_ms")),
+                     str(errors)])
+    return rows
+
+
+def throughput_table(results: Results, scenario: str) -> list[str]:
+    reference = median(results, "pass", "baseline", "throughput_rps")
+    rows = _throughput_rows(results, scenario, reference)
+    if not rows:
+        return []
+    header = ["server", "requests/s", "x baseline", "CPU ms/request", "wrk p50 ms",
+              "wrk p99 ms", "errors"]
+    return ["Closed loop, 50 connections (wrk):", ""] + _table(header, rows)
+
+
+def latency_table(results: Results, scenario: str) -> list[str]:
+    servers = results["scenarios"][scenario].get("servers", {})
+    rows = []
+    for rate in results["settings"]["rates"]:
+        key = str(int(rate))
+        direct_p50 = median(results, scenario, "direct", "latency", key, "p50_ms")
+        direct_p99 = median(results, scenario, "direct", "latency", key, "p99_ms")
+        for name, record in servers.items():
+            runs = _get(record, "latency", key)
+            if not runs:
+                continue
+            p50 = median(results, scenario, name, "latency", key, "p50_ms")
+            p99 = median(results, scenario, name, "latency", key, "p99_ms")
+            added = name != "direct"
+            rows.append([f"{key}/s", name, _runs(runs["p50_ms"], 3), _runs(runs["p90_ms"], 3),
+                         _runs(runs["p99_ms"], 3),
+                         _num(p50 - direct_p50, 3) if added and p50 and direct_p50 else "–",
+                         _num(p99 - direct_p99, 3) if added and p99 and direct_p99 else "–",
+                         str(sum(runs.get("failed", [])))])
+    if not rows:
+        return []
+    header = ["rate", "server", "p50 ms", "p90 ms", "p99 ms", "added p50 ms", "added p99 ms",
+              "failed"]
+    return ["Open loop, fixed rate (latency measured from send to last byte):", ""] + _table(
+        header, rows)
+
+
+def stream_table(results: Results, scenario: str) -> list[str]:
+    servers = results["scenarios"][scenario].get("servers", {})
+    direct = median(results, scenario, "direct", "stream", "ttfb_p50_ms")
+    base_cpu = median(results, "pass", "baseline", "stream", "cpu_ms_per_stream")
+    rows = []
+    for name, record in servers.items():
+        runs = record.get("stream")
+        if not runs:
+            continue
+        ttfb = median(results, scenario, name, "stream", "ttfb_p50_ms")
+        cpu = median(results, scenario, name, "stream", "cpu_ms_per_stream")
+        rows.append([name, _runs(runs["ttfb_p50_ms"], 3), _runs(runs["ttfb_p99_ms"], 3),
+                     _num(ttfb - direct, 3) if name != "direct" and ttfb and direct else "–",
+                     _runs(runs["p50_ms"], 1),
+                     _runs([v for v in runs["cpu_ms_per_stream"] if v is not None], 2),
+                     _ratio(cpu, base_cpu) if cpu else "–", str(sum(runs.get("failed", [])))])
+    if not rows:
+        return []
+    rate = results["settings"]["stream_rate"]
+    header = ["server", "TTFB p50 ms", "TTFB p99 ms", "added TTFB p50 ms", "whole stream p50 ms",
+              "CPU ms/stream", "CPU x baseline", "failed"]
+    return [f"Streams of 20 chunks paced 10 ms apart, {rate:.0f} streams/s open loop:",
+            ""] + _table(header, rows)
+
+
+def memory_table(results: Results) -> list[str]:
+    servers = results["scenarios"]["pass"].get("servers", {})
+    start = results["scenarios"].get("startup", {}).get("servers", {})
+    base = servers.get("baseline", {})
+    rows = []
+    for name in ("baseline", "gateway"):
+        record = servers.get(name, {})
+        startup = _get(start, name, "startup_s") or []
+        base_start = _get(start, "baseline", "startup_s") or []
+        rows.append([name, _num(record.get("rss_idle_mib"), 1), _num(record.get("rss_peak_mib"), 1),
+                     _ratio(record.get("rss_peak_mib"), base.get("rss_peak_mib")),
+                     _runs([v * 1e3 for v in startup], 0),
+                     _ratio(spread(startup)["median"] if startup else None,
+                            spread(base_start)["median"] if base_start else None)])
+    header = ["server", "idle RSS MiB", "peak RSS MiB", "peak x baseline",
+              "start-up ms (spawn to /health 200)", "start-up x baseline"]
+    return ["Memory (VmRSS after start-up, VmHWM after the load) and start-up time:", ""] + \
+        _table(header, rows)
+
+
+SCENARIO_TITLES = {
+    "pass": "OpenAI pass-through",
+    "anthropic": "Anthropic translation (OpenAI in, Anthropic Messages upstream)",
+    "limits": "Key limits on, state in Redis",
+    "cache": "Cache hit",
+    "workers": "Two workers against one",
+}
+
+
+def scenario_section(results: Results, scenario: str) -> list[str]:
+    entry = results["scenarios"].get(scenario)
+    lines = [f"## {SCENARIO_TITLES[scenario]}", ""]
+    if entry is None:
+        return lines + ["Not run.", ""]
+    if entry.get("status") != "measured":
+        lines += [f"**{entry.get('status')}**: {entry.get('note', '')}", ""]
+        if entry.get("detail"):
+            lines += ["```", entry["detail"], "```", ""]
+        return lines
+    if entry.get("evidence"):
+        lines += ["Checks: " + ", ".join(f"{k} = `{v}`" for k, v in entry["evidence"].items()),
+                  ""]
+    lines += throughput_table(results, scenario)
+    if scenario != "workers":
+        lines += latency_table(results, scenario) + stream_table(results, scenario)
+    if scenario == "pass":
+        lines += memory_table(results)
+    return lines
+
+
+def workers_note(results: Results) -> list[str]:
+    m = lambda *a: median(results, "workers", *a)  # noqa: E731
+    if results["scenarios"].get("workers", {}).get("status") != "measured":
+        return []
+    return [f"Scaling: gateway {_ratio(m('gateway-two', 'throughput_rps'), m('gateway-one', 'throughput_rps'))}, "
+            f"baseline {_ratio(m('baseline-two', 'throughput_rps'), m('baseline-one', 'throughput_rps'))}. "
+            "One worker is pinned to core 0; two workers may use both cores, which they share "
+            "with the mock and wrk on a two-core machine, so the baseline's ratio is the "
+            "ceiling this machine allows.", ""]
+
+
+def profile_section(results: Results) -> list[str]:
+    profile = results.get("profile") or {}
+    lines = ["## Profile of the pinned gateway under load", ""]
+    if profile.get("status") != "measured":
+        return lines + [f"Not profiled: {profile.get('note', 'not run')}.", ""]
+    lines += [f"`{profile['command']}` while wrk drives the pass-through route; "
+              f"{profile['samples']} samples, raw stacks in `bench/results/{profile['raw']}`.",
+              "", "Where the CPU is spent (self time, top frames):", ""]
+    lines += _table(["frame", "% of samples"],
+                    [[f"`{r['frame']}`", f"{r['percent']:.1f}"] for r in profile["self_top"]])
+    if profile.get("gateway_inclusive_top"):
+        lines += ["Gateway functions including what they call:", ""]
+        lines += _table(["function", "% of samples"],
+                        [[f"`{r['frame']}`", f"{r['percent']:.1f}"]
+                         for r in profile["gateway_inclusive_top"]])
+    return lines
+
+
+def machine_section(results: Results) -> list[str]:
+    m = results["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    tools = ", ".join(f"{k} {v}" for k, v in m["tools"].items())
+    s = results["settings"]
+    return ["## Machine and method", "",
+            f"- CPU: {m['cpu']}, {m['cores']} cores; kernel {m['kernel']}; Python {m['python']}",
+            f"- Packages: {packages}", f"- Tools: {tools}",
+            f"- Code: `{m['commit']}`; run took {results['elapsed_s']:.0f} s",
+            f"- Placement: gateway and baseline pinned to core(s) {s['server_cores']} "
+            f"(`taskset`); mock (nginx, one process) and load generators on core(s) "
+            f"{s['load_cores']}.",
+            f"- Each figure is the median of {s['runs']} runs, (min–max) after it; runs of "
+            "different servers are interleaved.",
+            "- The mock is nginx with inlined answers (`bench/mock/nginx.conf.in`): OpenAI "
+            "JSON, an OpenAI SSE stream of 20 chunks 10 ms apart, Anthropic JSON and events, "
+            "embeddings. \"Direct\" is the load generator talking to the mock itself.",
+            "- The baseline (`bench/baseline.py`) is a bare Starlette + aiohttp pass-through "
+            "served by uvicorn with uvloop and httptools, like the gateway.",
+            "- CPU ms is utime+stime of the server's processes (`/proc/PID/stat`) over a run, "
+            "divided by the requests or streams it served.", "",
+            "Commands:", "", "```", *results["commands"], "```", ""]
+
+
+def render(results: Results) -> str:
+    lines = ["# Benchmarks", "",
+             f"Generated by `make bench` on {results['started']}. Raw figures: "
+             f"`bench/results/{results['stamp']}.json`. Do not edit by hand: the next run "
+             "rewrites this page.", ""]
+    lines += targets_section(results)
+    for scenario in ("pass", "anthropic", "limits", "cache", "workers"):
+        lines += scenario_section(results, scenario)
+        if scenario == "workers":
+            lines += workers_note(results)
+    lines += profile_section(results) + machine_section(results)
+    return "\n".join(lines).rstrip() + "\n"

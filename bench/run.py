@@ -1,0 +1,156 @@
+"""Entry point of `make bench`: run every scenario, keep the raw JSON, rewrite the report.
+
+Usage: python bench/run.py [--quick] [--runs N] [--only pass,cache] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import deps
+import machine
+import mockserver
+import report
+import scenarios
+import targets
+from measure import Settings
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+DOC = REPO / "docs" / "benchmarks.md"
+
+SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
+    "pass": scenarios.pass_through,
+    "anthropic": scenarios.anthropic,
+    "limits": scenarios.limits,
+    "cache": scenarios.cache_hit,
+    "workers": scenarios.workers,
+    "startup": scenarios.startup,
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one short run of everything, to check the bench itself")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-doc", action="store_true", help="keep docs/benchmarks.md as is")
+    return parser.parse_args()
+
+
+def placement() -> tuple[frozenset[int], frozenset[int]]:
+    """Server on the first core, load on the second; one core means sharing, said in the report."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return frozenset(cores), frozenset(cores)
+    return frozenset({cores[0]}), frozenset({cores[1]})
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    server, load = placement()
+    settings = Settings(server_cores=server, load_cores=load)
+    if args.quick:
+        settings = replace(settings, runs=1, wrk_seconds=2, latency_seconds=2,
+                           stream_seconds=2, warmup_seconds=0.5)
+    if args.runs:
+        settings = replace(settings, runs=args.runs)
+    return settings
+
+
+def commands(settings: Settings) -> list[str]:
+    """The commands behind the figures, with ports and temporary paths left symbolic."""
+    return [
+        "make bench    # = $(PY) bench/run.py",
+        "taskset -c {server} python -m gateway serve --host 127.0.0.1 --port PORT "
+        "--routes ROUTES --providers PROVIDERS --workers 1".format(
+            server=",".join(map(str, sorted(settings.server_cores)))),
+        "taskset -c {server} python bench/baseline.py --port PORT --upstream MOCK".format(
+            server=",".join(map(str, sorted(settings.server_cores)))),
+        "taskset -c {load} nginx -p TMP -c TMP/nginx.conf    # bench/mock/nginx.conf.in".format(
+            load=",".join(map(str, sorted(settings.load_cores)))),
+        f"taskset -c LOAD wrk -t1 -c{settings.connections} -d{settings.wrk_seconds:g}s "
+        "--latency -s SCRIPT.lua URL",
+        "open loop (bench/open_loop.py, asyncio + aiohttp on the load core): "
+        + ", ".join(f"{r:g}/s for {settings.latency_seconds:g} s" for r in settings.rates)
+        + f"; streams {settings.stream_rate:g}/s for {settings.stream_seconds:g} s",
+    ]
+
+
+def run_scenarios(bench: scenarios.Bench, names: list[str]) -> dict[str, Any]:
+    """Run each scenario; one that breaks is recorded with its error and the rest go on."""
+    out: dict[str, Any] = {}
+    for name in names:
+        began = time.perf_counter()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        try:
+            out[name] = SCENARIOS[name](bench)
+        except Exception as error:  # noqa: BLE001 - a report with the error beats no report
+            out[name] = {"status": "error", "note": str(error).splitlines()[0][:300],
+                         "detail": traceback.format_exc()[-2000:]}
+        status = out[name].get("status")
+        print(f"bench: {name}: {status} in {time.perf_counter() - began:.0f} s "
+              f"{out[name].get('note', '')}".rstrip(), file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> int:
+    args = parse_args()
+    settings = settings_from(args)
+    os.sched_setaffinity(0, settings.load_cores)  # the generator lives on the load core
+    deps.ensure_tools()
+    started = datetime.now(timezone.utc)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    names = [n for n in (args.only.split(",") if args.only else SCENARIOS) if n]
+    RESULTS_DIR.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    began = time.perf_counter()
+    mock, mock_url = mockserver.start(workdir, set(settings.load_cores))
+    try:
+        bench = scenarios.Bench(mock_url, workdir, REPO, settings)
+        results: dict[str, Any] = {
+            "stamp": stamp, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine.describe(REPO),
+            "settings": {**settings.__dict__, "server_cores": sorted(settings.server_cores),
+                         "load_cores": sorted(settings.load_cores)},
+            "commands": commands(settings),
+            "scenarios": run_scenarios(bench, names),
+        }
+        if not args.no_profile:
+            print("bench: profile ...", file=sys.stderr, flush=True)
+            results["profile"] = scenarios.profile(bench, RESULTS_DIR, stamp)
+    finally:
+        mock.stop()
+    results["elapsed_s"] = time.perf_counter() - began
+    results["targets"] = targets.check(results)
+    out = RESULTS_DIR / f"{stamp}.json"
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    if not args.no_doc:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(report.render(results))
+    shutil.rmtree(workdir, ignore_errors=True)
+    for t in results["targets"]:
+        value = "–" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
+        print(f"{t['verdict']:>12}  {t['target']}: {value} (target {t['limit']})")
+    print(f"bench: wrote {out.relative_to(REPO)}"
+          + ("" if args.no_doc else f" and {DOC.relative_to(REPO)}")
+          + f" in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

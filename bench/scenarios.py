@@ -1,0 +1,289 @@
+"""The benchmark's scenarios: what runs, against what, and how a missing feature is reported.
+
+Each scenario starts its own gateway with its own config so a feature that has not landed
+(its config is refused by `gateway validate`) is skipped with a note, and the others run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import calls
+import gateway_config
+import measure
+import procs
+import servers
+from measure import Settings, Subject
+
+NOT_AVAILABLE = "not yet available"
+
+
+@dataclass
+class Bench:
+    """What every scenario shares: the mock, the scratch directory, the checkout, settings."""
+
+    mock_url: str
+    workdir: Path
+    repo: Path
+    settings: Settings
+
+    @property
+    def server_cores(self) -> set[int]:
+        return set(self.settings.server_cores)
+
+    @property
+    def all_cores(self) -> set[int]:
+        return set(self.settings.server_cores | self.settings.load_cores)
+
+
+def skipped(reason: str, detail: str = "") -> dict[str, Any]:
+    return {"status": NOT_AVAILABLE, "note": reason, "detail": detail}
+
+
+def prepare(bench: Bench, scenario: str) -> tuple[gateway_config.GatewayConfig | None, str]:
+    """Write and validate the scenario's config; (config, "") or (None, why not)."""
+    config = gateway_config.write(scenario, bench.mock_url, bench.workdir / "config")
+    ok, message = gateway_config.validate(config, bench.repo)
+    return (config, "") if ok else (None, message)
+
+
+@contextmanager
+def gateway(bench: Bench, config: gateway_config.GatewayConfig, workers: int = 1,
+            cores: set[int] | None = None, env: dict[str, str] | None = None,
+            name: str = "gateway") -> Iterator[tuple[procs.Proc, str, float]]:
+    """A running gateway for the duration of a with-block."""
+    argv = lambda port: servers.gateway_argv(config, port, workers)  # noqa: E731
+    proc, base, startup = servers.start(name, argv, cores or bench.server_cores,
+                                        bench.workdir, bench.repo, {**config.env, **(env or {})})
+    try:
+        yield proc, base, startup
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def baseline(bench: Bench, workers: int = 1, cores: set[int] | None = None
+             ) -> Iterator[tuple[procs.Proc, str, float]]:
+    argv = lambda port: servers.baseline_argv(bench.mock_url, port, workers)  # noqa: E731
+    proc, base, startup = servers.start("baseline", argv, cores or bench.server_cores,
+                                        bench.workdir, bench.repo)
+    try:
+        yield proc, base, startup
+    finally:
+        proc.stop()
+
+
+def probe(call: Subject | calls.Call) -> tuple[int, dict[str, str], bytes]:
+    """One request, for checks that a scenario really does what it claims."""
+    target = call.chat if isinstance(call, Subject) else call
+    request = urllib.request.Request(target.url, data=target.body,
+                                     headers=target.all_headers(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def _require_ok(subject: Subject) -> None:
+    status, _headers, body = probe(subject)
+    if status != 200:
+        raise RuntimeError(f"{subject.name}: probe answered {status}: {body[:300]!r}")
+
+
+def _records(subjects: list[Subject]) -> dict[str, Any]:
+    return {s.name: s.record for s in subjects}
+
+
+def pass_through(bench: Bench) -> dict[str, Any]:
+    """The main comparison: direct to mock, the bare baseline, the gateway, back to back.
+
+    Without a usable gateway, direct and baseline are still measured, so the bench itself
+    can be checked and the floor is known before the gateway exists.
+    """
+    config, why = prepare(bench, "pass")
+    s = bench.settings
+    with ExitStack() as stack:
+        b_proc, b_url, b_start = stack.enter_context(baseline(bench))
+        subjects = [
+            Subject("direct", calls.upstream_chat(bench.mock_url, False),
+                    calls.upstream_chat(bench.mock_url, True)),
+            Subject("baseline", calls.upstream_chat(b_url, False),
+                    calls.upstream_chat(b_url, True), b_proc,
+                    {"startup_first_s": b_start}),
+        ]
+        if config is not None:
+            g_proc, g_url, g_start = stack.enter_context(gateway(bench, config))
+            subjects.append(Subject("gateway", calls.gateway_chat(g_url, "pass", False),
+                                    calls.gateway_chat(g_url, "stream", True), g_proc,
+                                    {"startup_first_s": g_start}))
+        for subject in subjects:
+            _require_ok(subject)
+        servers_under_test = [x for x in subjects if x.proc]
+        measure.settle()
+        for subject in servers_under_test:
+            measure.memory(subject, "VmRSS", "rss_idle_mib")
+        measure.throughput(subjects, s, bench.workdir)
+        measure.latency(subjects, s, s.rates)
+        measure.streams(subjects, s)
+        for subject in servers_under_test:
+            measure.memory(subject, "VmHWM", "rss_peak_mib")
+    entry: dict[str, Any] = {"status": "measured", "servers": _records(subjects)}
+    if config is None:
+        entry.update(note="gateway not measured: its config was refused", detail=why)
+    return entry
+
+
+def anthropic(bench: Bench) -> dict[str, Any]:
+    """OpenAI in, Anthropic out: the translation's cost against pass-through in one process."""
+    config, why = prepare(bench, "anthropic")
+    if config is None:
+        return skipped("the gateway does not accept an `api: anthropic` provider yet", why)
+    s = bench.settings
+    with gateway(bench, config) as (g_proc, g_url, _start):
+        direct = Subject("direct", calls.upstream_messages(bench.mock_url, False),
+                         calls.upstream_messages(bench.mock_url, True))
+        plain = Subject("gateway-pass", calls.gateway_chat(g_url, "pass", False), None, g_proc)
+        gate = Subject("gateway", calls.gateway_chat(g_url, "claude", False),
+                       calls.gateway_chat(g_url, "claude-stream", True), g_proc)
+        for subject in (direct, plain, gate):
+            _require_ok(subject)
+        measure.throughput([plain, gate], s, bench.workdir)
+        measure.latency([direct, gate], s, s.rates[-1:])
+        measure.streams([direct, gate], s)
+        measure.memory(gate, "VmHWM", "rss_peak_mib")
+    return {"status": "measured", "servers": _records([direct, plain, gate])}
+
+
+@contextmanager
+def redis_server(bench: Bench) -> Iterator[str]:
+    """A throwaway Redis on a free port, on the load core, nothing written to disk."""
+    port = procs.free_port()
+    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(bench.workdir), "--daemonize", "no"]
+    proc = procs.spawn("redis", argv, set(bench.settings.load_cores), bench.workdir)
+    try:
+        deadline = time.perf_counter() + 10
+        while _redis_cli(port, "ping") != "PONG":
+            if time.perf_counter() > deadline or not proc.alive():
+                raise RuntimeError(f"redis did not start:\n{proc.log_tail()}")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.stop()
+
+
+def _redis_cli(port: int, *args: str) -> str:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        return ""
+    done = subprocess.run([cli, "-p", str(port), *args], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def limits(bench: Bench) -> dict[str, Any]:
+    """Keys with limits, state in Redis: every request pays a key lookup and a Redis trip."""
+    config, why = prepare(bench, "limits")
+    if config is None:
+        return skipped("the gateway refused a config with keys and limits", why)
+    s = bench.settings
+    with redis_server(bench) as redis_url, gateway(bench, config, env={"REDIS_URL": redis_url}
+                                                   ) as (g_proc, g_url, _start):
+        key = gateway_config.BENCH_KEY
+        direct = Subject("direct", calls.upstream_chat(bench.mock_url, False))
+        gate = Subject("gateway", calls.gateway_chat(g_url, "pass", False, key), None, g_proc)
+        _require_ok(gate)
+        anonymous, _h, _b = probe(calls.gateway_chat(g_url, "pass", False))
+        measure.throughput([gate], s, bench.workdir)
+        measure.latency([direct, gate], s, s.rates[-1:])
+        measure.memory(gate, "VmHWM", "rss_peak_mib")
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        evidence = {"status_without_key": anonymous,
+                    "redis_keys_after": _redis_cli(port, "dbsize")}
+    return {"status": "measured", "evidence": evidence, "servers": _records([direct, gate])}
+
+
+def cache_hit(bench: Bench) -> dict[str, Any]:
+    """Identical requests on a caching route: after the first, no upstream call at all."""
+    config, why = prepare(bench, "cache")
+    if config is None:
+        return skipped("the gateway refused a route with `cache:`", why)
+    s = bench.settings
+    with gateway(bench, config) as (g_proc, g_url, _start):
+        direct = Subject("direct", calls.upstream_chat(bench.mock_url, False))
+        gate = Subject("gateway", calls.gateway_chat(g_url, "cached", False), None, g_proc)
+        _require_ok(gate)
+        _status, headers, _body = probe(gate)
+        if headers.get("x-gateway-cache") != "hit":
+            return skipped("the second identical request was not a cache hit",
+                           f"x-gateway-cache: {headers.get('x-gateway-cache')!r}")
+        measure.throughput([gate], s, bench.workdir)
+        measure.latency([direct, gate], s, s.rates[-1:])
+        measure.memory(gate, "VmHWM", "rss_peak_mib")
+    return {"status": "measured", "servers": _records([direct, gate])}
+
+
+def workers(bench: Bench) -> dict[str, Any]:
+    """Two workers on both cores against one pinned worker; the baseline shows the ceiling.
+
+    The mock and wrk share the second core, so neither server can reach a clean 2x here;
+    the baseline's own ratio tells how much of a shortfall is the machine's.
+    """
+    config, why = prepare(bench, "pass")
+    if config is None:
+        return skipped("no gateway", why)
+    s = bench.settings
+    out: dict[str, Any] = {"status": "measured", "servers": {}}
+    for label, count, cores in (("one", 1, bench.server_cores), ("two", 2, bench.all_cores)):
+        with baseline(bench, count, cores) as (b_proc, b_url, _b), gateway(
+                bench, config, count, cores) as (g_proc, g_url, _g):
+            subjects = [Subject(f"baseline-{label}", calls.upstream_chat(b_url, False), None,
+                                b_proc),
+                        Subject(f"gateway-{label}", calls.gateway_chat(g_url, "pass", False),
+                                None, g_proc)]
+            for subject in subjects:
+                _require_ok(subject)
+            measure.throughput(subjects, s, bench.workdir)
+            out["servers"].update(_records(subjects))
+    return out
+
+
+def startup(bench: Bench) -> dict[str, Any]:
+    """Spawn to first /health 200, several times each, on the server core."""
+    config, why = prepare(bench, "pass")
+    times: dict[str, list[float]] = {"baseline": [], "gateway": []}
+    for _ in range(bench.settings.runs):
+        with baseline(bench) as (_p, _u, seconds):
+            times["baseline"].append(seconds)
+        if config is not None:
+            with gateway(bench, config) as (_p, _u, seconds):
+                times["gateway"].append(seconds)
+    return {"status": "measured" if config else NOT_AVAILABLE, "note": why,
+            "servers": {name: {"startup_s": values} for name, values in times.items()}}
+
+
+def profile(bench: Bench, out_dir: Path, stamp: str, seconds: float = 8.0) -> dict[str, Any]:
+    """py-spy on a fresh pinned gateway serving the pass-through route under wrk."""
+    import pyspy
+
+    config, why = prepare(bench, "pass")
+    if config is None:
+        return {"status": "skipped", "note": why}
+    with gateway(bench, config) as (g_proc, g_url, _start):
+        call = calls.gateway_chat(g_url, "pass", False)
+        script = bench.workdir / "profile-warmup.lua"
+        import closed_loop
+
+        closed_loop.run_wrk(call, closed_loop.write_script(call, script),
+                            bench.settings.connections, 1, set(bench.settings.load_cores))
+        return pyspy.record(g_proc.pid, call, bench.workdir, out_dir, stamp, seconds,
+                            bench.settings.connections, set(bench.settings.load_cores))

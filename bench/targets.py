@@ -1,0 +1,101 @@
+"""The issue's performance targets, checked against one run's results.
+
+They are checked here and only here (never in unit tests): a benchmark figure depends on
+the machine, so it is reported with its verdict rather than failing a build.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from summary import spread
+
+Results = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    limit: str
+    value: float | None
+    unit: str
+    verdict: str  # pass | fail | not measured
+    note: str = ""
+
+
+def median(results: Results, scenario: str, server: str, *path: str) -> float | None:
+    """Median over runs of scenarios[scenario].servers[server][path...], None if absent."""
+    node: Any = results.get("scenarios", {}).get(scenario, {}).get("servers", {}).get(server)
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    if isinstance(node, list):
+        value = spread(node)["median"]
+    elif isinstance(node, (int, float)):
+        value = float(node)
+    else:
+        return None
+    return None if math.isnan(value) else value
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _judge(name: str, limit: str, unit: str, value: float | None,
+           ok: Callable[[float], bool], why_missing: str) -> Verdict:
+    if value is None:
+        return Verdict(name, limit, None, unit, "not measured", why_missing)
+    return Verdict(name, limit, value, unit, "pass" if ok(value) else "fail")
+
+
+def _why(results: Results, scenario: str) -> str:
+    entry = results.get("scenarios", {}).get(scenario, {})
+    return entry.get("note", "") or f"scenario {scenario} did not run"
+
+
+def check(results: Results) -> list[dict[str, Any]]:
+    """Every target of issue 9 with its value and verdict, in the issue's order."""
+    m = lambda *a: median(results, *a)  # noqa: E731
+    pass_why, anth_why = _why(results, "pass"), _why(results, "anthropic")
+    peaks = [m(s, "gateway", "rss_peak_mib") for s in ("pass", "anthropic", "limits", "cache")]
+    peaks = [p for p in peaks if p is not None]
+    verdicts = [
+        _judge("throughput vs baseline (50 connections)", ">= 0.85x", "x",
+               _ratio(m("pass", "gateway", "throughput_rps"),
+                      m("pass", "baseline", "throughput_rps")),
+               lambda v: v >= 0.85, pass_why),
+        _judge("added latency p50 at 200/s", "<= 1.2 ms", "ms",
+               _diff(m("pass", "gateway", "latency", "200", "p50_ms"),
+                     m("pass", "direct", "latency", "200", "p50_ms")),
+               lambda v: v <= 1.2, pass_why),
+        _judge("added latency p99 at 200/s", "<= 2.5 ms", "ms",
+               _diff(m("pass", "gateway", "latency", "200", "p99_ms"),
+                     m("pass", "direct", "latency", "200", "p99_ms")),
+               lambda v: v <= 2.5, pass_why),
+        _judge("streaming TTFB added (p50)", "<= 1.5 ms", "ms",
+               _diff(m("pass", "gateway", "stream", "ttfb_p50_ms"),
+                     m("pass", "direct", "stream", "ttfb_p50_ms")),
+               lambda v: v <= 1.5, pass_why),
+        _judge("CPU per 20-chunk stream", "<= 6 ms", "ms",
+               m("pass", "gateway", "stream", "cpu_ms_per_stream"), lambda v: v <= 6, pass_why),
+        _judge("Anthropic translation CPU/request vs pass-through", "<= 1.2x", "x",
+               _ratio(m("anthropic", "gateway", "cpu_ms_per_request"),
+                      m("anthropic", "gateway-pass", "cpu_ms_per_request")),
+               lambda v: v <= 1.2, anth_why),
+        _judge("peak RSS (largest gateway process, all scenarios)", "<= 80 MiB", "MiB",
+               max(peaks) if peaks else None, lambda v: v <= 80, pass_why),
+        _judge("two workers vs one (throughput)", ">= 1.8x", "x",
+               _ratio(m("workers", "gateway-two", "throughput_rps"),
+                      m("workers", "gateway-one", "throughput_rps")),
+               lambda v: v >= 1.8, _why(results, "workers")),
+    ]
+    return [asdict(v) for v in verdicts]
