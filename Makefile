@@ -5,7 +5,7 @@ PY = $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run test schemas validate clean
+.PHONY: install run test schemas validate bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ validate: install
 
 schemas: install
 	$(PY) -m gateway.config.schema schemas
+
+# The benchmark (bench/, report in docs/benchmarks.md): about 8 minutes, needs root for
+# its Debian tools (nginx, wrk, redis-server) on first use. py-spy adds the profile.
+bench: install
+	$(PY) -m pip install --quiet py-spy
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

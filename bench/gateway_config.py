@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCH_KEY = "sk-bench-0123456789abcdef"
+TIGHT_KEY = "sk-bench-tight-0123456789"  # rpm 1: proves limits are enforced at all
 SCHEMA_HINT = "# yaml-language-server: $schema=../schemas/{}.schema.json\n"
 
 
@@ -61,7 +62,9 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         routes["claude-stream"] = {"targets": ["anthstream/claude-x"]}
     elif scenario == "limits":
         document["keys"] = [
-            {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}}]
+            {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}},
+            {"name": "tight", "key": "${BENCH_TIGHT_KEY}", "limits": {"rpm": 1}},
+        ]
     elif scenario == "cache":
         routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
     return document, {"providers": providers}
@@ -76,7 +79,7 @@ def write(scenario: str, mock: str, directory: Path) -> GatewayConfig:
     routes.write_text(SCHEMA_HINT.format("routes") + json.dumps(routes_doc, indent=2) + "\n")
     providers.write_text(
         SCHEMA_HINT.format("providers") + json.dumps(providers_doc, indent=2) + "\n")
-    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY})
+    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY, "BENCH_TIGHT_KEY": TIGHT_KEY})
 
 
 def validate(config: GatewayConfig, repo: Path) -> tuple[bool, str]:

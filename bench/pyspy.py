@@ -28,30 +28,44 @@ def executable() -> str | None:
 
 
 def _short(frame: str) -> str:
-    """'func (path/to/site-packages/pkg/mod.py:12)' -> 'pkg/mod.py:func'."""
+    """'func (pkg/mod.py:12)' -> 'pkg/mod.py:func'; absolute paths cut to the package."""
     match = FRAME.match(frame.strip())
     if not match:
         return frame.strip()
     path = match.group("file")
-    for marker in ("site-packages/", "/lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    else:
-        parts = Path(path).parts
-        path = "/".join(parts[parts.index("gateway"):]) if "gateway" in parts else Path(
-            path).name
+    if path.startswith("/"):
+        for marker in ("site-packages/", "/lib/python3.", "/gateway/"):
+            if marker in path:
+                tail = path.split(marker, 1)[1]
+                path = ("gateway/" + tail) if marker == "/gateway/" else tail
+                break
     return f"{path}:{match.group('func')}"
 
 
+def _package(frame: str) -> str:
+    """The top-level package a frame belongs to, to say which library the time goes to."""
+    path = frame.split(":", 1)[0]
+    if "/" in path:
+        return path.split("/", 1)[0]
+    return "stdlib" if path.endswith(".py") or path.startswith("<") else path
+
+
+LAUNCH_FRAMES = ("gateway/cli.py:", "gateway/__main__.py:")
+
+
 def summarize(collapsed: Path, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive sample shares from py-spy's collapsed-stack output."""
+    """Self and inclusive sample shares from py-spy's collapsed-stack output.
+
+    Under uvloop most stacks start at the coroutine that a C callback resumed, so
+    "inclusive" here means "inside this function's frames", which is what a reader wants.
+    """
     self_counts: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
+        if not stack.strip() or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_short(f) for f in stack.split(";") if f.strip()]
@@ -59,12 +73,15 @@ def summarize(collapsed: Path, top: int = 15) -> dict[str, Any]:
             continue
         total += count
         self_counts[frames[-1]] += count
+        packages[_package(frames[-1])] += count
         for frame in set(frames):
             inclusive[frame] += count
     share = lambda c: round(100 * c / total, 1) if total else 0.0  # noqa: E731
-    gateway_frames = [(f, c) for f, c in inclusive.most_common() if f.startswith("gateway/")]
+    gateway_frames = [(f, c) for f, c in inclusive.most_common()
+                      if f.startswith("gateway/") and not f.startswith(LAUNCH_FRAMES)]
     return {
         "samples": total,
+        "self_by_package": [{"frame": p, "percent": share(c)} for p, c in packages.most_common(10)],
         "self_top": [{"frame": f, "percent": share(c)} for f, c in self_counts.most_common(top)],
         "gateway_inclusive_top": [{"frame": f, "percent": share(c)}
                                   for f, c in gateway_frames[:top]],
@@ -88,6 +105,6 @@ def record(pid: int, call: Call, workdir: Path, out_dir: Path, stamp: str, secon
     load.join()
     if done.returncode != 0 or not collapsed.exists():
         return {"status": "failed", "note": (done.stderr or done.stdout)[-500:]}
-    return {"status": "measured", "command": " ".join(["py-spy", *argv[1:4], "PID",
-                                                     *argv[5:-2]]),
+    shown = f"py-spy record --pid PID --duration {int(seconds)} --rate 200 --nonblocking"
+    return {"status": "measured", "command": shown,
             "raw": collapsed.name, **summarize(collapsed)}

@@ -182,6 +182,8 @@ def scenario_section(results: Results, scenario: str) -> list[str]:
         if entry.get("detail"):
             lines += ["```", entry["detail"], "```", ""]
         return lines
+    if entry.get("note"):
+        lines += [f"Note: {entry['note']}.", ""]
     if entry.get("evidence"):
         lines += ["Checks: " + ", ".join(f"{k} = `{v}`" for k, v in entry["evidence"].items()),
                   ""]
@@ -210,8 +212,13 @@ def profile_section(results: Results) -> list[str]:
     if profile.get("status") != "measured":
         return lines + [f"Not profiled: {profile.get('note', 'not run')}.", ""]
     lines += [f"`{profile['command']}` while wrk drives the pass-through route; "
-              f"{profile['samples']} samples, raw stacks in `bench/results/{profile['raw']}`.",
-              "", "Where the CPU is spent (self time, top frames):", ""]
+              f"{profile['samples']} samples (raw stacks: `bench/results/{profile['raw']}`, kept "
+              "on the machine that ran it, not committed). Self time includes the C calls a "
+              "frame makes (socket writes, JSON), so I/O shows up in the frame that asked for it.",
+              "", "Self time by package:", ""]
+    lines += _table(["package", "% of samples"],
+                    [[r["frame"], f"{r['percent']:.1f}"] for r in profile.get("self_by_package", [])])
+    lines += ["Where the CPU is spent (self time, top frames):", ""]
     lines += _table(["frame", "% of samples"],
                     [[f"`{r['frame']}`", f"{r['percent']:.1f}"] for r in profile["self_top"]])
     if profile.get("gateway_inclusive_top"):

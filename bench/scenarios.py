@@ -206,9 +206,21 @@ def limits(bench: Bench) -> dict[str, Any]:
         measure.throughput([gate], s, bench.workdir)
         measure.latency([direct, gate], s, s.rates[-1:])
         measure.memory(gate, "VmHWM", "rss_peak_mib")
+        tight = calls.gateway_chat(g_url, "pass", False, gateway_config.TIGHT_KEY)
+        tight_statuses = [probe(tight)[0] for _ in range(3)]
         port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
         evidence = {"status_without_key": anonymous,
+                    "rpm_1_key_statuses": tight_statuses,
                     "redis_keys_after": _redis_cli(port, "dbsize")}
+    notes = []
+    if 429 not in tight_statuses:
+        notes.append("limits are not enforced yet (a key with rpm 1 was never refused)")
+    if evidence["redis_keys_after"] in ("0", ""):
+        notes.append("no limit state reached Redis (REDIS_URL not used yet)")
+    if notes:
+        return {"status": "measured", "note": "; ".join(notes) + ": these figures show key "
+                "authentication only", "evidence": evidence,
+                "servers": _records([direct, gate])}
     return {"status": "measured", "evidence": evidence, "servers": _records([direct, gate])}
 
 
