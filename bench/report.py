@@ -172,6 +172,20 @@ SCENARIO_TITLES = {
 }
 
 
+BUSY_WARNING_PERCENT = 10.0
+
+
+def _busy_warning(entry: dict[str, Any]) -> list[str]:
+    """Say so when other processes were using the machine as the scenario began."""
+    calm = entry.get("machine_before") or {}
+    before, during = calm.get("busy_percent", 0.0), entry.get("foreign_cpu_percent", 0.0)
+    if max(before, during) <= BUSY_WARNING_PERCENT:
+        return [f"Other work on the machine: {before:.0f}% before, {during:.0f}% during.", ""]
+    return [f"**Warning:** other processes used the machine ({before:.0f}% of all cores "
+            f"before this scenario, after waiting {calm.get('waited_s', 0):.0f} s; "
+            f"{during:.0f}% during it); these figures are noisy.", ""]
+
+
 def scenario_section(results: Results, scenario: str) -> list[str]:
     entry = results["scenarios"].get(scenario)
     lines = [f"## {SCENARIO_TITLES[scenario]}", ""]
@@ -184,6 +198,7 @@ def scenario_section(results: Results, scenario: str) -> list[str]:
         return lines
     if entry.get("note"):
         lines += [f"Note: {entry['note']}.", ""]
+    lines += _busy_warning(entry)
     if entry.get("evidence"):
         lines += ["Checks: " + ", ".join(f"{k} = `{v}`" for k, v in entry["evidence"].items()),
                   ""]

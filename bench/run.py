@@ -22,6 +22,7 @@ from typing import Any
 import deps
 import machine
 import mockserver
+import quiet
 import report
 import scenarios
 import targets
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--quiet-wait", type=float, default=60.0,
+                        help="seconds to wait for other work on the machine to stop")
     parser.add_argument("--no-doc", action="store_true", help="keep docs/benchmarks.md as is")
     return parser.parse_args()
 
@@ -91,20 +94,48 @@ def commands(settings: Settings) -> list[str]:
     ]
 
 
-def run_scenarios(bench: scenarios.Bench, names: list[str]) -> dict[str, Any]:
-    """Run each scenario; one that breaks is recorded with its error and the rest go on."""
+NOISY_PERCENT = 15.0
+TIME_BUDGET_S = 570.0  # `make bench` must finish within 10 minutes
+
+
+def run_one(bench: scenarios.Bench, name: str) -> dict[str, Any]:
+    """One scenario, after waiting for quiet; records how busy other work kept the machine."""
+    calm = quiet.wait_until_quiet(max_wait=bench.quiet_wait)
+    foreign = quiet.ForeignLoad((bench.mock_pid,))
+    try:
+        entry = SCENARIOS[name](bench)
+    except Exception as error:  # noqa: BLE001 - a report with the error beats no report
+        entry = {"status": "error", "note": str(error).splitlines()[0][:300],
+                 "detail": traceback.format_exc()[-2000:]}
+    entry["machine_before"] = calm
+    entry["foreign_cpu_percent"] = foreign.percent()
+    return entry
+
+
+def run_scenarios(bench: scenarios.Bench, names: list[str], began: float) -> dict[str, Any]:
+    """Run each scenario; one that breaks is recorded with its error and the rest go on.
+
+    A scenario during which other processes took much of the machine is run once more when
+    the time budget allows; the report says how busy the machine was either way.
+    """
     out: dict[str, Any] = {}
     for name in names:
-        began = time.perf_counter()
-        print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        try:
-            out[name] = SCENARIOS[name](bench)
-        except Exception as error:  # noqa: BLE001 - a report with the error beats no report
-            out[name] = {"status": "error", "note": str(error).splitlines()[0][:300],
-                         "detail": traceback.format_exc()[-2000:]}
-        status = out[name].get("status")
-        print(f"bench: {name}: {status} in {time.perf_counter() - began:.0f} s "
-              f"{out[name].get('note', '')}".rstrip(), file=sys.stderr, flush=True)
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            entry = run_one(bench, name)
+            took = time.perf_counter() - started
+            print(f"bench: {name}: {entry.get('status')} in {took:.0f} s; other work "
+                  f"{entry['machine_before']['busy_percent']}% before, "
+                  f"{entry['foreign_cpu_percent']}% during. {entry.get('note', '')}".rstrip(),
+                  file=sys.stderr, flush=True)
+            noisy = entry["foreign_cpu_percent"] > NOISY_PERCENT
+            affordable = time.perf_counter() - began + took < TIME_BUDGET_S
+            if not (noisy and affordable and attempt == 1):
+                break
+            print(f"bench: {name} was disturbed by other work; once more", file=sys.stderr)
+        entry["attempts"] = attempt
+        out[name] = entry
     return out
 
 
@@ -121,14 +152,14 @@ def main() -> int:
     began = time.perf_counter()
     mock, mock_url = mockserver.start(workdir, set(settings.load_cores))
     try:
-        bench = scenarios.Bench(mock_url, workdir, REPO, settings)
+        bench = scenarios.Bench(mock_url, workdir, REPO, settings, args.quiet_wait, mock.pid)
         results: dict[str, Any] = {
             "stamp": stamp, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine.describe(REPO),
             "settings": {**settings.__dict__, "server_cores": sorted(settings.server_cores),
                          "load_cores": sorted(settings.load_cores)},
             "commands": commands(settings),
-            "scenarios": run_scenarios(bench, names),
+            "scenarios": run_scenarios(bench, names, began),
         }
         if not args.no_profile:
             print("bench: profile ...", file=sys.stderr, flush=True)

@@ -34,6 +34,8 @@ class Bench:
     workdir: Path
     repo: Path
     settings: Settings
+    quiet_wait: float = 60.0
+    mock_pid: int = 0
 
     @property
     def server_cores(self) -> set[int]:
