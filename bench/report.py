@@ -229,7 +229,9 @@ def profile_section(results: Results) -> list[str]:
     lines += [f"`{profile['command']}` while wrk drives the pass-through route; "
               f"{profile['samples']} samples (raw stacks: `bench/results/{profile['raw']}`, kept "
               "on the machine that ran it, not committed). Self time includes the C calls a "
-              "frame makes (socket writes, JSON), so I/O shows up in the frame that asked for it.",
+              "frame makes (socket writes, JSON), so I/O shows up in the frame that asked for it; "
+              "`asyncio/runners.py:Runner.run` is uvloop's own C loop (polling, socket reads "
+              "and writes, callback dispatch).",
               "", "Self time by package:", ""]
     lines += _table(["package", "% of samples"],
                     [[r["frame"], f"{r['percent']:.1f}"] for r in profile.get("self_by_package", [])])
