@@ -13,13 +13,16 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
 import calls
+import closed_loop
 import gateway_config
 import measure
 import procs
+import pyspy
 import servers
 from measure import Settings, Subject
 
@@ -62,7 +65,7 @@ def gateway(bench: Bench, config: gateway_config.GatewayConfig, workers: int = 1
             cores: set[int] | None = None, env: dict[str, str] | None = None,
             name: str = "gateway") -> Iterator[tuple[procs.Proc, str, float]]:
     """A running gateway for the duration of a with-block."""
-    argv = lambda port: servers.gateway_argv(config, port, workers)  # noqa: E731
+    argv = partial(servers.gateway_argv, config, workers=workers)
     proc, base, startup = servers.start(name, argv, cores or bench.server_cores,
                                         bench.workdir, bench.repo, {**config.env, **(env or {})})
     try:
@@ -74,7 +77,7 @@ def gateway(bench: Bench, config: gateway_config.GatewayConfig, workers: int = 1
 @contextmanager
 def baseline(bench: Bench, workers: int = 1, cores: set[int] | None = None
              ) -> Iterator[tuple[procs.Proc, str, float]]:
-    argv = lambda port: servers.baseline_argv(bench.mock_url, port, workers)  # noqa: E731
+    argv = partial(servers.baseline_argv, bench.mock_url, workers=workers)
     proc, base, startup = servers.start("baseline", argv, cores or bench.server_cores,
                                         bench.workdir, bench.repo)
     try:
@@ -287,16 +290,12 @@ def startup(bench: Bench) -> dict[str, Any]:
 
 def profile(bench: Bench, out_dir: Path, stamp: str, seconds: float = 8.0) -> dict[str, Any]:
     """py-spy on a fresh pinned gateway serving the pass-through route under wrk."""
-    import pyspy
-
     config, why = prepare(bench, "pass")
     if config is None:
         return {"status": "skipped", "note": why}
     with gateway(bench, config) as (g_proc, g_url, _start):
         call = calls.gateway_chat(g_url, "pass", False)
         script = bench.workdir / "profile-warmup.lua"
-        import closed_loop
-
         closed_loop.run_wrk(call, closed_loop.write_script(call, script),
                             bench.settings.connections, 1, set(bench.settings.load_cores))
         return pyspy.record(g_proc.pid, call, bench.workdir, out_dir, stamp, seconds,

@@ -12,14 +12,14 @@ from gateway_config import GatewayConfig
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def gateway_argv(config: GatewayConfig, port: int, workers: int) -> list[str]:
+def gateway_argv(config: GatewayConfig, port: int, workers: int = 1) -> list[str]:
     """The documented CLI, run from the repository so an uninstalled checkout works too."""
     return [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--routes", str(config.routes),
             "--providers", str(config.providers), "--workers", str(workers)]
 
 
-def baseline_argv(mock_url: str, port: int, workers: int) -> list[str]:
+def baseline_argv(mock_url: str, port: int, workers: int = 1) -> list[str]:
     return [sys.executable, str(BENCH_DIR / "baseline.py"), "--port", str(port),
             "--upstream", mock_url, "--workers", str(workers)]
 
