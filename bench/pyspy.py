@@ -47,7 +47,7 @@ def _package(frame: str) -> str:
     path = frame.split(":", 1)[0]
     if "/" in path:
         return path.split("/", 1)[0]
-    return "stdlib" if path.endswith(".py") or path.startswith("<") else path
+    return path.removesuffix(".py")  # a single-file module: uuid, json, baseline, ...
 
 
 LAUNCH_FRAMES = ("gateway/cli.py:", "gateway/__main__.py:")
@@ -89,13 +89,13 @@ def summarize(collapsed: Path, top: int = 15) -> dict[str, Any]:
 
 
 def record(pid: int, call: Call, workdir: Path, out_dir: Path, stamp: str, seconds: float,
-           connections: int, load_cores: set[int]) -> dict[str, Any]:
+           connections: int, load_cores: set[int], label: str = "gateway") -> dict[str, Any]:
     """Sample pid with py-spy while wrk keeps it busy; keep the raw stacks beside the JSON."""
     spy = executable()
     if spy is None:
         return {"status": "skipped", "note": "py-spy is not installed"}
-    collapsed = out_dir / f"{stamp}-gateway.collapsed.txt"
-    script = closed_loop.write_script(call, workdir / "profile.lua")
+    collapsed = out_dir / f"{stamp}-{label}.collapsed.txt"
+    script = closed_loop.write_script(call, workdir / f"profile-{label}.lua")
     load = threading.Thread(target=closed_loop.run_wrk,
                             args=(call, script, connections, seconds + 2, load_cores))
     load.start()

@@ -232,9 +232,18 @@ def profile_section(results: Results) -> list[str]:
               "frame makes (socket writes, JSON), so I/O shows up in the frame that asked for it; "
               "`asyncio/runners.py:Runner.run` is uvloop's own C loop (polling, socket reads "
               "and writes, callback dispatch).",
-              "", "Self time by package:", ""]
-    lines += _table(["package", "% of samples"],
-                    [[r["frame"], f"{r['percent']:.1f}"] for r in profile.get("self_by_package", [])])
+              "", "Self time by package (the baseline profiled the same way, for the floor):", ""]
+    floor = {r["frame"]: r["percent"] for r in profile.get("baseline_self_by_package", [])}
+    g_cpu = median(results, "pass", "gateway", "cpu_ms_per_request")
+    b_cpu = median(results, "pass", "baseline", "cpu_ms_per_request")
+    per_request = lambda pct, cpu: _num(pct * cpu * 10, 0) if pct and cpu else "–"  # noqa: E731
+    lines += _table(["package", "gateway %", "gateway µs/request", "baseline %",
+                     "baseline µs/request"],
+                    [[r["frame"], f"{r['percent']:.1f}", per_request(r["percent"], g_cpu),
+                      _num(floor.get(r["frame"]), 1), per_request(floor.get(r["frame"]), b_cpu)]
+                     for r in profile.get("self_by_package", [])])
+    lines += ["(µs/request: the share times the CPU ms per request measured in the "
+              "pass-through scenario.)", ""]
     lines += ["Where the CPU is spent (self time, top frames):", ""]
     lines += _table(["frame", "% of samples"],
                     [[f"`{r['frame']}`", f"{r['percent']:.1f}"] for r in profile["self_top"]])

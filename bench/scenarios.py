@@ -288,15 +288,26 @@ def startup(bench: Bench) -> dict[str, Any]:
             "servers": {name: {"startup_s": values} for name, values in times.items()}}
 
 
+def _profile_one(bench: Bench, proc: procs.Proc, call: calls.Call, out_dir: Path, stamp: str,
+                 seconds: float, label: str) -> dict[str, Any]:
+    load = set(bench.settings.load_cores)
+    warmup = closed_loop.write_script(call, bench.workdir / f"warmup-{label}.lua")
+    closed_loop.run_wrk(call, warmup, bench.settings.connections, 1, load)
+    return pyspy.record(proc.pid, call, bench.workdir, out_dir, stamp, seconds,
+                        bench.settings.connections, load, label)
+
+
 def profile(bench: Bench, out_dir: Path, stamp: str, seconds: float = 8.0) -> dict[str, Any]:
-    """py-spy on a fresh pinned gateway serving the pass-through route under wrk."""
+    """py-spy on a fresh pinned gateway under wrk, and on the baseline for the floor's share."""
     config, why = prepare(bench, "pass")
     if config is None:
         return {"status": "skipped", "note": why}
     with gateway(bench, config) as (g_proc, g_url, _start):
-        call = calls.gateway_chat(g_url, "pass", False)
-        script = bench.workdir / "profile-warmup.lua"
-        closed_loop.run_wrk(call, closed_loop.write_script(call, script),
-                            bench.settings.connections, 1, set(bench.settings.load_cores))
-        return pyspy.record(g_proc.pid, call, bench.workdir, out_dir, stamp, seconds,
-                            bench.settings.connections, set(bench.settings.load_cores))
+        found = _profile_one(bench, g_proc, calls.gateway_chat(g_url, "pass", False), out_dir,
+                             stamp, seconds, "gateway")
+    if found.get("status") == "measured":
+        with baseline(bench) as (b_proc, b_url, _start):
+            floor = _profile_one(bench, b_proc, calls.upstream_chat(b_url, False), out_dir,
+                                 stamp, seconds, "baseline")
+        found["baseline_self_by_package"] = floor.get("self_by_package", [])
+    return found
