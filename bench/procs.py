@@ -92,7 +92,9 @@ def spawn(
         stdin=subprocess.DEVNULL,
         env=full_env,
         cwd=cwd,
-        start_new_session=True,
+        # Its own process group (to stop it with its workers) but our session: a new
+        # session would get a new scheduler autogroup and lose the priority run.py sets.
+        process_group=0,
     )
     log.close()
     return Proc(name=name, popen=popen, log_path=log_path, spawned_at=time.perf_counter())

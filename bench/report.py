@@ -266,7 +266,8 @@ def machine_section(results: Results) -> list[str]:
             f"- Code: `{m['commit']}`; run took {results['elapsed_s']:.0f} s",
             f"- Placement: gateway and baseline pinned to core(s) {s['server_cores']} "
             f"(`taskset`); mock (nginx, one process) and load generators on core(s) "
-            f"{s['load_cores']}.",
+            f"{s['load_cores']}; all of them at nice {s.get('nice', 0)} so other work on the "
+            "machine disturbs less.",
             f"- Each figure is the median of {s['runs']} runs, (min–max) after it; runs of "
             "different servers are interleaved.",
             "- The mock is nginx with inlined answers (`bench/mock/nginx.conf.in`): OpenAI "

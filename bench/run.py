@@ -95,8 +95,8 @@ def commands(settings: Settings) -> list[str]:
 
 
 NOISY_PERCENT = 15.0
-TIME_BUDGET_S = 570.0  # `make bench` must finish within 10 minutes
-WAIT_BUDGET_S = 90.0  # all waits for a quiet machine together
+TIME_BUDGET_S = 540.0  # `make bench` must finish within 10 minutes
+WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
@@ -157,10 +157,32 @@ def run_scenarios(bench: scenarios.Bench, names: list[str], began: float) -> dic
     return out
 
 
+HIGH_PRIORITY = -15
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def raise_priority() -> int:
+    """Run everything (inherited by the servers, mock and wrk) ahead of other work.
+
+    On a shared machine a test suite on the same cores would otherwise take turns with the
+    server under test; a high priority keeps most of that noise out. Needs root; without it
+    the run goes on at normal priority and the report says so.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, HIGH_PRIORITY)
+        # With scheduler autogroups, nice only ranks processes within one session; the
+        # session's own weight against other sessions is its autogroup's nice.
+        AUTOGROUP.write_text(str(HIGH_PRIORITY))
+    except (PermissionError, OSError):
+        pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def main() -> int:
     args = parse_args()
     settings = settings_from(args)
     os.sched_setaffinity(0, settings.load_cores)  # the generator lives on the load core
+    priority = raise_priority()
     deps.ensure_tools()
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -175,7 +197,7 @@ def main() -> int:
             "stamp": stamp, "started": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine.describe(REPO),
             "settings": {**settings.__dict__, "server_cores": sorted(settings.server_cores),
-                         "load_cores": sorted(settings.load_cores)},
+                         "load_cores": sorted(settings.load_cores), "nice": priority},
             "commands": commands(settings),
             "scenarios": run_scenarios(bench, names, began),
         }
