@@ -258,3 +258,15 @@ def test_embeddings_come_back_in_openai_shape(native):
     single = client(url).embeddings.create(model="emb", input="alpha")
     assert len(single.data) == 1
     assert "alpha" in str(fake.requests[-1])
+
+
+def test_no_template_is_compiled_while_serving(native, monkeypatch):
+    import jinja2
+
+    compiled = []
+    original = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k))
+    url, _, _ = native
+    client(url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], tools=TOOLS)
+    list(client(url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert compiled == []

@@ -8,6 +8,8 @@ pack that changes what goes on the wire shows up here first.
 
 from __future__ import annotations
 
+import functools
+
 from types import MappingProxyType
 from typing import Any
 
@@ -274,8 +276,13 @@ GOLDEN = {('anthropic', 'plain'): ('https://api.example.test/v1/messages',
                                'max_completion_tokens': 20})}
 
 
+@functools.cache
+def compiled(pack_name: str) -> Any:
+    return load_pack(pack_name, ".")
+
+
 def target_for(pack_name: str, **overrides: Any) -> Target:
-    pack = load_pack(pack_name, ".")
+    pack = compiled(pack_name)
     fields: dict[str, Any] = dict(
         id="p/model-x", provider="p", model="model-x", kind="chat", pack=pack, base_url="https://api.example.test",
         api_key="sk-test", headers=MappingProxyType({"x-extra": "1"}), connect_timeout=1.0, read_timeout=1.0,
