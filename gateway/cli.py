@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, explain, hash-key."""
+"""The `gateway` command: serve, validate, diff, explain, hash-key."""
 
 from __future__ import annotations
 
@@ -92,26 +92,77 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 when valid, 1 with every issue (sorted by file and line) when not."""
+    import json
+
     from gateway.config.compile import build_snapshot
+    from gateway.config.load import env_with_placeholders
 
+    routes, providers = args.routes, args.providers
+    if os.path.isdir(routes):  # `gateway validate config/`: both files in one directory
+        routes, providers = os.path.join(routes, DEFAULT_ROUTES), os.path.join(routes, DEFAULT_PROVIDERS)
+    env = env_with_placeholders([routes, providers]) if args.allow_missing_env else None
     try:
-        snapshot = build_snapshot(args.routes, args.providers)
+        snapshot = build_snapshot(routes, providers, env)
     except ConfigError as exc:
+        issues = sorted(exc.issues, key=lambda i: (i.file != routes, i.file, i.line, i.col))
         if args.format == "json":
-            import json
-
-            print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
+            print(json.dumps({"valid": False, "count": len(issues), "errors": [i.as_dict() for i in issues]}, indent=2))
         else:
-            print(exc, file=sys.stderr)
-            print(f"{len(exc.issues)} error(s)", file=sys.stderr)
+            for issue in issues:
+                print(issue, file=sys.stderr)
+            print(f"{len(issues)} error(s)", file=sys.stderr)
         return 1
     if args.format == "json":
-        import json
-
-        print(json.dumps({"valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes)}))
+        print(json.dumps({
+            "valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes),
+            "targets": sorted(snapshot.targets), "keys": sorted(k.name for k in snapshot.keys.values()),
+            "sources": list(snapshot.sources),
+        }))
     else:
         print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """Exit 0: nothing risky; 1: something risky changed; 2: a side is missing or invalid."""
+    import contextlib
+    import json
+
+    from gateway.config.revision import RevisionError, compile_dir, compiled_at
+    from gateway.diff import diff_snapshots, render_markdown, render_text
+
+    if args.git is None and len(args.dirs) != 2:
+        print("gateway diff: give OLD and NEW directories, or --git REF [DIR]", file=sys.stderr)
+        return 2
+    if args.git is not None and len(args.dirs) > 1:
+        print("gateway diff --git REF takes at most one directory (the working tree side)", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.git is not None:
+                directory = args.dirs[0] if args.dirs else "."
+                old = stack.enter_context(compiled_at(args.git, directory, args.routes, args.providers))
+            else:
+                directory = args.dirs[1]
+                old = compile_dir(args.dirs[0], args.routes, args.providers)
+            new = compile_dir(directory, args.routes, args.providers)
+            result = diff_snapshots(old, new)
+    except RevisionError as exc:
+        print(f"gateway diff: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"gateway diff: {len(exc.issues)} error(s); fix them (see gateway validate) to see the diff", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+    elif args.format == "markdown":
+        print(render_markdown(result), end="")
+    else:
+        print(render_text(result), end="")
+    return 1 if result.risky else 0
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -180,7 +231,19 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("routes", nargs="?", default=DEFAULT_ROUTES)
     validate.add_argument("providers", nargs="?", default=DEFAULT_PROVIDERS)
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--allow-missing-env", action="store_true",
+                          help="an unset ${VAR} without a default is not an error (for CI, where secrets are absent)")
     validate.set_defaults(run=_validate)
+
+    diff = commands.add_parser(
+        "diff", help="what a config change does: aliases, targets, limits, keys, prices; exit 1 when risky",
+    )
+    diff.add_argument("dirs", nargs="*", metavar="DIR", help="OLD NEW config directories (with --git: the working tree, default .)")
+    diff.add_argument("--git", metavar="REF", help="compare the config at this git revision with the working tree")
+    diff.add_argument("--routes", default=DEFAULT_ROUTES, help="routes file name inside each directory")
+    diff.add_argument("--providers", default=DEFAULT_PROVIDERS, help="providers file name inside each directory")
+    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff.set_defaults(run=_diff)
 
     explain = commands.add_parser(
         "explain", help="print the ordered target plan for a route and why targets are skipped"

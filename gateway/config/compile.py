@@ -7,6 +7,7 @@ All problems are collected before failing, so an operator fixes a file in one pa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -37,6 +38,7 @@ def build_snapshot(
     providers = _validate(providers_file, model.ProvidersFile, issues)
     routes = _validate(routes_file, model.RoutesFile, issues)
     if providers is None or routes is None:
+        _check_references(routes_file, providers_file, routes, providers, issues)
         raise ConfigError(issues)
     compiler = _Compiler(routes_file, providers_file, routes, providers, issues)
     result = compiler.compile()
@@ -57,6 +59,87 @@ def _validate(loaded: LoadedFile, shape: type[model.Strict], issues: list[Config
         for err in exc.errors():
             issues.append(loaded.issue(err["loc"], _describe(err)))
         return None
+
+
+def _check_references(
+    routes_file: LoadedFile,
+    providers_file: LoadedFile,
+    routes: model.RoutesFile | None,
+    providers: model.ProvidersFile | None,
+    issues: list[ConfigIssue],
+) -> None:
+    """After schema errors, still compile the valid parts to find cross-file mistakes.
+
+    One run of `gateway validate` should list every problem, not make the operator fix
+    typos first and only then learn that a target names an unknown provider. Entries with
+    a schema error are left out, and issues that merely follow from leaving them out
+    (a route naming a dropped provider) are not reported.
+    """
+    dropped: set[str] = set()
+    routes = routes or _valid_part(routes_file, model.RoutesFile, dropped)
+    providers = providers or _valid_part(providers_file, model.ProvidersFile, dropped)
+    if routes is None or providers is None:
+        return
+    found: list[ConfigIssue] = []
+    try:
+        _Compiler(routes_file, providers_file, routes, providers, found).compile()
+    except Exception:  # a best-effort pass over a config already known to be invalid
+        return
+    seen = set(issues)
+    for issue in found:
+        if issue not in seen and not any(f"'{name}'" in issue.message for name in dropped):
+            issues.append(issue)
+
+
+def _valid_part(loaded: LoadedFile, shape: type[model.Strict], dropped: set[str]) -> Any:
+    """The file's data without the entries that failed validation, validated; None if that fails too."""
+    if not isinstance(loaded.data, dict):
+        return None
+    data = copy.deepcopy(loaded.data)
+    try:
+        return shape.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper())]
+            if err["type"] == "extra_forbidden" and _pop_key(data, loc):
+                continue  # an unknown key alone: the entry around it is still worth checking
+            _drop(data, loc, dropped)
+    try:
+        return shape.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _pop_key(data: Any, loc: list[Any]) -> bool:
+    for part in loc[:-1]:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    if isinstance(data, dict) and loc and loc[-1] in data:
+        del data[loc[-1]]
+        return True
+    return False
+
+
+def _drop(data: dict[str, Any], loc: list[Any], dropped: set[str]) -> None:
+    """Remove the smallest entry around `loc` whose removal keeps every other position right."""
+    if not loc:
+        return
+    head, rest = loc[0], loc[1:]
+    container = data.get(head)
+    if head in ("routes", "equivalents", "providers") and rest and isinstance(container, dict):
+        entry = container.get(rest[0])
+        models = entry.get("models") if isinstance(entry, dict) else None
+        if head == "providers" and len(rest) >= 3 and rest[1] == "models" and isinstance(models, dict):
+            models.pop(rest[2], None)
+            dropped.update({str(rest[2]), f"{rest[0]}/{rest[2]}"})
+            return
+        container.pop(rest[0], None)
+        dropped.add(str(rest[0]))
+    elif head == "defaults" and rest and isinstance(container, dict):
+        container.pop(rest[0], None)
+    else:
+        data.pop(head, None)  # the keys list, tiers, an unknown top-level key
 
 
 def _describe(err: Any) -> str:

@@ -90,6 +90,23 @@ def substitute_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     return _ENV_REF.sub(replace, text), missing
 
 
+def env_with_placeholders(paths: list[str | os.PathLike[str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment plus a placeholder for every `${VAR}` the files need but nobody set.
+
+    For checks that run where secrets are absent (CI): a config that only lacks its
+    secrets is still checked in full. `${VAR:-default}` keeps its default.
+    """
+    out = dict(os.environ if env is None else env)
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for name in substitute_env(text, out)[1]:
+            out[name] = f"unset-{name}"
+    return out
+
+
 def load_yaml(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedFile:
     """Parse one file; syntax and env errors become issues, never exceptions."""
     shown = str(path)
