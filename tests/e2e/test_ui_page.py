@@ -3,13 +3,15 @@
 Chromium comes from Debian's packages (`.ci/run` installs it), driven by Playwright for
 Python with `executable_path` pointing at it: no browser download. The test logs in,
 checks the running config's aliases and targets, sends traffic and watches the counters
-move, then saves a screenshot under the test's tmp directory. With UPDATE_SCREENSHOTS=1
-it also refreshes docs/images/ui.png, the picture in docs/operations.md.
+move, breaks the config file and sees the refused reload with its errors, then saves a
+screenshot under the test's tmp directory. With UPDATE_SCREENSHOTS=1 it also refreshes
+docs/images/ui.png, the picture in docs/operations.md.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,8 +98,8 @@ def save_screenshot(page: Page, tmp_path: Path) -> Path:
     return shot
 
 
-def test_log_in_see_the_config_and_watch_traffic_move(browser: Browser, served, tmp_path: Path):
-    url, _ = served
+def test_log_in_see_the_config_watch_traffic_and_a_refused_reload(browser: Browser, served, tmp_path: Path):
+    url, routes_path = served
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     try:
@@ -131,6 +133,21 @@ def test_log_in_see_the_config_and_watch_traffic_move(browser: Browser, served, 
         answering = routes.locator('tr.target[data-target="up/gpt-test"]').first
         expect(answering.locator(".meter .text")).to_have_text("100.0%")
         expect(page.locator("#chart polyline")).to_have_count(2)
+
+        # A broken config on disk is refused: the page shows where, and the old config keeps serving.
+        version = page.locator("#config-version").inner_text()
+        routes_path.write_text(routes_path.read_text().replace("up/gpt-test", "ghost/gpt-test", 1))
+        expect(page.locator("#refused")).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#refused-title")).to_contain_text(f"still serving {version}")
+        expect(page.locator("#refused-errors li").first).to_have_text(
+            re.compile(r"routes\.yaml:\d+:\d+: unknown provider 'ghost'"))
+        expect(page.locator("#config-reload")).to_contain_text("refused (file)")
+        assert client.chat.completions.create(model="support-chat", messages=HELLO).choices[0].message.content
+        expect(page.locator("#t-requests")).to_have_text("13", timeout=WAIT_MS)
+        # Reload now asks again (POST /admin/reload): still refused, now by the admin trigger.
+        page.click("#reload-now")
+        expect(page.locator("#reload-result")).to_contain_text("refused: config refused with 1 error")
+        expect(page.locator("#config-reload")).to_contain_text("refused (admin)", timeout=WAIT_MS)
 
         html = page.content()
         for secret in (ADMIN_KEY, CLIENT_KEY, UPSTREAM_KEY, hash_key(CLIENT_KEY)):
