@@ -204,7 +204,7 @@ class Reloader:
             stop = _AnyEvent(self._stopping, self._rewatch)
             try:
                 async for _ in awatch(
-                    *sorted(self._watching), watch_filter=None, debounce=400, step=30,
+                    *sorted(self._watching), watch_filter=_ConfigEvents(files), debounce=400, step=30,
                     stop_event=stop, recursive=False,  # type: ignore[arg-type]
                 ):
                     self._changed.set()
@@ -236,6 +236,18 @@ class Reloader:
 
     def _watched_dirs(self, files: Iterable[str]) -> frozenset[str]:
         return frozenset(d for d in watched_dirs(files) if os.path.isdir(d))
+
+
+class _ConfigEvents:
+    """Which events can change the config: ones naming a config file (as written or as its
+    symlink target), and Kubernetes' `..data` / `..<timestamp>` entries. Other files in
+    the same directories (logs, editor swap files, `.git`) never wake the reloader."""
+
+    def __init__(self, files: Iterable[str]):
+        self.paths = {os.path.abspath(f) for f in files} | {os.path.realpath(f) for f in files}
+
+    def __call__(self, change: object, path: str) -> bool:
+        return path in self.paths or os.path.basename(path).startswith("..")
 
 
 class _AnyEvent:

@@ -98,6 +98,11 @@ def test_edit_in_place_takes_effect(config_dir: Path):
     with gateway_process(routes_path, providers_path, env=ENV) as (url, _):
         old = chat(url).headers["x-gateway-config"]
         assert chat(url, "second").status_code == 404
+        for i in range(5):  # other files in the same directory do not wake the reloader
+            (config_dir / "notes.txt").write_text(f"note {i}")
+            (config_dir / ".routes.yaml.swp").write_text("editor state")
+        time.sleep(0.3)
+        assert admin_config(url)["reloads"] == []
         write_in_place(routes_path, routes("second"))
         new = version_of(routes_path, providers_path)
         assert new != old
