@@ -106,6 +106,8 @@ class _Compiler:
 
     def _overridable(self, name: str) -> bool:
         parts = tuple(name.split("."))
+        if parts[0] in ("chat", "embeddings") and getattr(self.spec, parts[0]) is None:
+            return False  # the pack has no such call: an override would never run
         node: Any = self.source.data
         for part in parts:
             if not isinstance(node, dict):
@@ -114,7 +116,7 @@ class _Compiler:
         if isinstance(node, str):
             return True
         # A template the pack leaves out may still be given (e.g. a stream event).
-        return name in {"chat.body", "chat.answer", "chat.stream.end", "embeddings.body", "embeddings.answer", "error"} or (
+        return name in {"chat.body", "chat.answer", "chat.stream.url", "chat.stream.end", "embeddings.body", "embeddings.answer", "error"} or (
             name.startswith("chat.stream.events.") and len(parts) == 4
         )
 

@@ -260,4 +260,6 @@ def compile_text(source: str, origin: Origin) -> TextTemplate:
 
 
 # What a running template may raise; the engine turns each into the right client error.
-RENDER_ERRORS: tuple[type[BaseException], ...] = (TemplateError, SecurityError, TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError)
+RENDER_ERRORS: tuple[type[BaseException], ...] = (
+    TemplateError, SecurityError, TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError,
+)

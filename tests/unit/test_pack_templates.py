@@ -154,3 +154,19 @@ def test_templates_cannot_mutate_what_they_are_given(source):
 def test_mapping_keys_read_as_attributes_and_read_only_methods_work():
     template = compile_value("{{ [body.role, body.get('missing', 'd'), body['items'], body.items() | list | length] }}", ORIGIN)
     assert template.render({"body": {"role": "user", "items": 3}}) == [["user", "d", 3, 2]]
+
+
+def test_override_for_a_call_the_pack_does_not_have_is_refused(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      embeddings.body: '{{ 1 }}'\n")
+    with pytest.raises(ConfigError) as caught:
+        build_snapshot(routes, providers, env={})
+    assert "not a template" in caught.value.issues[0].message
+
+
+def test_override_of_the_stream_url_is_accepted(tmp_path):
+    routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      chat.stream.url: /chat/stream\n")
+    snapshot = build_snapshot(routes, providers, env={})
+    target = snapshot.targets["p/m"]
+    body = {"model": "r", "messages": [{"role": "user", "content": "x"}]}
+    assert target.pack.chat_request(target, body, True).url.endswith("/chat/stream")
+    assert target.pack.chat_request(target, body, False).url.endswith("/chat")
