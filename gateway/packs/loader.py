@@ -110,9 +110,7 @@ class _Compiler:
             return False  # the pack has no such call: an override would never run
         node: Any = self.source.data
         for part in parts:
-            if not isinstance(node, dict):
-                return False
-            node = node.get(part)
+            node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, str):
             return True
         # A template the pack leaves out may still be given (e.g. a stream event).
