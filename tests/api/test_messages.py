@@ -9,11 +9,16 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from collections.abc import Iterator
+
 import anthropic
 import httpx
 import pytest
 
-from tests.support.configs import ECHO_PROVIDER, openai_provider
+from gateway.app import create_app
+from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
+from tests.support.openai_upstream import OpenAIUpstream
+from tests.support.servers import serve_app
 
 PIXEL = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -32,17 +37,47 @@ def client(url: str, **options: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=url, max_retries=0, **options)
 
 
-@pytest.fixture(params=["echo", "openai"])
-def served(request, gateway, upstream) -> tuple[str, str]:
-    """A gateway whose route `chat` goes to the echo provider or to the OpenAI-compatible upstream.
+SECRET = "sk-upstream-secret-0a1b2c3d4e5f6789"
 
-    Yields (gateway URL, the prefix the answer text starts with).
-    """
-    if request.param == "echo":
-        return gateway({"routes": {"chat": {"targets": ["echo/echo-1"]}}}), "Echo: "
-    base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/m1"]}}}, {"up": openai_provider(base, ["m1"])})
-    return url, "Upstream m1: "
+
+def routes() -> dict[str, Any]:
+    one_try = {"retry": {"attempts": 1}}
+    return {
+        # One try per target and a circuit that stays closed: attempt counts are exact.
+        "defaults": {"circuit": {"failures": 1000}},
+        "routes": {
+            "echo-chat": {"targets": ["echo/echo-1"]},
+            "up-chat": {"targets": ["up/m1"]},
+            "agent": {"targets": ["up/tool-call"]},
+            "fallback": {"targets": ["up/fail-500", "up/good"], **one_try},
+            "stream-fallback": {"targets": ["up/fail-500", "echo/echo-1"], **one_try},
+            "cut": {"targets": ["up/cut"]},
+            "all-fail": {"targets": ["up/fail-500", "up/fail-503"], **one_try},
+            "rate-limited": {"targets": ["up/fail-429", "up/good"], "fallback_on": ["server_error"], **one_try},
+            "deadline": {"targets": ["up/hang"], "timeout": 0.4},
+            "leak": {"targets": ["leaky/echo-key"], "fallback_on": ["rate_limit"]},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Iterator[tuple[str, OpenAIUpstream]]:
+    """One OpenAI-compatible upstream and one gateway for the whole module: (gateway URL, upstream)."""
+    fake = OpenAIUpstream()
+    with serve_app(fake.app()) as base:
+        models = ["m1", "tool-call", "fail-500", "good", "cut", "fail-503", "fail-429", "hang"]
+        providers = {"up": openai_provider(base, models), "echo": ECHO_PROVIDER,
+                     "leaky": openai_provider(base, ["echo-key"], api_key=SECRET)}
+        routes_path, providers_path = write_config(tmp_path_factory.mktemp("messages"), routes(), providers)
+        with serve_app(create_app(str(routes_path), str(providers_path))) as url:
+            yield url, fake
+
+
+@pytest.fixture(params=["echo-chat", "up-chat"])
+def served(request, env) -> tuple[str, str, str]:
+    """(gateway URL, alias, the prefix its answers start with) for the echo provider and the OpenAI upstream."""
+    url, _ = env
+    return url, request.param, "Echo: " if request.param == "echo-chat" else "Upstream m1: "
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
@@ -63,9 +98,9 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_plain_message_is_answered_in_anthropic_shape(served):
-    url, prefix = served
+    url, alias, prefix = served
     message = client(url).messages.create(
-        model="chat", max_tokens=64, system="be brief", messages=[{"role": "user", "content": "hello world"}]
+        model=alias, max_tokens=64, system="be brief", messages=[{"role": "user", "content": "hello world"}]
     )
     assert message.type == "message" and message.role == "assistant"
     assert message.id.startswith("msg_")
@@ -76,12 +111,12 @@ def test_plain_message_is_answered_in_anthropic_shape(served):
 
 
 def test_answer_carries_the_gateway_headers(served):
-    url, _ = served
+    url, alias, _ = served
     raw = client(url).messages.with_raw_response.create(
-        model="chat", max_tokens=16, messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "req-77"}
+        model=alias, max_tokens=16, messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "req-77"}
     )
     assert raw.headers["x-request-id"] == "req-77"
-    assert raw.headers["x-gateway-route"] == "chat"
+    assert raw.headers["x-gateway-route"] == alias
     assert raw.headers["x-gateway-target"] in ("echo/echo-1", "up/m1")
     assert raw.headers["x-gateway-attempts"] == "1"
     assert float(raw.headers["x-gateway-overhead-ms"]) >= 0
@@ -90,9 +125,9 @@ def test_answer_carries_the_gateway_headers(served):
 
 
 def test_stream_helper_yields_the_text_and_a_complete_final_message(served):
-    url, prefix = served
+    url, alias, prefix = served
     with client(url).messages.stream(
-        model="chat", max_tokens=64, messages=[{"role": "user", "content": "one two three"}]
+        model=alias, max_tokens=64, messages=[{"role": "user", "content": "one two three"}]
     ) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
@@ -104,12 +139,12 @@ def test_stream_helper_yields_the_text_and_a_complete_final_message(served):
 
 
 def test_stream_events_come_in_anthropic_order(served):
-    url, _ = served
+    url, alias, _ = served
     response = httpx.post(f"{url}/v1/messages", json={
-        "model": "chat", "max_tokens": 32, "stream": True, "messages": [{"role": "user", "content": "a b"}],
+        "model": alias, "max_tokens": 32, "stream": True, "messages": [{"role": "user", "content": "a b"}],
     })
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.headers["x-gateway-route"] == "chat"
+    assert response.headers["x-gateway-route"] == alias
     names = [name for name, _ in sse_events(response)]
     assert names[:2] == ["message_start", "content_block_start"]
     assert set(names[2:-3]) == {"content_block_delta"}
@@ -120,28 +155,27 @@ def test_stream_events_come_in_anthropic_order(served):
 
 
 async def test_async_client_plain_and_streamed(served):
-    url, prefix = served
+    url, alias, prefix = served
     async with anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as aclient:
-        message = await aclient.messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "async"}])
+        message = await aclient.messages.create(model=alias, max_tokens=16, messages=[{"role": "user", "content": "async"}])
         assert message.content[0].text == f"{prefix}async"
-        async with aclient.messages.stream(model="chat", max_tokens=16, messages=[{"role": "user", "content": "a b"}]) as stream:
+        async with aclient.messages.stream(model=alias, max_tokens=16, messages=[{"role": "user", "content": "a b"}]) as stream:
             text = "".join([piece async for piece in stream.text_stream])
         assert text == f"{prefix}a b"
 
 
 def test_image_block_is_accepted_alongside_text(served):
-    url, prefix = served
-    message = client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": [
+    url, alias, prefix = served
+    message = client(url).messages.create(model=alias, max_tokens=16, messages=[{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
         {"type": "text", "text": "describe this"},
     ]}])
     assert message.content[0].text == f"{prefix}describe this"
 
 
-def test_image_block_reaches_an_openai_upstream_as_an_image_part(gateway, upstream):
-    base, fake = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/m1"]}}}, {"up": openai_provider(base, ["m1"])})
-    client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": [
+def test_image_block_reaches_an_openai_upstream_as_an_image_part(env):
+    url, fake = env
+    client(url).messages.create(model="up-chat", max_tokens=16, messages=[{"role": "user", "content": [
         {"type": "text", "text": "compare"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
@@ -154,12 +188,11 @@ def test_image_block_reaches_an_openai_upstream_as_an_image_part(gateway, upstre
     ]
 
 
-def test_request_fields_reach_an_openai_upstream_translated(gateway, upstream):
-    base, fake = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/m1"]}}}, {"up": openai_provider(base, ["m1"])})
+def test_request_fields_reach_an_openai_upstream_translated(env):
+    url, fake = env
     client(url).messages.create(
         # This SDK version no longer offers the sampling parameters as arguments; the API still takes them.
-        model="chat", max_tokens=99, extra_body={"temperature": 0.3, "top_p": 0.9, "top_k": 5}, stop_sequences=["END"],
+        model="up-chat", max_tokens=99, extra_body={"temperature": 0.3, "top_p": 0.9, "top_k": 5}, stop_sequences=["END"],
         metadata={"user_id": "user-42"},
         system=[{"type": "text", "text": "rule one"}, {"type": "text", "text": "rule two"}],
         messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
@@ -183,13 +216,8 @@ def test_request_fields_reach_an_openai_upstream_translated(gateway, upstream):
 # ------------------------------------------------------------------ tools
 
 
-def tools_gateway(gateway, upstream) -> tuple[str, Any]:
-    base, fake = upstream
-    return gateway({"routes": {"agent": {"targets": ["up/tool-call"]}}}, {"up": openai_provider(base, ["tool-call"])}), fake
-
-
-def test_tool_use_then_tool_result_turn(gateway, upstream):
-    url, fake = tools_gateway(gateway, upstream)
+def test_tool_use_then_tool_result_turn(env):
+    url, fake = env
     c = client(url)
     question = {"role": "user", "content": "weather in Oslo"}
     first = c.messages.create(model="agent", max_tokens=64, tools=[WEATHER_TOOL], messages=[question])
@@ -214,8 +242,8 @@ def test_tool_use_then_tool_result_turn(gateway, upstream):
     assert history[2] == {"role": "tool", "tool_call_id": call.id, "content": "12 degrees, rain"}
 
 
-def test_tool_choice_and_parallel_flag_are_translated(gateway, upstream):
-    url, fake = tools_gateway(gateway, upstream)
+def test_tool_choice_and_parallel_flag_are_translated(env):
+    url, fake = env
     client(url).messages.create(
         model="agent", max_tokens=64, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "x"}],
         tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
@@ -225,8 +253,8 @@ def test_tool_choice_and_parallel_flag_are_translated(gateway, upstream):
     assert body["parallel_tool_calls"] is False
 
 
-def test_streamed_tool_use_arrives_as_input_json_deltas(gateway, upstream):
-    url, _ = tools_gateway(gateway, upstream)
+def test_streamed_tool_use_arrives_as_input_json_deltas(env):
+    url, _ = env
     with client(url).messages.stream(
         model="agent", max_tokens=64, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "weather in Rome"}]
     ) as stream:
@@ -243,31 +271,27 @@ def test_streamed_tool_use_arrives_as_input_json_deltas(gateway, upstream):
 # ------------------------------------------------------------------ fallback and failures
 
 
-def test_failing_first_target_falls_back_mid_route(gateway, upstream):
-    base, fake = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/good"], "retry": {"attempts": 1}}}}, {"up": openai_provider(base, ["fail-500", "good"])})
-    raw = client(url).messages.with_raw_response.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+def test_failing_first_target_falls_back_mid_route(env):
+    url, fake = env
+    raw = client(url).messages.with_raw_response.create(model="fallback", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert raw.parse().content[0].text == "Upstream good: hi"
     assert raw.headers["x-gateway-target"] == "up/good"
     assert raw.headers["x-gateway-attempts"] == "2"
     assert fake.models_called()[-2:] == ["fail-500", "good"]
 
 
-def test_stream_falls_back_before_the_first_byte(gateway, upstream):
-    base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "echo/echo-1"], "retry": {"attempts": 1}}}},
-                  {"up": openai_provider(base, ["fail-500"]), "echo": ECHO_PROVIDER})
-    with client(url).messages.stream(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as stream:
+def test_stream_falls_back_before_the_first_byte(env):
+    url, _ = env
+    with client(url).messages.stream(model="stream-fallback", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as stream:
         assert "".join(stream.text_stream) == "Echo: hi"
 
 
-def test_failure_after_content_ends_with_an_error_event(gateway, upstream):
-    base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/cut"]}}}, {"up": openai_provider(base, ["cut"])})
+def test_failure_after_content_ends_with_an_error_event(env):
+    url, _ = env
     received: list[str] = []
     with pytest.raises(anthropic.APIStatusError) as caught:
         with client(url).messages.stream(
-            model="chat", max_tokens=64, messages=[{"role": "user", "content": "a b c d e f"}]
+            model="cut", max_tokens=64, messages=[{"role": "user", "content": "a b c d e f"}]
         ) as stream:
             for piece in stream.text_stream:
                 received.append(piece)
@@ -276,67 +300,59 @@ def test_failure_after_content_ends_with_an_error_event(gateway, upstream):
     assert caught.value.body["error"]["type"] == "api_error"
 
     response = httpx.post(f"{url}/v1/messages", json={
-        "model": "chat", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "a b c d e f"}],
+        "model": "cut", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "a b c d e f"}],
     })
     names = [name for name, _ in sse_events(response)]
     assert names[-1] == "error"
     assert "message_stop" not in names and "message_delta" not in names
 
 
-def test_every_target_failing_is_a_502_listing_attempts(gateway, upstream):
-    base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["up/fail-500", "up/fail-503"], "retry": {"attempts": 1}}}}, {"up": openai_provider(base, ["fail-500", "fail-503"])})
+def test_every_target_failing_is_a_502_listing_attempts(env):
+    url, _ = env
     with pytest.raises(anthropic.InternalServerError) as caught:
-        client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        client(url).messages.create(model="all-fail", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 502
     error = caught.value.body["error"]
     assert error["type"] == "api_error"
     assert [a["target"] for a in error["attempts"]] == ["up/fail-500", "up/fail-503"]
 
 
-def test_upstream_rate_limit_not_in_fallback_on_is_a_rate_limit_error(gateway, upstream):
-    base, fake = upstream
-    url = gateway(
-        {"routes": {"chat": {"targets": ["up/fail-429", "up/good"], "fallback_on": ["server_error"], "retry": {"attempts": 1}}}},
-        {"up": openai_provider(base, ["fail-429", "good"])},
-    )
+def test_upstream_rate_limit_not_in_fallback_on_is_a_rate_limit_error(env):
+    url, fake = env
+    calls = len(fake.requests)
     with pytest.raises(anthropic.RateLimitError) as caught:
-        client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        client(url).messages.create(model="rate-limited", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["type"] == "rate_limit_error"
-    assert fake.models_called() == ["fail-429"]
+    assert fake.models_called()[calls:] == ["fail-429"]
 
 
-def test_route_deadline_is_a_timeout_error(gateway, upstream):
-    base, _ = upstream
-    url = gateway({"routes": {"chat": {"targets": ["slow/hang"], "timeout": 0.4}}}, {"slow": openai_provider(base, ["hang"])})
+def test_route_deadline_is_a_timeout_error(env):
+    url, _ = env
     with pytest.raises(anthropic.GatewayTimeoutError) as caught:
-        client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        client(url).messages.create(model="deadline", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["type"] == "timeout_error"
 
 
-def test_upstream_quoting_the_provider_key_never_reaches_the_client(gateway, upstream):
-    base, _ = upstream
-    secret = "sk-upstream-secret-0a1b2c3d4e5f6789"
-    url = gateway({"routes": {"chat": {"targets": ["up/echo-key"], "fallback_on": ["rate_limit"]}}},
-                  {"up": openai_provider(base, ["echo-key"], api_key=secret)})
+def test_upstream_quoting_the_provider_key_never_reaches_the_client(env):
+    url, _ = env
     with pytest.raises(anthropic.APIStatusError) as caught:
-        client(url).messages.create(model="chat", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
-    assert secret not in caught.value.response.text
+        client(url).messages.create(model="leak", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    assert SECRET not in caught.value.response.text
 
 
 # ------------------------------------------------------------------ count_tokens
 
 
 def test_count_tokens_is_an_estimate_that_grows_with_the_prompt(served):
-    url, _ = served
+    url, alias, _ = served
     c = client(url)
-    short = c.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "hi"}])
+    short = c.messages.count_tokens(model=alias, messages=[{"role": "user", "content": "hi"}])
     longer = c.messages.count_tokens(
-        model="chat", system="you are terse", tools=[WEATHER_TOOL],
+        model=alias, system="you are terse", tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "hi " * 200}],
     )
     assert 0 < short.input_tokens < longer.input_tokens
-    raw = c.messages.with_raw_response.count_tokens(model="chat", messages=[{"role": "user", "content": "hi"}])
+    raw = c.messages.with_raw_response.count_tokens(model=alias, messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-gateway-estimate"] == "true"
     with pytest.raises(anthropic.NotFoundError):
         c.messages.count_tokens(model="ghost", messages=[{"role": "user", "content": "hi"}])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import httpx
 import pytest
 
+from gateway.app import create_app
 from gateway.auth import hash_key
+from tests.support.configs import ECHO_PROVIDER, write_config
+from tests.support.servers import serve_app
 
 CLIENT_KEY = "sk-client-messages-0001"
 ROUTES = {
@@ -16,6 +21,24 @@ ROUTES = {
 }
 KEYED = {**ROUTES, "keys": [{"name": "team", "sha256": hash_key(CLIENT_KEY), "routes": ["chat"]}]}
 HELLO = [{"role": "user", "content": "hello"}]
+
+
+def serve(tmp_path_factory, routes) -> Iterator[str]:
+    routes_path, providers_path = write_config(tmp_path_factory.mktemp("config"), routes, {"echo": ECHO_PROVIDER})
+    with serve_app(create_app(str(routes_path), str(providers_path))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def open_gateway(tmp_path_factory) -> Iterator[str]:
+    """A gateway without keys, shared by the module."""
+    yield from serve(tmp_path_factory, ROUTES)
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(tmp_path_factory) -> Iterator[str]:
+    """A gateway with one key that may use only `chat`."""
+    yield from serve(tmp_path_factory, KEYED)
 
 
 def client(url: str, **options) -> anthropic.Anthropic:
@@ -32,29 +55,29 @@ def assert_anthropic_error(response: httpx.Response, status: int, error_type: st
     assert response.headers["x-request-id"] == body["request_id"]
 
 
-def test_unknown_alias_is_the_sdks_not_found_error(gateway):
-    url = gateway(ROUTES)
+def test_unknown_alias_is_the_sdks_not_found_error(open_gateway):
+    url = open_gateway
     with pytest.raises(anthropic.NotFoundError) as caught:
         client(url, api_key="unused").messages.create(model="ghost", max_tokens=8, messages=HELLO)
     assert caught.value.body["error"]["type"] == "not_found_error"
     assert caught.value.body["error"]["code"] == "model_not_found"
 
 
-def test_an_embedding_alias_is_not_a_messages_model(gateway):
-    url = gateway(ROUTES)
+def test_an_embedding_alias_is_not_a_messages_model(open_gateway):
+    url = open_gateway
     with pytest.raises(anthropic.NotFoundError):
         client(url, api_key="unused").messages.create(model="embed", max_tokens=8, messages=HELLO)
 
 
-def test_x_api_key_and_bearer_both_authenticate(gateway):
-    url = gateway(KEYED)
+def test_x_api_key_and_bearer_both_authenticate(keyed_gateway):
+    url = keyed_gateway
     by_header = client(url, api_key=CLIENT_KEY).messages.create(model="chat", max_tokens=8, messages=HELLO)
     by_bearer = client(url, auth_token=CLIENT_KEY).messages.create(model="chat", max_tokens=8, messages=HELLO)
     assert by_header.content[0].text == by_bearer.content[0].text == "Echo: hello"
 
 
-def test_missing_or_wrong_key_is_the_sdks_authentication_error(gateway):
-    url = gateway(KEYED)
+def test_missing_or_wrong_key_is_the_sdks_authentication_error(keyed_gateway):
+    url = keyed_gateway
     with pytest.raises(anthropic.AuthenticationError) as caught:
         client(url, api_key="sk-wrong").messages.create(model="chat", max_tokens=8, messages=HELLO)
     assert caught.value.body["error"]["type"] == "authentication_error"
@@ -62,8 +85,8 @@ def test_missing_or_wrong_key_is_the_sdks_authentication_error(gateway):
     assert_anthropic_error(response, 401, "authentication_error")
 
 
-def test_key_without_the_route_is_the_sdks_permission_error(gateway):
-    url = gateway(KEYED)
+def test_key_without_the_route_is_the_sdks_permission_error(keyed_gateway):
+    url = keyed_gateway
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
         client(url, api_key=CLIENT_KEY).messages.create(model="other", max_tokens=8, messages=HELLO)
     assert caught.value.body["error"]["type"] == "permission_error"
@@ -71,8 +94,8 @@ def test_key_without_the_route_is_the_sdks_permission_error(gateway):
         client(url, api_key=CLIENT_KEY).messages.count_tokens(model="other", messages=HELLO)
 
 
-def test_body_over_the_size_limit_is_the_sdks_content_too_large_error(gateway):
-    url = gateway(ROUTES)
+def test_body_over_the_size_limit_is_the_sdks_content_too_large_error(open_gateway):
+    url = open_gateway
     with pytest.raises(anthropic.ContentTooLargeError) as caught:
         client(url, api_key="unused").messages.create(model="chat", max_tokens=8, messages=[{"role": "user", "content": "x" * 8000}])
     assert caught.value.body["error"]["type"] == "request_too_large"
@@ -111,13 +134,13 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("name", "body"), BAD_BODIES, ids=[name for name, _ in BAD_BODIES])
-def test_malformed_bodies_are_invalid_request_errors(gateway, name, body):
-    url = gateway(ROUTES)
+def test_malformed_bodies_are_invalid_request_errors(open_gateway, name, body):
+    url = open_gateway
     response = httpx.post(f"{url}/v1/messages", content=body, headers={"content-type": "application/json"})
     assert_anthropic_error(response, 400, "invalid_request_error")
 
 
-def test_malformed_count_tokens_body_is_an_invalid_request_error(gateway):
-    url = gateway(ROUTES)
+def test_malformed_count_tokens_body_is_an_invalid_request_error(open_gateway):
+    url = open_gateway
     response = httpx.post(f"{url}/v1/messages/count_tokens", json={"model": "chat", "messages": "hi"})
     assert_anthropic_error(response, 400, "invalid_request_error")

@@ -15,8 +15,10 @@ import anthropic
 import httpx
 import pytest
 
+from gateway.app import create_app
 from tests.support.anthropic_upstream import AnthropicUpstream
-from tests.support.configs import ECHO_PROVIDER, openai_provider
+from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
+from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.scrape import scrape, total
 from tests.support.servers import serve_app
 
@@ -25,33 +27,32 @@ PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\nnot-really-a-png").decode()
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture
-def native(gateway, upstream) -> Iterator[tuple[str, AnthropicUpstream, Any]]:
-    """(gateway URL, Anthropic-native upstream, OpenAI-compatible upstream recorder)."""
-    fake = AnthropicUpstream()
-    openai_base, openai_fake = upstream
-    with serve_app(fake.app()) as base:
-        url = gateway(
-            {
-                "defaults": {"retry": {"attempts": 1}, "circuit": {"failures": 1000}},
-                "routes": {
-                    "claude": {"targets": ["ant/m"]},
-                    "claude-metered": {"targets": ["ant/m"]},
-                    "native-then-openai": {"targets": ["ant/fail-500", "up/good"]},
-                    "openai-then-native": {"targets": ["up/fail-500", "ant/m"]},
-                    "overloaded-then-echo": {"targets": ["ant/overloaded", "echo/echo-1"]},
-                    "midstream": {"targets": ["ant/midstream"]},
-                    "cut": {"targets": ["ant/cut"]},
-                },
+@pytest.fixture(scope="module")
+def native(tmp_path_factory) -> Iterator[tuple[str, AnthropicUpstream, OpenAIUpstream]]:
+    """(gateway URL, Anthropic-native upstream, OpenAI-compatible upstream), shared by the module."""
+    fake, openai_fake = AnthropicUpstream(), OpenAIUpstream()
+    with serve_app(fake.app()) as base, serve_app(openai_fake.app()) as openai_base:
+        routes = {
+            "defaults": {"retry": {"attempts": 1}, "circuit": {"failures": 1000}},
+            "routes": {
+                "claude": {"targets": ["ant/m"]},
+                "claude-metered": {"targets": ["ant/m"]},
+                "native-then-openai": {"targets": ["ant/fail-500", "up/good"]},
+                "openai-then-native": {"targets": ["up/fail-500", "ant/m"]},
+                "overloaded-then-echo": {"targets": ["ant/overloaded", "echo/echo-1"]},
+                "midstream": {"targets": ["ant/midstream"]},
+                "cut": {"targets": ["ant/cut"]},
             },
-            {
-                "ant": {"api": "anthropic", "base_url": base, "api_key": PROVIDER_KEY,
-                        "models": {m: {} for m in ("m", "fail-500", "overloaded", "midstream", "cut")}},
-                "up": openai_provider(openai_base, ["good", "fail-500"]),
-                "echo": ECHO_PROVIDER,
-            },
-        )
-        yield url, fake, openai_fake
+        }
+        providers = {
+            "ant": {"api": "anthropic", "base_url": base, "api_key": PROVIDER_KEY,
+                    "models": {m: {} for m in ("m", "fail-500", "overloaded", "midstream", "cut")}},
+            "up": openai_provider(openai_base, ["good", "fail-500"]),
+            "echo": ECHO_PROVIDER,
+        }
+        routes_path, providers_path = write_config(tmp_path_factory.mktemp("native"), routes, providers)
+        with serve_app(create_app(str(routes_path), str(providers_path))) as url:
+            yield url, fake, openai_fake
 
 
 def client(url: str) -> anthropic.Anthropic:
@@ -158,10 +159,11 @@ def test_fallback_from_a_native_target_to_a_translated_one_and_back(native, stre
         raw = c.messages.with_raw_response.create(model=alias, max_tokens=16, messages=HELLO)
         return raw.parse().content[0].text, raw.headers
 
+    native_calls, openai_calls = len(fake.requests), len(openai_fake.requests)
     text, headers = ask("native-then-openai")
     assert text == "Upstream good: hello"
-    assert [r["model"] for r in fake.requests] == ["fail-500"]
-    assert openai_fake.models_called() == ["good"]
+    assert [r["model"] for r in fake.requests[native_calls:]] == ["fail-500"]
+    assert openai_fake.models_called()[openai_calls:] == ["good"]
     text, headers = ask("openai-then-native")
     assert text == "Anthropic m: hello"
     if headers is not None:
