@@ -352,3 +352,50 @@ def test_tool_result_without_a_matching_call_is_a_400(pack_name):
     with pytest.raises(BadRequest) as caught:
         target.pack.chat_request(target, body, False)
     assert "nope" in caught.value.message
+
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(("pack_name", "kind", "expected"), [
+    ("gemini", "json_object", {"responseMimeType": "application/json"}),
+    ("gemini", "json_schema", {"responseMimeType": "application/json", "responseSchema": SCHEMA}),
+    ("ollama", "json_object", "json"),
+    ("ollama", "json_schema", SCHEMA),
+    ("cohere", "json_object", {"type": "json_object"}),
+    ("cohere", "json_schema", {"type": "json_object", "json_schema": SCHEMA}),
+])
+def test_response_format_becomes_the_providers_json_mode(pack_name, kind, expected):
+    target = target_for(pack_name)
+    response_format: dict[str, Any] = {"type": kind}
+    if kind == "json_schema":
+        response_format["json_schema"] = {"name": "place", "schema": SCHEMA}
+    body = {"model": "a", "messages": [{"role": "user", "content": "x"}], "response_format": response_format}
+    sent = orjson.loads(target.pack.chat_request(target, body, False).body)
+    got = {"gemini": lambda s: s["generationConfig"], "ollama": lambda s: s["format"], "cohere": lambda s: s["response_format"]}[pack_name](sent)
+    assert got == expected
+
+
+@pytest.mark.parametrize("pack_name", ["ollama", "cohere"])
+def test_stream_is_always_sent_explicitly(pack_name):
+    target = target_for(pack_name)
+    body = {"model": "a", "messages": [{"role": "user", "content": "x"}]}
+    assert orjson.loads(target.pack.chat_request(target, body, False).body)["stream"] is False
+    assert orjson.loads(target.pack.chat_request(target, body, True).body)["stream"] is True
+
+
+def test_http_image_urls_where_only_base64_is_taken_are_a_400():
+    from gateway.errors import BadRequest
+
+    target = target_for("ollama")
+    content = [{"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}]
+    with pytest.raises(BadRequest) as caught:
+        target.pack.chat_request(target, {"model": "a", "messages": [{"role": "user", "content": content}]}, False)
+    assert "base64" in caught.value.message
+
+
+def test_anthropic_takes_image_urls_as_url_sources():
+    target = target_for("anthropic")
+    content = [{"type": "image_url", "image_url": {"url": "https://example.test/cat.png", "detail": "high"}}]
+    sent = orjson.loads(target.pack.chat_request(target, {"model": "a", "messages": [{"role": "user", "content": content}]}, False).body)
+    assert sent["messages"][0]["content"] == [{"type": "image", "source": {"type": "url", "url": "https://example.test/cat.png"}}]
