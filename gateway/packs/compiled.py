@@ -20,34 +20,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from jinja2 import StrictUndefined, Undefined
 
 from gateway.errors import BadRequest
-from gateway.packs.engine import (
-    FALLBACK_CLASSES,
-    UpstreamFailure,
-    UpstreamRequest,
-    bad_upstream_body,
-    classify_status,
-    retry_after_seconds,
-)
-from gateway.packs.framing import FRAMINGS
+from gateway.packs.engine import UpstreamFailure, UpstreamRequest, bad_upstream_body, classify_status, retry_after_seconds
 from gateway.packs.helpers import StreamState
+from gateway.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_chunks, translated_chunks
 from gateway.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
+from gateway.packs.values import (
+    answer_value,
+    decode,
+    failure_from_value,
+    openai_failure,
+    openai_shaped,
+    reason,
+    request_value,
+)
 from gateway.snapshot import Target
-
-Headers = tuple[tuple[str, TextTemplate], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledStream:
-    url: TextTemplate | None
-    query: Headers
-    framing: str
-    done: bytes | None
-    skip_empty_chunks: bool
-    events: Mapping[str, ValueTemplate]
-    end: ValueTemplate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +128,13 @@ class TemplatePack:
                 out = dict(body)
                 out["model"] = target.model
             else:
-                out = _request_value(call.body.render_one(variables))
+                out = request_value(call.body.render_one(variables))
             payload = orjson.dumps(out)
         except BadRequest:
             raise
         except RENDER_ERRORS as exc:
             raise BadRequest(
-                f"the request cannot be translated for {target.id}: {_reason(exc)}", code="untranslatable_request"
+                f"the request cannot be translated for {target.id}: {reason(exc)}", code="untranslatable_request"
             ) from None
         key = target.api_key
         if key:
@@ -171,9 +159,9 @@ class TemplatePack:
 
     def chat_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         call = self._need(self._chat, target, "chat")
-        data = _decode(target, raw)
+        data = decode(target, raw)
         if call.answer is None:
-            return _openai_shaped(target, data, "choices")
+            return openai_shaped(target, data, "choices")
         value = self._read(target, call.answer, {"answer": data, "body": body}, "an answer")
         if not isinstance(value, dict) or not isinstance(value.get("choices"), list):
             raise bad_upstream_body(target, "an answer the pack could not turn into choices")
@@ -182,9 +170,9 @@ class TemplatePack:
 
     def embeddings_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         call = self._need(self._embeddings, target, "embeddings")
-        data = _decode(target, raw)
+        data = decode(target, raw)
         if call.answer is None:
-            return _openai_shaped(target, data, "data")
+            return openai_shaped(target, data, "data")
         value = self._read(target, call.answer, {"answer": data, "body": body}, "an embeddings answer")
         if not isinstance(value, dict) or not isinstance(value.get("data"), list):
             raise bad_upstream_body(target, "an embeddings answer the pack could not turn into data")
@@ -192,11 +180,11 @@ class TemplatePack:
 
     def _read(self, target: Target, template: ValueTemplate, extra: dict[str, Any], what: str) -> Any:
         try:
-            return _answer_value(template.render_one(self._variables(target, extra)))
+            return answer_value(template.render_one(self._variables(target, extra)))
         except UpstreamFailure:
             raise
         except RENDER_ERRORS as exc:
-            raise bad_upstream_body(target, f"{what} the pack could not read ({_reason(exc)})") from None
+            raise bad_upstream_body(target, f"{what} the pack could not read ({reason(exc)})") from None
 
     # ------------------------------------------------------------------- streams
 
@@ -204,63 +192,15 @@ class TemplatePack:
         self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes]
     ) -> AsyncIterator[dict[str, Any]]:
         call = self._need(self._chat, target, "chat")
-        spec = call.stream or _OPENAI_STREAM
+        spec = call.stream or OPENAI_STREAM
         if not spec.events and spec.framing == "sse":
-            return _openai_chunks(target, spec, lines)
-        return self._translated_chunks(target, spec, body, lines)
-
-    async def _translated_chunks(
-        self, target: Target, spec: CompiledStream, body: dict[str, Any], lines: AsyncIterator[bytes]
-    ) -> AsyncIterator[dict[str, Any]]:
+            return openai_chunks(target, spec, lines)
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         state = StreamState()
         variables = self._variables(target, {"body": body, "state": state, "include_usage": include_usage})
-        envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": target.model}
-        complete = False
-        async for name, payload in FRAMINGS[spec.framing](lines):
-            if spec.done is not None and payload.strip() == spec.done:
-                complete = True
-                break
-            event = _decode_event(target, payload)
-            if not spec.events:
-                yield _openai_chunk(target, event)
-                continue
-            template = spec.events.get(name) if name is not None else None
-            if template is None:
-                template = spec.events.get("default")
-                if template is None:
-                    continue  # an event the pack has nothing to say about (ping, citations, ...)
-            variables["event"] = event
-            variables["event_name"] = name
-            for value in self._event_values(target, template, variables):
-                yield {**envelope, **value}
-        else:
-            if spec.end is not None:
-                variables["event"] = None
-                variables["event_name"] = None
-                for value in self._event_values(target, spec.end, variables):
-                    yield {**envelope, **value}
-        if not complete and not state.finished and (spec.done is not None or spec.events):
-            raise bad_upstream_body(target, "a stream that ended before its last event")
+        return translated_chunks(target, spec, variables, state, lines)
 
-    def _event_values(self, target: Target, template: ValueTemplate, variables: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            values = [_answer_value(v) for v in template.render(variables)]
-        except UpstreamFailure:
-            raise
-        except RENDER_ERRORS as exc:
-            raise bad_upstream_body(target, f"a stream event the pack could not read ({_reason(exc)})") from None
-        out = []
-        for value in values:
-            if value is None or value == "":
-                continue
-            if not isinstance(value, dict):
-                raise bad_upstream_body(target, "a stream event the pack turned into something other than a chunk")
-            if "error" in value:
-                raise _openai_failure(value, int(value.get("status") or 502))
-            out.append(value)
-        return out
 
     # -------------------------------------------------------------------- errors
 
@@ -273,7 +213,7 @@ class TemplatePack:
         if self._error is not None:
             failure = self._templated_error(target, status, data, raw, headers)
         elif isinstance(data, dict):
-            failure = _openai_failure(data, status)
+            failure = openai_failure(data, status)
         if failure is None:
             failure = UpstreamFailure(
                 status,
@@ -297,7 +237,7 @@ class TemplatePack:
             return None  # an error body the pack did not expect still fails cleanly below
         if not isinstance(value, dict):
             return None
-        return _failure_from_value(value, status)
+        return failure_from_value(value, status)
 
 
 # ---------------------------------------------------------------------- values
@@ -309,125 +249,3 @@ def _is_plain(call: CompiledCall, pack_headers: Headers) -> bool:
     return call.body is None and all(t.template is None for t in texts)
 
 
-_OPENAI_STREAM = CompiledStream(None, (), "sse", b"[DONE]", False, {}, None)
-
-
-async def _openai_chunks(target: Target, spec: CompiledStream, lines: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
-    """An OpenAI-shaped SSE stream, read line by line: the pass-through hot path."""
-    async for line in lines:
-        if not line.startswith(b"data:"):
-            continue  # blank separators, `event:` lines and `: keep-alive` comments
-        payload = line[5:].strip()
-        if payload == spec.done:
-            return
-        event = _decode_event(target, payload)
-        if spec.skip_empty_chunks and _empty_chunk(event):
-            continue
-        yield _openai_chunk(target, event)
-    if spec.done is not None:
-        raise bad_upstream_body(target, f"a stream that ended without {spec.done.decode()}")
-
-
-def _empty_chunk(event: Any) -> bool:
-    """A chunk that says nothing: no choice with a delta or a finish, no usage, no error
-    (Azure's content-filter annotations before and after the answer)."""
-    if not isinstance(event, dict) or event.get("usage") or "error" in event:
-        return False
-    return all(not c.get("delta") and c.get("finish_reason") is None for c in event.get("choices") or () if isinstance(c, dict))
-
-
-def _openai_chunk(target: Target, event: Any) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        raise bad_upstream_body(target, "a stream event that is not a JSON object")
-    if "error" in event:
-        raise _openai_failure(event, 502)
-    return event
-
-
-_UNDEFINED = (Undefined, StrictUndefined)
-_CONTAINERS = (dict, list)
-
-
-def _request_value(value: Any) -> Any:
-    """A rendered request body: absent (undefined) and null fields are left out.
-
-    Written for speed (type identity, no recursion into leaves): it walks every rendered
-    body once, and message texts and images are leaves it never looks into.
-    """
-    kind = type(value)
-    if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if item is None or type(item) in _UNDEFINED:
-                continue
-            out[key] = _request_value(item) if type(item) in _CONTAINERS else item
-        return out
-    if kind is list:
-        return [_request_value(item) if type(item) in _CONTAINERS else item for item in value if type(item) not in _UNDEFINED]
-    return value
-
-
-def _answer_value(value: Any) -> Any:
-    """A rendered answer: an undefined field means the upstream left out something required."""
-    kind = type(value)
-    if kind is dict:
-        for item in value.values():
-            if type(item) in _CONTAINERS or type(item) in _UNDEFINED:
-                _answer_value(item)
-    elif kind is list:
-        for item in value:
-            if type(item) in _CONTAINERS or type(item) in _UNDEFINED:
-                _answer_value(item)
-    elif kind in _UNDEFINED:
-        value._fail_with_undefined_error()
-    return value
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _decode(target: Target, raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad_upstream_body(target, "a body that is not JSON") from None
-
-
-def _decode_event(target: Target, payload: bytes) -> Any:
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise bad_upstream_body(target, "a stream event that is not JSON") from None
-
-
-def _openai_shaped(target: Target, data: Any, required: str) -> dict[str, Any]:
-    if not isinstance(data, dict) or not isinstance(data.get(required), list):
-        raise bad_upstream_body(target, f"an answer without '{required}'")
-    return data
-
-
-def _openai_failure(data: dict[str, Any], status: int) -> UpstreamFailure:
-    """Read OpenAI's `{"error": {...}}` (or the unwrapped form some servers send)."""
-    error = data.get("error", data)
-    if not isinstance(error, dict):
-        error = {"message": str(error)}
-    return _failure_from_value(error, status)
-
-
-def _failure_from_value(value: dict[str, Any], status: int) -> UpstreamFailure:
-    status = int(value.get("status") or status)
-    code = value.get("code")
-    code = str(code) if code is not None else None
-    clean = {
-        "message": str(value.get("message") or f"upstream answered HTTP {status}"),
-        "type": str(value.get("type") or "upstream_error"),
-        "param": value.get("param"),
-        "code": code,
-    }
-    fallback = value.get("class", classify_status(status, code)) if "class" in value else classify_status(status, code)
-    if fallback is not None and fallback not in FALLBACK_CLASSES:
-        fallback = classify_status(status, code)
-    retry_after = value.get("retry_after")
-    return UpstreamFailure(status, clean, fallback, float(retry_after) if isinstance(retry_after, (int, float)) else None)

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.config.load import ConfigIssue
-from gateway.packs.compiled import Auth, CompiledCall, CompiledStream, TemplatePack
+from gateway.packs.compiled import Auth, CompiledCall, TemplatePack
+from gateway.packs.streams import CompiledStream
 from gateway.packs.engine import Pack, PackError, PackNotFound
 from gateway.packs.source import PackSource, PackSyntaxError, read_pack_text
 from gateway.packs.spec import PackSpec
