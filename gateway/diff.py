@@ -292,6 +292,10 @@ def _diff_target(a: Target, b: Target, out: _Collector) -> None:
         out.add("target", a.id, f"tier of `{a.id}` {a.tier or '-'} → {b.tier or '-'}")
     if a.kind != b.kind:
         out.add("target", a.id, f"`{a.id}` is now {b.kind} (was {a.kind})")
+    circuit_a, circuit_b = getattr(a, "circuit", None), getattr(b, "circuit", None)
+    if circuit_a != circuit_b and circuit_a is not None and circuit_b is not None:
+        out.add("target", a.id, f"circuit of `{a.id}` opens after {circuit_a.failures} failures for "
+                f"{circuit_a.cooldown:g}s → after {circuit_b.failures} for {circuit_b.cooldown:g}s")
 
 
 def _providers(snapshot: Snapshot) -> dict[str, Target]:

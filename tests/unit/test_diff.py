@@ -194,6 +194,14 @@ def test_keys_added_removed_rotated_and_the_gateway_opened(tmp_path):
     assert "every key removed: the gateway becomes OPEN to anyone who can reach it" in risky_texts(opened)
 
 
+def test_circuit_breaker_settings(tmp_path):
+    result = diff(tmp_path, change_providers=lambda p: p["remote"].update(circuit={"failures": 2, "cooldown": 10}))
+    assert texts(result) == [
+        "circuit of `remote/big` opens after 5 failures for 30s → after 2 for 10s",
+        "circuit of `remote/small` opens after 5 failures for 30s → after 2 for 10s",
+    ]
+
+
 def test_prices_and_models(tmp_path):
     def change(p: dict[str, Any]) -> None:
         p["remote"]["models"]["big"].update(input_per_1m=3, context_window=200000, supports=["tools"])
