@@ -399,3 +399,15 @@ def test_anthropic_takes_image_urls_as_url_sources():
     content = [{"type": "image_url", "image_url": {"url": "https://example.test/cat.png", "detail": "high"}}]
     sent = orjson.loads(target.pack.chat_request(target, {"model": "a", "messages": [{"role": "user", "content": content}]}, False).body)
     assert sent["messages"][0]["content"] == [{"type": "image", "source": {"type": "url", "url": "https://example.test/cat.png"}}]
+
+
+@pytest.mark.parametrize("pack_name", ["anthropic", "gemini", "ollama", "cohere"])
+def test_more_than_one_choice_is_refused_where_the_provider_gives_one(pack_name):
+    from gateway.errors import BadRequest
+
+    target = target_for(pack_name)
+    body = {"model": "a", "messages": [{"role": "user", "content": "x"}]}
+    assert target.pack.chat_request(target, {**body, "n": 1}, False)
+    with pytest.raises(BadRequest) as caught:
+        target.pack.chat_request(target, {**body, "n": 2}, False)
+    assert "'n' must be 1" in caught.value.message
