@@ -65,7 +65,7 @@ def chat(url: str, alias: str = "echo", **kwargs: Any) -> httpx.Response:
     return HTTP.post(f"{url}/v1/chat/completions", json=body, **kwargs)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

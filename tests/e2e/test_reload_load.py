@@ -31,6 +31,10 @@ def variant(i: int) -> dict[str, Any]:
     }
 
 
+def applied(url: str) -> int:
+    return sum(r["result"] == "applied" for r in admin_config(url)["reloads"])
+
+
 def test_rewriting_the_config_many_times_a_second_fails_no_request(tmp_path: Path):
     with serve_app(slow_upstream()) as upstream_url:
         providers = {"providers": {
@@ -100,6 +104,9 @@ def test_rewriting_the_config_many_times_a_second_fails_no_request(tmp_path: Pat
             for thread in workers:
                 thread.start()
             time.sleep(SECONDS)
+            deadline = time.monotonic() + 10  # on a busy machine, keep going until reloads did happen
+            while time.monotonic() < deadline and (len(served) < 2 or applied(url) < 3):
+                time.sleep(0.2)
             stop.set()
             for thread in workers:
                 thread.join(timeout=10)
@@ -107,5 +114,4 @@ def test_rewriting_the_config_many_times_a_second_fails_no_request(tmp_path: Pat
             assert failures == [], failures[:10]
             assert sum(served.values()) > 100
             assert len(served) >= 2, served  # answers came from several configs: reloads happened under load
-            reloads = Counter(r["result"] for r in admin_config(url)["reloads"])
-            assert reloads["applied"] >= 3, reloads
+            assert applied(url) >= 3
