@@ -48,15 +48,22 @@ ERROR_TYPES = {
 # ---------------------------------------------------------------- request: Anthropic -> OpenAI
 
 
-def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+class Untranslatable(BadRequest):
+    """A well-formed block OpenAI's shape has no place for (server tool results and the like)."""
+
+
+
+def to_openai(body: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
     """The OpenAI chat body that asks for what this Messages body asks for.
 
     Checks the fields it reads as it goes, so a malformed body is a 400 naming the field.
+    A block with no OpenAI equivalent raises `Untranslatable`, or is left out if `lenient`
+    (when the route can also send the body as it is to an Anthropic target).
     """
     max_tokens = body.get("max_tokens")
     if not _is_int(max_tokens) or max_tokens < 1:
         raise BadRequest("'max_tokens' is required and must be a positive integer", param="max_tokens")
-    out = prompt_to_openai(body)
+    out = prompt_to_openai(body, lenient)
     out["max_tokens"] = max_tokens
     _copy_sampling(body, out)
     metadata = body.get("metadata")
@@ -75,13 +82,13 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def prompt_to_openai(body: dict[str, Any]) -> dict[str, Any]:
+def prompt_to_openai(body: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
     """Model, messages, system and tools: all that a prompt is (and all count_tokens gets)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a string naming a route", param="model")
     messages = system_messages(body.get("system"))
-    messages.extend(chat_messages(body.get("messages")))
+    messages.extend(chat_messages(body.get("messages"), lenient))
     out: dict[str, Any] = {"model": model, "messages": messages}
     tools = body.get("tools")
     choice: dict[str, Any] = {}
@@ -119,7 +126,7 @@ def _text_of(block: Any, where: str) -> str:
     return block["text"]
 
 
-def chat_messages(messages: Any) -> list[dict[str, Any]]:
+def chat_messages(messages: Any, lenient: bool = False) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' is required and must be a non-empty list", param="messages")
     out: list[dict[str, Any]] = []
@@ -135,7 +142,7 @@ def chat_messages(messages: Any) -> list[dict[str, Any]]:
             out.append({"role": role, "content": content})
         elif isinstance(content, list):
             blocks = [(f"{where}.content[{j}]", _block(b, f"{where}.content[{j}]")) for j, b in enumerate(content)]
-            out.extend(assistant_turn(blocks) if role == "assistant" else user_turn(blocks))
+            out.extend(assistant_turn(blocks, lenient) if role == "assistant" else user_turn(blocks, lenient))
         else:
             raise BadRequest(f"{where}.content must be a string or a list of blocks", param=f"{where}.content")
     return out
@@ -150,7 +157,7 @@ def _block(block: Any, where: str) -> dict[str, Any]:
 Blocks = list[tuple[str, dict[str, Any]]]  # (where in the body, block): the place names a 400
 
 
-def user_turn(blocks: Blocks) -> list[dict[str, Any]]:
+def user_turn(blocks: Blocks, lenient: bool = False) -> list[dict[str, Any]]:
     """Tool results become `tool` messages, placed first as OpenAI requires; the rest one user message."""
     results: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
@@ -161,7 +168,7 @@ def user_turn(blocks: Blocks) -> list[dict[str, Any]]:
             results.append(message)
             parts.extend(images)
         else:
-            part = user_part(block, where)
+            part = user_part(block, where, lenient)
             if part is not None:
                 parts.append(part)
     if parts:
@@ -169,7 +176,7 @@ def user_turn(blocks: Blocks) -> list[dict[str, Any]]:
     return results
 
 
-def user_part(block: dict[str, Any], where: str) -> dict[str, Any] | None:
+def user_part(block: dict[str, Any], where: str, lenient: bool = False) -> dict[str, Any] | None:
     kind = block["type"]
     if kind == "text":
         return {"type": "text", "text": _text_of(block, where)}
@@ -181,7 +188,13 @@ def user_part(block: dict[str, Any], where: str) -> dict[str, Any] | None:
         return None
     if kind == "tool_use":
         raise BadRequest(f"{where}: a tool_use block belongs in an assistant message", param=where)
-    raise BadRequest(f"{where}: block type '{kind}' cannot be sent to this route's targets", param=where)
+    return _untranslatable(kind, where, lenient)
+
+
+def _untranslatable(kind: str, where: str, lenient: bool) -> None:
+    if lenient:
+        return None
+    raise Untranslatable(f"{where}: block type '{kind}' can only be sent to an Anthropic target", param=where)
 
 
 def image_url(source: Any, where: str) -> str:
@@ -232,7 +245,7 @@ def tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}, images
 
 
-def assistant_turn(blocks: Blocks) -> list[dict[str, Any]]:
+def assistant_turn(blocks: Blocks, lenient: bool = False) -> list[dict[str, Any]]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for where, block in blocks:
@@ -244,7 +257,7 @@ def assistant_turn(blocks: Blocks) -> list[dict[str, Any]]:
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise BadRequest(f"{where}: block type '{kind}' cannot be sent to this route's targets", param=where)
+            _untranslatable(kind, where, lenient)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import log, metrics, reload, tracing
+from gateway.anthropic_shape import error_body as anthropic_error_body
 from gateway.config.compile import build_snapshot
 from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui
 from gateway.endpoints.handler import error_response, request_id
@@ -20,16 +21,19 @@ from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
 
 ROUTES_ENV = "GATEWAY_ROUTES"
+MESSAGES_PATH = "/v1/messages"
 PROVIDERS_ENV = "GATEWAY_PROVIDERS"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Unknown paths and wrong methods still answer in OpenAI's error shape."""
+    """Unknown paths and wrong methods still answer in the error shape the client reads."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         error: GatewayError = NotFound(f"no such endpoint: {request.method} {request.url.path}")
     else:
         error = GatewayError(str(exc.detail), status=exc.status_code, type="invalid_request_error")
+    if request.url.path.startswith(MESSAGES_PATH):  # Anthropic's clients read Anthropic's shape
+        return error_response(error, request_id(request), anthropic_error_body)
     return error_response(error, request_id(request))
 
 

@@ -10,11 +10,13 @@ too, so Anthropic's SDKs raise their own exception classes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.anthropic_native import NativeMessages
-from gateway.anthropic_shape import error_body, from_openai, prompt_to_openai, to_openai
+from gateway.anthropic_native import NativeMessages, speaks_messages
+from gateway.anthropic_shape import Untranslatable, error_body, from_openai, prompt_to_openai, to_openai
 from gateway.anthropic_stream import MessageEvents, anthropic_events
 from gateway.auth import authorize, identify
 from gateway.endpoints.chat import SSE_HEADERS, complete_chat
@@ -22,7 +24,24 @@ from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import read_json
 from gateway.plan import MAX_TIER_HEADER, find_route
 from gateway.runtime import Runtime
+from gateway.snapshot import Snapshot
 from gateway.tokens import estimate_prompt_tokens
+
+
+def openai_body(snapshot: Snapshot, body: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI-shaped body for the route's other targets.
+
+    Blocks OpenAI's shape cannot hold (server tool results and the like) are refused,
+    unless the route has an Anthropic target that can take the body as it is: then they
+    are left out only for the targets that could not read them anyway.
+    """
+    try:
+        return to_openai(body)
+    except Untranslatable:
+        route = snapshot.routes.get(body["model"])  # a string: to_openai checked it first
+        if route is not None and not any(speaks_messages(rt.target) for rt in route.targets):
+            raise
+        return to_openai(body, lenient=True)
 
 
 @endpoint("messages", error_body=error_body)
@@ -31,7 +50,7 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    chat_body = to_openai(body)
+    chat_body = openai_body(snapshot, body)
     native = NativeMessages.of(body, chat_body, request.headers)
     done = await complete_chat(
         runtime, snapshot, key, chat_body, exchange, request.headers.get(MAX_TIER_HEADER), native
@@ -60,7 +79,7 @@ async def count_tokens(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    prompt = prompt_to_openai(body)
+    prompt = prompt_to_openai(body, lenient=True)
     alias = prompt["model"]
     find_route(snapshot, alias, "chat")
     authorize(key, alias)

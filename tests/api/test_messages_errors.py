@@ -144,3 +144,11 @@ def test_malformed_count_tokens_body_is_an_invalid_request_error(open_gateway):
     url = open_gateway
     response = httpx.post(f"{url}/v1/messages/count_tokens", json={"model": "chat", "messages": "hi"})
     assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+def test_unknown_messages_paths_and_wrong_methods_answer_in_anthropic_shape(open_gateway):
+    response = httpx.post(f"{open_gateway}/v1/messages/batches", json={})
+    assert_anthropic_error(response, 404, "not_found_error")
+    response = httpx.get(f"{open_gateway}/v1/messages")
+    assert response.status_code == 405
+    assert response.json()["type"] == "error"

@@ -42,6 +42,7 @@ def native(tmp_path_factory) -> Iterator[tuple[str, AnthropicUpstream, OpenAIUps
                 "overloaded-then-echo": {"targets": ["ant/overloaded", "echo/echo-1"]},
                 "midstream": {"targets": ["ant/midstream"]},
                 "cut": {"targets": ["ant/cut"]},
+                "echo-only": {"targets": ["echo/echo-1"]},
             },
         }
         providers = {
@@ -222,3 +223,31 @@ def test_a_complete_native_stream_is_not_counted_against_the_targets_circuit(gat
         for _ in range(3):
             with client(url).messages.stream(model="claude", max_tokens=16, messages=HELLO) as stream:
                 assert stream.get_final_message().content[0].text == "Anthropic m: hello"
+
+
+SEARCH_HISTORY = [
+    {"role": "user", "content": "search the web for x"},
+    {"role": "assistant", "content": [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+        {"type": "text", "text": "nothing found"},
+    ]},
+    {"role": "user", "content": "try again"},
+]
+
+
+def test_blocks_only_anthropic_reads_go_to_an_anthropic_target_and_are_left_out_on_fallback(native):
+    url, fake, openai_fake = native
+    c = client(url)
+    c.messages.create(model="claude", max_tokens=16, messages=SEARCH_HISTORY)
+    assert fake.requests[-1]["messages"] == SEARCH_HISTORY
+    message = c.messages.create(model="native-then-openai", max_tokens=16, messages=SEARCH_HISTORY)
+    assert message.content[0].text == "Upstream good: try again"
+    assert openai_fake.requests[-1].body["messages"][1] == {"role": "assistant", "content": "nothing found"}
+
+
+def test_blocks_only_anthropic_reads_are_refused_by_a_route_without_an_anthropic_target(native):
+    url, _, _ = native
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(url).messages.create(model="echo-only", max_tokens=16, messages=SEARCH_HISTORY)
+    assert "server_tool_use" in caught.value.body["error"]["message"]

@@ -186,3 +186,25 @@ def test_gateway_errors_render_as_anthropic_errors(error, status, kind):
     assert error.status == status
     assert body["type"] == "error" and body["request_id"] == "rid"
     assert body["error"]["type"] == kind and body["error"]["message"] == "x"
+
+
+def test_blocks_without_an_openai_equivalent_are_refused_unless_lenient():
+    from gateway.anthropic_shape import Untranslatable
+
+    body = request(messages=[
+        {"role": "user", "content": "search the web"},
+        {"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "srv_1", "name": "web_search", "input": {"query": "x"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srv_1", "content": []},
+            {"type": "text", "text": "found it"},
+        ]},
+        {"role": "user", "content": [{"type": "text", "text": "thanks"}, {"type": "search_result", "source": "s", "title": "t", "content": []}]},
+    ])
+    with pytest.raises(Untranslatable) as caught:
+        to_openai(body)
+    assert caught.value.param == "messages[1].content[0]"
+    assert to_openai(body, lenient=True)["messages"] == [
+        {"role": "user", "content": "search the web"},
+        {"role": "assistant", "content": "found it"},
+        {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
+    ]
