@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.anthropic_native import NativeMessages, speaks_messages
-from gateway.anthropic_shape import Untranslatable, error_body, from_openai, prompt_to_openai, to_openai
+from gateway.anthropic_request import Untranslatable, prompt_to_openai, to_openai
+from gateway.anthropic_shape import error_body, from_openai
 from gateway.anthropic_stream import MessageEvents, anthropic_events
 from gateway.auth import authorize, identify
 from gateway.endpoints.chat import SSE_HEADERS, complete_chat

@@ -1,4 +1,5 @@
-"""Anthropic Messages bodies to OpenAI chat bodies and back: the pure translation."""
+"""Anthropic Messages bodies to OpenAI chat bodies and back: the pure translation
+(`anthropic_request` in, `anthropic_shape` out)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import copy
 import orjson
 import pytest
 
-from gateway.anthropic_shape import error_body, from_openai, prompt_to_openai, to_openai
+from gateway.anthropic_request import Untranslatable, prompt_to_openai, to_openai
+from gateway.anthropic_shape import error_body, from_openai
 from gateway.errors import AllTargetsFailed, BadRequest, DeadlineExceeded, GatewayError, ModelNotFound, NoTargetAvailable, PayloadTooLarge
 
 
@@ -189,8 +191,6 @@ def test_gateway_errors_render_as_anthropic_errors(error, status, kind):
 
 
 def test_blocks_without_an_openai_equivalent_are_refused_unless_lenient():
-    from gateway.anthropic_shape import Untranslatable
-
     body = request(messages=[
         {"role": "user", "content": "search the web"},
         {"role": "assistant", "content": [
