@@ -68,7 +68,8 @@ def _run_server(args: argparse.Namespace) -> int:
     os.environ[ROUTES_ENV] = os.path.abspath(args.routes)
     os.environ[PROVIDERS_ENV] = os.path.abspath(args.providers)
     log.event("start", f"starting on {args.host}:{args.port} with {args.workers} worker(s)", host=args.host,
-              port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout)
+              port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout,
+              metrics_dir=os.environ.get(METRICS_DIR_ENV))
     if not args.watch:
         os.environ[WATCH_ENV] = "0"
     options = dict(

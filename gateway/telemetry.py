@@ -14,6 +14,7 @@ metric updates, one span end. Label values are config names only.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar, Token
@@ -159,6 +160,7 @@ def finish(exchange: Exchange, status: int) -> None:
         "upstream_ms": round(exchange.upstream_seconds * 1000, 2),
         "cache": exchange.cache,
         "config": exchange.config,
+        "pid": os.getpid(),
     }
     if exchange.stream_end:
         fields["stream"] = exchange.stream_end
