@@ -246,6 +246,16 @@ def config_served(version: str, previous: str | None, loaded_at: float) -> None:
     CONFIG_LOADED.set(loaded_at)
 
 
+def clear() -> None:
+    """Drop every labelled series. A gateway process never needs this; the test suite
+    runs hundreds of configs in one process, and without it each scrape grows with
+    every config any earlier test used."""
+    _children.clear()
+    for value in list(globals().values()):
+        if isinstance(value, (Counter, Gauge, Histogram)) and value._labelnames:
+            value.clear()
+
+
 # --- exposition -------------------------------------------------------------------------------
 
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")

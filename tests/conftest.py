@@ -14,6 +14,15 @@ from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.servers import serve_app
 
 
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> Iterator[None]:
+    """Each test starts from an empty metrics registry: one process runs every test's configs."""
+    from gateway import metrics
+
+    metrics.clear()
+    yield
+
+
 @pytest.fixture
 def upstream() -> Iterator[tuple[str, OpenAIUpstream]]:
     """A real OpenAI-compatible upstream; yields (base URL, recorder)."""
