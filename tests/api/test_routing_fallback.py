@@ -85,9 +85,11 @@ def test_retries_count_per_target_with_growing_jittered_backoff(gateway, upstrea
     assert raw.headers["x-gateway-target"] == "up/flaky-2-500-a"
     t = fake.times_called("flaky-2-500-a")
     first_wait, second_wait = t[1] - t[0], t[2] - t[1]
-    # The exact bounds are proved in tests/unit/test_plan_backoff.py; here, with slack for a busy machine:
-    assert 0.05 <= first_wait <= 0.1 + 0.2  # backoff 0.1, equal jitter: [0.05, 0.1]
-    assert 0.075 <= second_wait <= 0.15 + 0.2  # doubled to 0.2, capped at 0.15: [0.075, 0.15]
+    # The gateway waited at least the lower bounds: backoff 0.1 with equal jitter is [0.05, 0.1],
+    # then doubled to 0.2 and capped at 0.15, [0.075, 0.15]. The exact upper bounds are proved
+    # by tests/unit/test_plan_backoff.py; wall-clock upper bounds here only catch runaway waits.
+    assert 0.05 <= first_wait < 1
+    assert 0.075 <= second_wait < 1
 
 
 def test_retries_are_spent_before_moving_to_the_next_target(gateway, upstream):
