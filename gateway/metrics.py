@@ -189,18 +189,33 @@ def child(metric: Any, *labels: str) -> Any:
     return found
 
 
+_ended: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+
+
+def request_ended(endpoint: str, route: str, target: str, status: int, seconds: float, overhead: float) -> None:
+    """The three series every request updates when it ends, their children found with one
+    lookup (they are the same few combinations request after request)."""
+    key = (endpoint, route, target, status)
+    found = _ended.get(key)
+    if found is None:
+        found = _ended[key] = (child(REQUESTS, endpoint, route, target, str(status)),
+                               child(REQUEST_SECONDS, endpoint, route), child(OVERHEAD_SECONDS, endpoint, route))
+    found[0].inc()
+    found[1].observe(seconds)
+    found[2].observe(overhead)
+
 
 def limit_rejected(scope: str, name: str, kind: str) -> None:
     """A 429 from a limit. `scope` is key, route or provider; `name` its config name."""
-    LIMIT_REJECTIONS.labels(scope, name, kind).inc()
+    child(LIMIT_REJECTIONS, scope, name, kind).inc()
 
 
 def budget_rejected(key: str) -> None:
-    BUDGET_REJECTIONS.labels(key).inc()
+    child(BUDGET_REJECTIONS, key).inc()
 
 
 def cache_lookup(route: str, hit: bool) -> None:
-    CACHE_LOOKUPS.labels(route, "hit" if hit else "miss").inc()
+    child(CACHE_LOOKUPS, route, "hit" if hit else "miss").inc()
 
 
 def circuit_changed(target: str, state: str) -> None:
@@ -222,7 +237,7 @@ def upstream_called(route: str, target: str, result: str, seconds: float) -> Non
 
 def stream_cut(target: str) -> None:
     """A committed stream that broke off (error event instead of [DONE])."""
-    UPSTREAM_ERRORS.labels(target, "stream_cut").inc()
+    child(UPSTREAM_ERRORS, target, "stream_cut").inc()
 
 
 def fell_back(route: str) -> None:
@@ -230,7 +245,7 @@ def fell_back(route: str) -> None:
 
 
 def target_latency(target: str, seconds: float) -> None:
-    TARGET_LATENCY.labels(target).set(seconds)
+    child(TARGET_LATENCY, target).set(seconds)
 
 
 def config_reloaded(result: str) -> None:
@@ -251,6 +266,7 @@ def clear() -> None:
     runs hundreds of configs in one process, and without it each scrape grows with
     every config any earlier test used."""
     _children.clear()
+    _ended.clear()
     for value in list(globals().values()):
         if isinstance(value, (Counter, Gauge, Histogram)) and value._labelnames:
             value.clear()

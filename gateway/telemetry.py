@@ -126,9 +126,7 @@ def finish(exchange: Exchange, status: int) -> None:
     prompt, completion, cost = _usage(exchange)
 
     metrics.child(metrics.IN_FLIGHT, endpoint).dec()
-    metrics.child(metrics.REQUESTS, endpoint, route, target, str(status)).inc()
-    metrics.child(metrics.REQUEST_SECONDS, endpoint, route).observe(duration)
-    metrics.child(metrics.OVERHEAD_SECONDS, endpoint, route).observe(overhead)
+    metrics.request_ended(endpoint, route, target, status, duration, overhead)
     if exchange.traffic is not None:
         exchange.traffic.request_ended(exchange, status, duration)
     if prompt:

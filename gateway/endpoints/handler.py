@@ -8,9 +8,9 @@ task and a queue per request.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +54,10 @@ class Exchange:
 
 
 def request_id(request: Request) -> str:
+    """The client's id when it is safe to echo, else 32 random hex characters (the shape
+    of a uuid4's hex, without building a UUID object: a fifth of the cost)."""
     given = request.headers.get("x-request-id")
-    return given if given and _SAFE_ID.match(given) else uuid.uuid4().hex
+    return given if given and _SAFE_ID.match(given) else os.urandom(16).hex()
 
 
 def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
