@@ -15,7 +15,7 @@ from starlette.routing import Route
 from gateway import log, metrics, reload, tracing
 from gateway.anthropic_shape import error_body as anthropic_error_body
 from gateway.config.compile import build_snapshot
-from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui
+from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui, usage
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -23,6 +23,7 @@ from gateway.runtime import Runtime
 ROUTES_ENV = "GATEWAY_ROUTES"
 MESSAGES_PATH = "/v1/messages"
 PROVIDERS_ENV = "GATEWAY_PROVIDERS"
+REDIS_URL_ENV = "REDIS_URL"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -49,10 +50,11 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.upstream.start()
         stop_reloading = await reload.start(runtime)
+        await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
         log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
-                  config=snapshot.version, routes=len(snapshot.routes), pid=os.getpid())
+                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind, pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
         try:
@@ -60,6 +62,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         finally:
             await stop_reloading()
             await runtime.upstream.close()
+            await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())
             if owns_tracing:
                 tracing.shutdown()
@@ -81,6 +84,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/ui/{name}", ui.asset, methods=["GET"]),
             Route("/admin/reload", admin.reload_config, methods=["POST"]),
             Route("/admin/config", admin.show_config, methods=["GET"]),
+            Route("/admin/usage", usage.usage, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

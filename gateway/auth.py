@@ -7,6 +7,7 @@ lookup is by digest: the secret itself is never compared byte by byte.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from fnmatch import fnmatchcase
 
 from starlette.datastructures import Headers
@@ -35,8 +36,10 @@ def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
     secret = presented_key(headers)
     if secret is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'", code="missing_api_key")
-    key = snapshot.keys.get(hash_key(secret))
-    if key is None:
+    digest = hash_key(secret)
+    key = snapshot.keys.get(digest)
+    # The lookup is by digest; the final comparison is constant-time all the same.
+    if key is None or not hmac.compare_digest(key.digest, digest):
         raise Unauthorized("invalid API key")
     return key
 
@@ -57,8 +60,6 @@ ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
 
 def require_admin(headers: Headers, admin_key: str | None) -> None:
     """Admin endpoints need GATEWAY_ADMIN_KEY; without one configured they are closed."""
-    import hmac
-
     if not admin_key:
         raise Forbidden(f"admin endpoints are disabled: set {ADMIN_KEY_ENV} to enable them", code="admin_disabled")
     secret = presented_key(headers)

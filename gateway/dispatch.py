@@ -79,9 +79,17 @@ class Outcome:
         return len(self.attempts) + (1 if self.target is not None else 0)
 
 
+# Asked right before a candidate is tried: False skips it (its provider is at its own quota).
+Gate = Callable[[Target], Awaitable[bool]]
+
+
+async def _always(target: Target) -> bool:
+    return True
+
+
 async def dispatch_chat(
     runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool,
-    native: NativeCall | None = None,
+    native: NativeCall | None = None, gate: Gate = _always,
 ) -> Outcome:
     """`native` (for an Anthropic client's request) takes the targets that speak the client's
     own API; every other target gets `body`, the OpenAI-shaped translation, as usual."""
@@ -94,7 +102,7 @@ async def dispatch_chat(
             return _open_stream(upstream, target, body, outcome)
         return _chat_once(upstream, target, body, outcome)
 
-    return await _run(runtime, route, candidates, call)
+    return await _run(runtime, route, candidates, call, gate)
 
 
 class NativeCall(Protocol):
@@ -106,16 +114,18 @@ class NativeCall(Protocol):
 
 
 async def dispatch_embeddings(
-    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any]
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], gate: Gate = _always
 ) -> Outcome:
     upstream = runtime.upstream
-    return await _run(runtime, route, candidates, lambda t, o: _embeddings_once(upstream, t, body, o))
+    return await _run(runtime, route, candidates, lambda t, o: _embeddings_once(upstream, t, body, o), gate)
 
 
 Call = Callable[[Target, Outcome], Any]
 
 
-async def _run(runtime: Runtime, route: Route, candidates: tuple[Target, ...], call: Call) -> Outcome:
+async def _run(
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], call: Call, gate: Gate = _always
+) -> Outcome:
     if not candidates:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request")
     outcome = Outcome()
@@ -128,6 +138,8 @@ async def _run(runtime: Runtime, route: Route, candidates: tuple[Target, ...], c
                 # since, or taken the single half-open probe.
                 if not runtime.circuits.allow(target):
                     continue
+                if not await gate(target):
+                    continue  # its provider is at its own quota: skipped, never waited for
                 if await _try_target(runtime, route, target, outcome, call, deadline):
                     outcome.target = target
                     if outcome.stream is not None:
@@ -140,7 +152,7 @@ async def _run(runtime: Runtime, route: Route, candidates: tuple[Target, ...], c
             extra={"attempts": [a.as_dict() for a in outcome.attempts]},
         ) from None
     if not outcome.attempts:
-        raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: circuit)")
+        raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: open circuits or provider limits)")
     raise AllTargetsFailed(
         f"every target of '{route.alias}' failed",
         extra={"attempts": [a.as_dict() for a in outcome.attempts]},

@@ -128,6 +128,16 @@ CACHE_LOOKUPS = Counter(
     "Response cache lookups on routes that cache, by route and result (hit or miss)",
     ["route", "result"],
 )
+STORE_UP = Gauge(
+    "gateway_store_up",
+    "1 while the shared store (Redis) answers, 0 while it is down (the lowest across workers)",
+    multiprocess_mode="livemin",
+)
+STORE_ERRORS = Counter(
+    "gateway_store_errors_total",
+    "Shared-store (Redis) calls that failed or were skipped while it was down, by concern",
+    ["concern"],
+)
 CIRCUIT_STATE = Gauge(
     "gateway_circuit_state",
     "Circuit breaker state per target: 0 closed, 1 half-open, 2 open (the worst across workers)",
@@ -212,6 +222,15 @@ def limit_rejected(scope: str, name: str, kind: str) -> None:
 
 def budget_rejected(key: str) -> None:
     child(BUDGET_REJECTIONS, key).inc()
+
+
+def store_failed(concern: str) -> None:
+    """A Redis call failed (or was skipped: Redis is known to be down); `concern` is what it served."""
+    child(STORE_ERRORS, concern).inc()
+
+
+def store_up(up: bool) -> None:
+    STORE_UP.set(1 if up else 0)
 
 
 def cache_lookup(route: str, hit: bool) -> None:

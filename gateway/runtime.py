@@ -10,12 +10,14 @@ snapshot rather than in it: what was learned about a target outlives a reload.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.circuit import CircuitStore, MemoryCircuits
 from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
+from gateway.store import Store, open_store
 from gateway.traffic import Traffic
 from gateway.upstream import Upstream
 
@@ -33,3 +35,24 @@ class Runtime:
     latency: LatencyAverages = field(default_factory=LatencyAverages)
     traffic: Traffic = field(default_factory=Traffic)  # the last minutes, for the operator's page
     reloader: Reloader | None = None  # set when the app starts: watches files, SIGHUP, /admin/reload
+    # Limits, budgets, cache and usage: in-process until `open_shared_store` swaps in Redis.
+    # It lives here, not in the snapshot, so its state survives config reloads.
+    store: Store = field(init=False)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
+
+    def __post_init__(self) -> None:
+        self.store = open_store(None, self.store_settings)
+
+    def store_settings(self) -> Any:
+        return self.snapshot.store
+
+    async def open_shared_store(self, redis_url: str | None) -> None:
+        if redis_url:
+            self.store = open_store(redis_url, self.store_settings)
+            await self.store.start()
+
+    async def close_store(self) -> None:
+        """Let pending settles finish, send batched usage, close the connection."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=2)
+        await self.store.close()

@@ -114,6 +114,20 @@ class Key:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """How the shared store behaves (routes.yaml `store:`); read per call, so a reload applies it."""
+
+    timeout: float = 0.25
+    retry_interval: float = 1.0
+    prefix: str = "gateway:"
+    limits_fail_open: bool = True
+    budgets_fail_open: bool = False
+    lease: float = 600.0
+    cache_max_bytes: int = 64 * 1024 * 1024
+    cache_max_entry_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     version: str
     routes: Mapping[str, Route]
@@ -124,6 +138,7 @@ class Snapshot:
     max_body_bytes: int
     sources: tuple[str, ...]
     loaded_at: float
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     @property
     def open(self) -> bool:

@@ -47,3 +47,20 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
 def requested_output_tokens(body: dict[str, Any], default: int = 256) -> int:
     value = body.get("max_completion_tokens") or body.get("max_tokens")
     return value if isinstance(value, int) and value > 0 else default
+
+
+def estimate_input_tokens(value: Any) -> int:
+    """Embeddings input: a string, a list of strings, or token arrays (counted exactly)."""
+    if isinstance(value, str):
+        return estimate_text_tokens(value)
+    if isinstance(value, list):
+        total = 0
+        for item in value:
+            if isinstance(item, str):
+                total += estimate_text_tokens(item)
+            elif isinstance(item, list):
+                total += len(item)
+            else:
+                total += 1  # one token id
+        return total
+    return 0

@@ -47,3 +47,26 @@ def gateway(tmp_path: Path) -> Iterator[Callable[..., str]]:
     yield start
     for context in reversed(stack):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis (CI's, or a redis-server started here); fails in CI when there is none."""
+    from tests.support.redis_server import shared_redis_url
+
+    url, server = shared_redis_url()
+    yield url
+    if server is not None:
+        server.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Run a test against each home of the store; returns the routes.yaml `store:` section to use."""
+    from tests.support.redis_server import new_prefix
+
+    if request.param == "redis":
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url"))
+    else:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+    return {"prefix": new_prefix()}

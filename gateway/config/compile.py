@@ -185,6 +185,7 @@ class _Compiler:
             max_body_bytes=self.routes.defaults.max_body_bytes,
             sources=(self.rf.path, self.pf.path, *self.pack_files),
             loaded_at=time.time(),
+            store=_store_settings(self.routes.store),
         )
 
     def _compile_targets(self) -> None:
@@ -364,6 +365,17 @@ def pack_path(api: str, base_dir: str) -> str | None:
     if _BUILTIN_PACK_NAME.match(api):
         return None
     return api if Path(api).is_absolute() else str(Path(base_dir) / api)
+def _store_settings(spec: model.Store) -> snap.StoreSettings:
+    return snap.StoreSettings(
+        timeout=spec.timeout,
+        retry_interval=spec.retry_interval,
+        prefix=spec.prefix,
+        limits_fail_open=spec.on_outage.limits == "open",
+        budgets_fail_open=spec.on_outage.budgets == "open",
+        lease=spec.lease,
+        cache_max_bytes=spec.cache_max_bytes,
+        cache_max_entry_bytes=spec.cache_max_entry_bytes,
+    )
 
 
 def _limits(spec: model.Limits | None) -> snap.Limits:

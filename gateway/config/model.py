@@ -176,9 +176,36 @@ class Key(Strict):
         return self
 
 
+OutagePolicy = Literal["open", "closed"]
+
+
+class Outage(Strict):
+    """What a concern does while Redis cannot answer: let requests through, or refuse them (503)."""
+
+    limits: OutagePolicy = Field("open", description="rpm, tpm and concurrency of keys, routes and providers")
+    budgets: OutagePolicy = Field("closed", description="budget reservations of keys that have a budget")
+
+
+class Store(Strict):
+    """Where limits, budgets, cache entries and usage live. Redis is used when REDIS_URL is set."""
+
+    timeout: float = Field(0.25, gt=0, le=10, description="seconds one Redis round trip may take")
+    retry_interval: float = Field(
+        1.0, gt=0, le=60, description="seconds a failed Redis is left alone before the next request tries it"
+    )
+    prefix: str = Field("gateway:", min_length=1, description="prefix of every Redis key the gateway writes")
+    on_outage: Outage = Field(default_factory=Outage)
+    lease: float = Field(
+        600.0, gt=0, description="seconds a concurrency slot stays held if its replica dies before releasing it"
+    )
+    cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="memory bound of the in-process cache")
+    cache_max_entry_bytes: int = Field(1024 * 1024, gt=0, description="larger answers are not cached")
+
+
 class RoutesFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
     equivalents: dict[Name, list[TargetRef]] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(min_length=1)
     keys: list[Key] | None = None
+    store: Store = Field(default_factory=Store)

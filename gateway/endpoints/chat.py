@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway import account, cache
+from gateway.admit import Admission, admit
 from gateway.auth import authorize, identify
 from gateway.dispatch import NativeCall, Outcome, dispatch_chat
 from gateway.endpoints.handler import Exchange, endpoint, json_response
@@ -57,11 +61,63 @@ async def complete_chat(
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
+    candidates = usable(plan)
+    admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks)
     stream = body.get("stream") is True
-    outcome = await dispatch_chat(runtime, route, usable(plan), body, stream, native)
-    exchange.target = outcome.target.id  # type: ignore[union-attr]
+    cache_key = cache.cache_key("chat", alias, body) if route.cache_ttl else None
+    if cache_key is not None:
+        exchange.cache = "miss"
+        if (hit := await cache.lookup(runtime.store, alias, cache_key)) is not None:
+            return await from_cache(exchange, snapshot, admission, hit, body, stream)
+    try:
+        outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
+    except BaseException:
+        await account.failed(admission)
+        raise
+    target = outcome.target
+    assert target is not None
+    exchange.target = target.id
     exchange.outcome = outcome
-    return Completion(outcome, gateway_headers(exchange, snapshot, outcome))
+    if outcome.stream is not None:
+        outcome.stream = account.metered(outcome.stream, admission, target, outcome, body, cache_key, route.cache_ttl)
+    else:
+        await account.answered(admission, target, outcome.answer or {}, body, "chat", cache_key, route.cache_ttl)
+    return Completion(outcome, {**gateway_headers(exchange, snapshot, outcome), **admission.headers, **cache_header(exchange)})
+
+
+def cache_header(exchange: Exchange) -> dict[str, str]:
+    return {"x-gateway-cache": exchange.cache} if exchange.cache else {}
+
+
+async def from_cache(
+    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, body: dict[str, Any], stream: bool
+) -> Completion:
+    """A cached answer, plain or replayed as a stream; it costs no tokens and no budget."""
+    exchange.cache = "hit"
+    exchange.target = hit.target
+    await account.close(admission, None, 0, 0, hit=True)
+    answer = orjson.loads(hit.answer)
+    outcome = Outcome()
+    if stream:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        outcome.stream = iterate(cache.replay(answer, include_usage))
+    else:
+        outcome.answer = answer
+    headers = {
+        "x-gateway-route": exchange.route,
+        "x-gateway-target": hit.target,
+        "x-gateway-attempts": "0",
+        "x-gateway-overhead-ms": f"{(time.perf_counter() - exchange.started) * 1000:.2f}",
+        "x-gateway-config": snapshot.version,
+        **admission.headers,
+        **cache_header(exchange),
+    }
+    return Completion(outcome, headers)
+
+
+async def iterate(frames: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
 
 
 @endpoint("chat")

@@ -17,7 +17,10 @@ async def ready(request: Request) -> Response:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None or runtime.snapshot is None:
         return json_response({"status": "not ready", "config": None}, status=503)
-    return json_response({"status": "ready", "config": runtime.snapshot.version})
+    store = {"kind": runtime.store.kind, "up": await runtime.store.ping()}
+    if not store["up"]:
+        return json_response({"status": "not ready", "config": runtime.snapshot.version, "store": store}, status=503)
+    return json_response({"status": "ready", "config": runtime.snapshot.version, "store": store})
 
 
 async def prometheus(request: Request) -> Response:

@@ -1,0 +1,194 @@
+"""The in-process store: plain dicts, no locks.
+
+Every method runs to completion without an `await` inside, so on one asyncio loop each
+is atomic by construction: a check-and-take cannot interleave with another request.
+State is per process; run several replicas or `--workers N` with Redis to share it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from gateway.store import (
+    WINDOW_SECONDS,
+    CircuitRecord,
+    Level,
+    Settlement,
+    SettingsSource,
+    Take,
+    Usage,
+    UsageRow,
+    Verdict,
+)
+
+USAGE_WINDOWS_KEPT = 800  # about a year of days plus their months
+
+
+class _Buckets:
+    """Token buckets by name: (units available, monotonic time of that figure)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, tuple[float, float]] = {}
+
+    def level(self, name: str, capacity: int, now: float) -> float:
+        state = self.state.get(name)
+        if state is None:
+            return float(capacity)
+        tokens, at = state
+        return min(float(capacity), tokens + (now - at) * capacity / WINDOW_SECONDS)
+
+    def set(self, name: str, tokens: float, now: float) -> None:
+        self.state[name] = (tokens, now)
+
+
+class _Cache:
+    """Answers by key, least recently used first, bounded by total bytes."""
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: str, now: float) -> bytes | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            self._drop(key)
+            return None
+        self.entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: str, value: bytes, expires: float, max_bytes: int) -> None:
+        if key in self.entries:
+            self._drop(key)
+        if len(value) > max_bytes:
+            return
+        self.entries[key] = (expires, value)
+        self.bytes += len(value)
+        while self.bytes > max_bytes:
+            self._drop(next(iter(self.entries)))
+
+    def _drop(self, key: str) -> None:
+        _, value = self.entries.pop(key)
+        self.bytes -= len(value)
+
+
+class MemoryStore:
+    kind = "memory"
+
+    def __init__(self, settings: SettingsSource):
+        self._settings = settings
+        self._buckets = _Buckets()
+        self._leases: dict[str, set[str]] = {}
+        self._holds: dict[str, tuple[float, float]] = {}  # name -> (USD committed, expiry)
+        self._usage: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
+        self._cache = _Cache()
+        self._circuits: dict[str, tuple[CircuitRecord, float]] = {}
+
+    async def take(self, take: Take) -> Verdict:
+        now = time.monotonic()
+        levels = [self._buckets.level(d.bucket, d.capacity, now) for d in take.draws]
+        verdict = self._check(take, levels)
+        if verdict is not None:
+            return verdict
+        out = []
+        for draw, tokens in zip(take.draws, levels):
+            left = tokens - min(draw.amount, draw.capacity)
+            self._buckets.set(draw.bucket, left, now)
+            out.append(_level(left, draw.capacity))
+        for slots in take.slots:
+            self._leases.setdefault(slots.name, set()).add(take.lease)
+        if take.hold is not None:
+            spent = self._spent(take.hold.name)
+            self._holds[take.hold.name] = (spent + take.hold.amount, time.time() + take.hold.ttl)
+        return Verdict(-1, 0.0, tuple(out))
+
+    def _check(self, take: Take, levels: list[float]) -> Verdict | None:
+        """The first refusal, or None when everything fits."""
+        for i, (draw, tokens) in enumerate(zip(take.draws, levels)):
+            need = min(draw.amount, draw.capacity)
+            if tokens < need:
+                wait = (need - tokens) * WINDOW_SECONDS / draw.capacity
+                return Verdict(i, wait, tuple(_level(t, d.capacity) for d, t in zip(take.draws, levels)))
+        base = len(take.draws)
+        for j, slots in enumerate(take.slots):
+            if len(self._leases.get(slots.name, ())) >= slots.limit:
+                return Verdict(base + j, 1.0)
+        if take.hold is not None and self._spent(take.hold.name) >= take.hold.limit:
+            return Verdict(base + len(take.slots), 0.0)
+        return None
+
+    def _spent(self, name: str) -> float:
+        entry = self._holds.get(name)
+        if entry is None or entry[1] <= time.time():
+            return 0.0
+        return entry[0]
+
+    async def settle(self, settlement: Settlement) -> None:
+        now = time.monotonic()
+        for draw in settlement.adjustments:
+            tokens = self._buckets.level(draw.bucket, draw.capacity, now) - draw.amount
+            self._buckets.set(draw.bucket, max(-float(draw.capacity), min(float(draw.capacity), tokens)), now)
+        for name in settlement.slots:
+            held = self._leases.get(name)
+            if held is not None:
+                held.discard(settlement.lease)
+        if settlement.budget is not None:
+            name, delta, ttl = settlement.budget
+            self._holds[name] = (max(0.0, self._spent(name) + delta), time.time() + ttl)
+
+    def record(self, usage: Usage) -> None:
+        counts = usage.counts()
+        for window in usage.windows:
+            rows = self._usage.get(window)
+            if rows is None:
+                rows = self._usage[window] = {}
+                while len(self._usage) > USAGE_WINDOWS_KEPT:
+                    del self._usage[min(self._usage)]
+            row = rows.setdefault((usage.key, usage.route), {})
+            for name, value in counts.items():
+                row[name] = row.get(name, 0) + value
+
+    async def flush(self) -> None:
+        return None
+
+    async def cache_get(self, key: str) -> bytes | None:
+        return self._cache.get(key, time.monotonic())
+
+    async def cache_put(self, key: str, value: bytes, ttl: float) -> None:
+        settings = self._settings()
+        if len(value) <= settings.cache_max_entry_bytes:
+            self._cache.put(key, value, time.monotonic() + ttl, settings.cache_max_bytes)
+
+    async def usage(self, window: str) -> list[UsageRow]:
+        rows = self._usage.get(window, {})
+        return [UsageRow(key, route, dict(counts)) for (key, route), counts in rows.items()]
+
+    async def spent(self, holds: Sequence[str]) -> list[float]:
+        return [self._spent(name) for name in holds]
+
+    async def circuit_get(self, target: str) -> CircuitRecord | None:
+        entry = self._circuits.get(target)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    async def circuit_put(self, target: str, record: CircuitRecord, ttl: float) -> None:
+        self._circuits[target] = (record, time.monotonic() + ttl)
+
+    async def start(self) -> None:
+        return None
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def _level(tokens: float, capacity: int) -> Level:
+    reset = max(0.0, (capacity - tokens) * WINDOW_SECONDS / capacity)
+    return Level(max(0, int(tokens)), reset)
+

@@ -1,0 +1,344 @@
+"""The Redis store: the same operations as `MemoryStore`, shared by every replica.
+
+Each operation that must be atomic is one Lua script, so it costs one round trip and no
+other replica can slip in between the check and the take. Time inside the scripts is
+Redis's own clock (`TIME`), so replicas with skewed clocks still agree.
+
+Redis failing must never hang or break a request. Every call is bounded by
+`store.timeout`; a failure marks Redis as down for `store.retry_interval`, during which
+calls fail at once without touching the network; after it, the next call tries again,
+so recovery needs no restart. Failures raise `StoreUnavailable` and are counted.
+
+Key layout (everything under `store.prefix`, `gateway:` by default):
+
+  rl:<scope>:<name>:<rpm|tpm>   hash {t: units left, ts: ms}   token bucket
+  cc:<scope>:<name>             sorted set lease -> expiry ms   concurrency slots
+  budget:<key>:<window>         string, USD committed            budget window
+  usage:<window>                hash ["key","route","metric"] -> total
+  cache:<sha256>                string, the cached answer        exact-match cache
+  circuit:<target>              string, JSON circuit record      circuit breaker
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from loguru import logger
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gateway import metrics
+from gateway.store import (
+    WINDOW_SECONDS,
+    CircuitRecord,
+    Level,
+    Settlement,
+    SettingsSource,
+    StoreUnavailable,
+    Take,
+    Usage,
+    UsageRow,
+    Verdict,
+)
+
+T = TypeVar("T")
+
+WINDOW_MS = int(WINDOW_SECONDS * 1000)
+
+# KEYS: draws..., slots..., hold?   ARGV: nd, ns, nh, lease, lease_ms, (capacity, amount)*nd, limit*ns, (limit, amount, ttl)*nh
+# Returns {refused index or -1, wait ms, (units left, ms until full)*nd}.
+TAKE = """
+local nd, ns, nh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease, lease_ms = ARGV[4], tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[6 + 2 * nd + ns + 3 * nh] or 60000)
+local refused, wait = -1, 0
+local levels = {}
+for i = 1, nd do
+  local cap, amount = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tokens = cap
+  if v[1] then tokens = math.min(cap, tonumber(v[1]) + (now - tonumber(v[2])) * cap / window) end
+  local need = math.min(amount, cap)
+  if refused < 0 and tokens < need then
+    refused = i - 1
+    wait = (need - tokens) * window / cap
+  end
+  levels[i] = tokens
+end
+local a = 6 + 2 * nd
+for j = 1, ns do
+  local key = KEYS[nd + j]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if refused < 0 and redis.call('ZCARD', key) >= tonumber(ARGV[a + j - 1]) then
+    refused = nd + j - 1
+    wait = 1000
+  end
+end
+a = a + ns
+if nh == 1 and refused < 0 then
+  local spent = tonumber(redis.call('GET', KEYS[nd + ns + 1]) or '0')
+  if spent >= tonumber(ARGV[a]) then refused = nd + ns end
+end
+local out = {refused, math.ceil(wait)}
+for i = 1, nd do
+  local cap, amount = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  local left = levels[i]
+  if refused < 0 then
+    left = left - math.min(amount, cap)
+    redis.call('HSET', KEYS[i], 't', left, 'ts', now)
+    redis.call('PEXPIRE', KEYS[i], math.ceil((cap - left) * window / cap) + 1000)
+  end
+  out[3 + 2 * (i - 1)] = math.floor(math.max(left, 0))
+  out[4 + 2 * (i - 1)] = math.ceil((cap - left) * window / cap)
+end
+if refused < 0 then
+  for j = 1, ns do
+    redis.call('ZADD', KEYS[nd + j], now + lease_ms, lease)
+    redis.call('PEXPIRE', KEYS[nd + j], lease_ms)
+  end
+  if nh == 1 then
+    local key = KEYS[nd + ns + 1]
+    redis.call('INCRBYFLOAT', key, ARGV[a + 1])
+    redis.call('EXPIRE', key, tonumber(ARGV[a + 2]))
+  end
+end
+return out
+"""
+
+# KEYS: draws..., slots..., budget?   ARGV: nd, ns, nb, lease, (capacity, delta)*nd, (delta, ttl)*nb
+SETTLE = """
+local nd, ns, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease = ARGV[4]
+local window = 60000
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, nd do
+  local cap, delta = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tokens = cap
+  if v[1] then tokens = math.min(cap, tonumber(v[1]) + (now - tonumber(v[2])) * cap / window) end
+  tokens = math.max(-cap, math.min(cap, tokens - delta))
+  redis.call('HSET', KEYS[i], 't', tokens, 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil((cap - tokens) * window / cap) + 1000)
+end
+for j = 1, ns do
+  redis.call('ZREM', KEYS[nd + j], lease)
+end
+if nb == 1 then
+  local key = KEYS[nd + ns + 1]
+  local a = 5 + 2 * nd
+  local spent = redis.call('INCRBYFLOAT', key, ARGV[a])
+  if tonumber(spent) < 0 then redis.call('SET', key, '0') end
+  redis.call('EXPIRE', key, tonumber(ARGV[a + 1]))
+end
+return 1
+"""
+
+USAGE_FLUSH_SECONDS = 1.0
+DAY_TTL = 100 * 86400  # daily usage is kept 100 days
+MONTH_TTL = 800 * 86400  # monthly usage about two years
+
+
+class RedisStore:
+    kind = "redis"
+
+    def __init__(self, url: str, settings: SettingsSource):
+        self._settings = settings
+        initial = settings()
+        self._client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=max(initial.timeout, 0.5),
+            socket_connect_timeout=max(initial.timeout, 0.5),
+            # One immediate retry lets a pooled connection that died with a restarted Redis be
+            # replaced; the call's own deadline still bounds the whole.
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=0,
+            driver_info=None,  # no CLIENT SETINFO round trips on every new connection
+        )
+        self._take = self._client.register_script(TAKE)
+        self._settle = self._client.register_script(SETTLE)
+        self._down_until = 0.0
+        self._up = True
+        self._pending: dict[tuple[str, str, str], dict[str, float]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        metrics.store_up(True)
+
+    # ------------------------------------------------------------ failure handling
+
+    async def _call(self, concern: str, call: Callable[[], Awaitable[T]]) -> T:
+        settings = self._settings()
+        if self._down_until and time.monotonic() < self._down_until:
+            metrics.store_failed(concern)
+            raise StoreUnavailable("redis is down")
+        try:
+            async with asyncio.timeout(settings.timeout):
+                result = await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed(concern, exc, settings.retry_interval)
+            raise StoreUnavailable(f"redis did not answer ({type(exc).__name__})") from None
+        if not self._up:
+            self._up = True
+            self._down_until = 0.0
+            metrics.store_up(True)
+            logger.info("redis answers again: shared limits, budgets and cache are back")
+        return result
+
+    def _failed(self, concern: str, exc: BaseException, retry_interval: float) -> None:
+        metrics.store_failed(concern)
+        self._down_until = time.monotonic() + retry_interval
+        if self._up:
+            self._up = False
+            metrics.store_up(False)
+            logger.error("redis is not answering ({}): applying the store.on_outage policy", type(exc).__name__)
+
+    def _key(self, *parts: str) -> str:
+        return self._settings().prefix + ":".join(parts)
+
+    # ------------------------------------------------------------ limits and budgets
+
+    async def take(self, take: Take) -> Verdict:
+        keys = [self._key("rl", d.bucket) for d in take.draws]
+        keys += [self._key("cc", s.name) for s in take.slots]
+        args: list[Any] = [len(take.draws), len(take.slots), 1 if take.hold else 0, take.lease, int(take.lease_seconds * 1000)]
+        for d in take.draws:
+            args += [d.capacity, d.amount]
+        args += [s.limit for s in take.slots]
+        if take.hold is not None:
+            keys.append(self._key("budget", take.hold.name))
+            args += [take.hold.limit, repr(take.hold.amount), take.hold.ttl]
+        args.append(WINDOW_MS)
+        concern = "budgets" if take.hold is not None and not take.draws and not take.slots else "limits"
+        raw = await self._call(concern, lambda: self._take(keys=keys, args=args))
+        levels = tuple(Level(int(raw[2 + 2 * i]), int(raw[3 + 2 * i]) / 1000) for i in range(len(take.draws)))
+        return Verdict(int(raw[0]), int(raw[1]) / 1000, levels)
+
+    async def settle(self, settlement: Settlement) -> None:
+        keys = [self._key("rl", d.bucket) for d in settlement.adjustments]
+        keys += [self._key("cc", name) for name in settlement.slots]
+        args: list[Any] = [
+            len(settlement.adjustments), len(settlement.slots), 1 if settlement.budget else 0, settlement.lease,
+        ]
+        for d in settlement.adjustments:
+            args += [d.capacity, d.amount]
+        if settlement.budget is not None:
+            name, delta, ttl = settlement.budget
+            keys.append(self._key("budget", name))
+            args += [repr(delta), ttl]
+        await self._call("limits", lambda: self._settle(keys=keys, args=args))
+
+    def record(self, usage: Usage) -> None:
+        """Usage totals need no atomicity: they are summed here and sent at most once a second."""
+        counts = usage.counts()
+        for window in usage.windows:
+            row = self._pending.setdefault((window, usage.key, usage.route), {})
+            for name, value in counts.items():
+                if value:
+                    row[name] = row.get(name, 0) + value
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(USAGE_FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send the summed usage in one pipelined round trip; kept for the next try if Redis fails."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+
+        async def send() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for (window, key, route), counts in pending.items():
+                name = self._key("usage", window)
+                for metric, value in counts.items():
+                    pipe.hincrbyfloat(name, orjson.dumps([key, route, metric]), value)
+                pipe.expire(name, DAY_TTL if window.startswith("d:") else MONTH_TTL)
+            await pipe.execute()
+
+        try:
+            await self._call("usage", send)
+        except StoreUnavailable:
+            for slot, counts in pending.items():  # keep them for the next flush
+                row = self._pending.setdefault(slot, {})
+                for metric, value in counts.items():
+                    row[metric] = row.get(metric, 0) + value
+
+    async def spent(self, holds: Sequence[str]) -> list[float]:
+        if not holds:
+            return []
+        keys = [self._key("budget", name) for name in holds]
+        values = await self._call("budgets", lambda: self._client.mget(keys))
+        return [float(v) if v is not None else 0.0 for v in values]
+
+    async def usage(self, window: str) -> list[UsageRow]:
+        await self.flush()
+        raw = await self._call("usage", lambda: self._client.hgetall(self._key("usage", window)))
+        rows: dict[tuple[str, str], dict[str, float]] = {}
+        for field, value in raw.items():
+            key, route, name = orjson.loads(field)
+            number = float(value)
+            rows.setdefault((key, route), {})[name] = int(number) if name != "cost_usd" else number
+        return [UsageRow(key, route, counts) for (key, route), counts in rows.items()]
+
+    # ------------------------------------------------------------ cache
+
+    async def cache_get(self, key: str) -> bytes | None:
+        return await self._call("cache", lambda: self._client.get(self._key("cache", key)))
+
+    async def cache_put(self, key: str, value: bytes, ttl: float) -> None:
+        if len(value) > self._settings().cache_max_entry_bytes:
+            return
+        await self._call("cache", lambda: self._client.set(self._key("cache", key), value, px=max(1, int(ttl * 1000))))
+
+    # ------------------------------------------------------------ circuits
+
+    async def circuit_get(self, target: str) -> CircuitRecord | None:
+        raw = await self._call("circuit", lambda: self._client.get(self._key("circuit", target)))
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        return CircuitRecord(data["state"], int(data["failures"]), float(data["opened_at"]))
+
+    async def circuit_put(self, target: str, record: CircuitRecord, ttl: float) -> None:
+        value = orjson.dumps({"state": record.state, "failures": record.failures, "opened_at": record.opened_at})
+        await self._call("circuit", lambda: self._client.set(self._key("circuit", target), value, px=max(1, int(ttl * 1000))))
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open a first connection and load the scripts, so the first request pays neither.
+
+        A Redis that is down at start-up is not fatal: the outage policy applies until it answers.
+        """
+        try:
+            async with asyncio.timeout(max(self._settings().timeout, 2.0)):
+                await self._client.script_load(TAKE)
+                await self._client.script_load(SETTLE)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("ping", exc, self._settings().retry_interval)
+
+    async def ping(self) -> bool:
+        """Always asks Redis (ignoring the down period), so /ready tells the truth and heals the state."""
+        self._down_until = 0.0
+        try:
+            await self._call("ping", self._client.ping)
+        except StoreUnavailable:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        try:
+            await self.flush()
+        finally:
+            await self._client.aclose()
