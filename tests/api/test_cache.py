@@ -21,8 +21,8 @@ def cached(gateway, upstream, store_home):
             "cached": {"targets": ["up/gpt-x"], "cache": {"ttl": 60}},
             "short": {"targets": ["up/gpt-x"], "cache": {"ttl": 0.3}},
             "uncached": {"targets": ["up/gpt-x"]},
-            "broken": {"targets": ["up/fail-500"], "cache": {"ttl": 60}},
-            "cut": {"targets": ["up/cut-x"], "cache": {"ttl": 60}},
+            "broken": {"targets": ["up/fail-500"], "cache": {"ttl": 60}, "retry": {"attempts": 1}},
+            "cut": {"targets": ["up/cut-x"], "cache": {"ttl": 60}, "retry": {"attempts": 1}},
         },
         "store": store_home,
     }
