@@ -67,7 +67,8 @@ async def complete_chat(
     cache_key = cache.cache_key("chat", alias, body) if route.cache_ttl else None
     if cache_key is not None:
         exchange.cache = "miss"
-        if (hit := await cache.lookup(runtime.store, alias, cache_key)) is not None:
+        hit = await cache.lookup(runtime.store, alias, cache_key)
+        if hit is not None and hit.target in snapshot.targets:  # a target since removed: a miss
             return await from_cache(exchange, snapshot, admission, hit, body, stream)
     try:
         outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
@@ -97,7 +98,7 @@ async def from_cache(
     exchange.target = hit.target
     await account.close(admission, None, 0, 0, hit=True)
     answer = orjson.loads(hit.answer)
-    outcome = Outcome()
+    outcome = Outcome(target=snapshot.targets[hit.target])  # who answered it first (for its model name)
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         outcome.stream = iterate(cache.replay(answer, include_usage))

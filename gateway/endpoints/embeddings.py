@@ -36,7 +36,8 @@ async def embeddings(request: Request, exchange: Exchange) -> Response:
     cache_key = cache.cache_key("embeddings", alias, body) if route.cache_ttl else None
     if cache_key is not None:
         exchange.cache = "miss"
-        if (hit := await cache.lookup(runtime.store, alias, cache_key)) is not None:
+        hit = await cache.lookup(runtime.store, alias, cache_key)
+        if hit is not None and hit.target in snapshot.targets:
             done = await from_cache(exchange, snapshot, admission, hit, body, False)
             return json_response(done.outcome.answer, headers=done.headers)
     try:

@@ -124,3 +124,24 @@ def test_embeddings_are_cached_too(gateway, upstream, store_home):
     assert (first.headers["x-gateway-cache"], second.headers["x-gateway-cache"]) == ("miss", "hit")
     assert second.parse().data[1].embedding == first.parse().data[1].embedding
     assert len(fake.requests) == 1
+
+
+def test_anthropic_messages_share_the_cache_and_limits(gateway, upstream, store_home):
+    """/v1/messages goes down the same path: its answers are cached and served as hits, plain and streamed."""
+    import anthropic
+
+    base, fake = upstream
+    providers = {"up": openai_provider(base, ["gpt-x"])}
+    url = gateway({"routes": {"chat": {"targets": ["up/gpt-x"], "cache": {"ttl": 60},
+                                       "limits": {"rpm": 3}}}, "store": store_home}, providers)
+    c = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    ask = {"model": "chat", "max_tokens": 50, "messages": [{"role": "user", "content": "cache me"}]}
+    miss = c.messages.with_raw_response.create(**ask)
+    hit = c.messages.with_raw_response.create(**ask)
+    assert (miss.headers["x-gateway-cache"], hit.headers["x-gateway-cache"]) == ("miss", "hit")
+    assert hit.parse().content[0].text == miss.parse().content[0].text == "Upstream gpt-x: cache me"
+    with c.messages.stream(**ask) as stream:
+        assert stream.get_final_text() == "Upstream gpt-x: cache me"
+    assert len(fake.requests) == 1
+    with pytest.raises(anthropic.RateLimitError):
+        c.messages.create(**ask)
