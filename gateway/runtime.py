@@ -18,6 +18,7 @@ from gateway.circuit import CircuitStore, MemoryCircuits
 from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
 from gateway.store import Store, open_store
+from gateway.store.circuits import SharedCircuits
 from gateway.traffic import Traffic
 from gateway.upstream import Upstream
 
@@ -39,6 +40,7 @@ class Runtime:
     # It lives here, not in the snapshot, so its state survives config reloads.
     store: Store = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
+    circuit_poller: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
@@ -47,12 +49,19 @@ class Runtime:
         return self.snapshot.store
 
     async def open_shared_store(self, redis_url: str | None) -> None:
-        if redis_url:
-            self.store = open_store(redis_url, self.store_settings)
-            await self.store.start()
+        """With Redis: limits, budgets, cache, usage and circuit breakers are shared by every replica."""
+        if not redis_url:
+            return
+        self.store = open_store(redis_url, self.store_settings)
+        await self.store.start()
+        circuits = SharedCircuits(self.store, lambda: self.snapshot.targets.values())
+        self.circuits = circuits
+        self.circuit_poller = asyncio.get_running_loop().create_task(circuits.run())
 
     async def close_store(self) -> None:
         """Let pending settles finish, send batched usage, close the connection."""
+        if self.circuit_poller is not None:
+            self.circuit_poller.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2)
         await self.store.close()

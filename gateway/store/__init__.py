@@ -167,9 +167,10 @@ class Store(Protocol):
     async def spent(self, holds: Sequence[str]) -> list[float]:
         """USD committed so far (settled spend plus open reservations) under each hold name."""
 
-    async def circuit_get(self, target: str) -> CircuitRecord | None: ...
+    async def circuits(self, targets: Sequence[str]) -> list[tuple[CircuitRecord, float] | None]:
+        """Each target's shared circuit record and when it last changed (unix seconds)."""
 
-    async def circuit_put(self, target: str, record: CircuitRecord, ttl: float) -> None: ...
+    async def circuit_put(self, target: str, record: CircuitRecord, changed_at: float, ttl: float) -> None: ...
 
     async def start(self) -> None:
         """Connect ahead of the first request (an unreachable store is not fatal)."""

@@ -81,11 +81,13 @@ class MemoryStore:
     def __init__(self, settings: SettingsSource):
         self._settings = settings
         self._buckets = _Buckets()
-        self._leases: dict[str, set[str]] = {}
+        # Slot name -> lease -> expiry. Leases expire as in Redis, so a request that never
+        # settles (a stream dropped before its first byte) cannot hold a slot forever.
+        self._leases: dict[str, dict[str, float]] = {}
         self._holds: dict[str, tuple[float, float]] = {}  # name -> (USD committed, expiry)
         self._usage: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
         self._cache = _Cache()
-        self._circuits: dict[str, tuple[CircuitRecord, float]] = {}
+        self._circuits: dict[str, tuple[CircuitRecord, float, float]] = {}  # record, changed_at, expiry
 
     async def take(self, take: Take) -> Verdict:
         now = time.monotonic()
@@ -99,7 +101,7 @@ class MemoryStore:
             self._buckets.set(draw.bucket, left, now)
             out.append(_level(left, draw.capacity))
         for slots in take.slots:
-            self._leases.setdefault(slots.name, set()).add(take.lease)
+            self._leases.setdefault(slots.name, {})[take.lease] = now + take.lease_seconds
         if take.hold is not None:
             spent = self._spent(take.hold.name)
             self._holds[take.hold.name] = (spent + take.hold.amount, time.time() + take.hold.ttl)
@@ -114,11 +116,20 @@ class MemoryStore:
                 return Verdict(i, wait, tuple(_level(t, d.capacity) for d, t in zip(take.draws, levels)))
         base = len(take.draws)
         for j, slots in enumerate(take.slots):
-            if len(self._leases.get(slots.name, ())) >= slots.limit:
+            if self._full(slots.name, slots.limit):
                 return Verdict(base + j, 1.0)
         if take.hold is not None and self._spent(take.hold.name) >= take.hold.limit:
             return Verdict(base + len(take.slots), 0.0)
         return None
+
+    def _full(self, name: str, limit: int) -> bool:
+        leases = self._leases.get(name)
+        if leases is None or len(leases) < limit:
+            return False
+        now = time.monotonic()  # only a full set is worth sweeping for expired leases
+        for lease in [lease for lease, expiry in leases.items() if expiry <= now]:
+            del leases[lease]
+        return len(leases) >= limit
 
     def _spent(self, name: str) -> float:
         entry = self._holds.get(name)
@@ -134,7 +145,7 @@ class MemoryStore:
         for name in settlement.slots:
             held = self._leases.get(name)
             if held is not None:
-                held.discard(settlement.lease)
+                held.pop(settlement.lease, None)
         if settlement.budget is not None:
             name, delta, ttl = settlement.budget
             self._holds[name] = (max(0.0, self._spent(name) + delta), time.time() + ttl)
@@ -169,14 +180,13 @@ class MemoryStore:
     async def spent(self, holds: Sequence[str]) -> list[float]:
         return [self._spent(name) for name in holds]
 
-    async def circuit_get(self, target: str) -> CircuitRecord | None:
-        entry = self._circuits.get(target)
-        if entry is None or entry[1] <= time.monotonic():
-            return None
-        return entry[0]
+    async def circuits(self, targets: Sequence[str]) -> list[tuple[CircuitRecord, float] | None]:
+        now = time.monotonic()
+        found = [self._circuits.get(t) for t in targets]
+        return [(entry[0], entry[1]) if entry is not None and entry[2] > now else None for entry in found]
 
-    async def circuit_put(self, target: str, record: CircuitRecord, ttl: float) -> None:
-        self._circuits[target] = (record, time.monotonic() + ttl)
+    async def circuit_put(self, target: str, record: CircuitRecord, changed_at: float, ttl: float) -> None:
+        self._circuits[target] = (record, changed_at, time.monotonic() + ttl)
 
     async def start(self) -> None:
         return None

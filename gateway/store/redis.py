@@ -301,16 +301,24 @@ class RedisStore:
 
     # ------------------------------------------------------------ circuits
 
-    async def circuit_get(self, target: str) -> CircuitRecord | None:
-        raw = await self._call("circuit", lambda: self._client.get(self._key("circuit", target)))
-        if raw is None:
-            return None
-        data = orjson.loads(raw)
-        return CircuitRecord(data["state"], int(data["failures"]), float(data["opened_at"]))
+    async def circuits(self, targets: Sequence[str]) -> list[tuple[CircuitRecord, float] | None]:
+        keys = [self._key("circuit", t) for t in targets]
+        raws = await self._call("circuit", lambda: self._client.mget(keys))
+        out: list[tuple[CircuitRecord, float] | None] = []
+        for raw in raws:
+            if raw is None:
+                out.append(None)
+                continue
+            data = orjson.loads(raw)
+            record = CircuitRecord(str(data["state"]), int(data["failures"]), float(data["opened_at"]))
+            out.append((record, float(data["changed_at"])))
+        return out
 
-    async def circuit_put(self, target: str, record: CircuitRecord, ttl: float) -> None:
-        value = orjson.dumps({"state": record.state, "failures": record.failures, "opened_at": record.opened_at})
-        await self._call("circuit", lambda: self._client.set(self._key("circuit", target), value, px=max(1, int(ttl * 1000))))
+    async def circuit_put(self, target: str, record: CircuitRecord, changed_at: float, ttl: float) -> None:
+        value = orjson.dumps({"state": record.state, "failures": record.failures,
+                              "opened_at": record.opened_at, "changed_at": changed_at})
+        key = self._key("circuit", target)
+        await self._call("circuit", lambda: self._client.set(key, value, px=max(1, int(ttl * 1000))))
 
     # ------------------------------------------------------------ lifecycle
 

@@ -31,12 +31,17 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, redis_url: str):
 
 def _replicas(tmp_path: Path, base: str, fake: OpenAIUpstream, redis_url: str):
     price = {"input_per_1m": 1_000_000, "output_per_1m": 1_000_000}
-    providers = {"up": openai_provider(base, {"gpt-x": price}), "echo": ECHO_PROVIDER}
+    providers = {
+        "up": openai_provider(base, {"gpt-x": price}),
+        "flaky": openai_provider(base, ["fail-500-shared"], circuit={"failures": 2, "cooldown": 60}),
+        "echo": ECHO_PROVIDER,
+    }
     routes = {
         "routes": {
             "limited": {"targets": ["echo/echo-1"], "limits": {"rpm": 3}},
             "paid": {"targets": ["up/gpt-x"]},
             "cached": {"targets": ["up/gpt-x"], "cache": {"ttl": 60}},
+            "fragile": {"targets": ["flaky/fail-500-shared", "echo/echo-1"], "retry": {"attempts": 1}},
         },
         "keys": [{"name": "shared", "sha256": hashlib.sha256(KEY.encode()).hexdigest(),
                   "budget": {"usd": 10, "per": "day"}},
@@ -94,6 +99,21 @@ def test_replicas_share_one_cache(replicas):
     text = "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices)
     assert text == hit.parse().choices[0].message.content == miss.parse().choices[0].message.content
     assert len(fake.requests) == before + 1
+
+
+def test_replicas_share_circuit_breakers(replicas):
+    a, b, fake = replicas
+    for _ in range(2):  # two failures open the circuit on replica a
+        answer = client(a).chat.completions.with_raw_response.create(model="fragile", messages=MESSAGES)
+        assert answer.headers["x-gateway-target"] == "echo/echo-1"
+    called = len(fake.requests)
+    time.sleep(1.5)  # replica b reads the shared circuit state every second
+    answer = client(b).chat.completions.with_raw_response.create(model="fragile", messages=MESSAGES)
+    # b never tried the failing target itself: it skipped it from the first request.
+    assert answer.headers["x-gateway-attempts"] == "1" and answer.headers["x-gateway-target"] == "echo/echo-1"
+    assert len(fake.requests) == called
+    metrics = httpx.get(f"{b}/metrics").text
+    assert 'gateway_circuit_state{target="flaky/fail-500-shared"} 2.0' in metrics
 
 
 def test_ready_reports_the_redis_store(replicas):

@@ -33,3 +33,4 @@ async def test_thousands_of_entries_never_pass_the_bound():
     for i in range(5_000):
         await s.cache_put(f"k{i}", b"v" * 500, ttl=60)
     assert s._cache.bytes <= 50_000 and len(s._cache.entries) == 100
+
