@@ -70,6 +70,9 @@ def _run_server(args: argparse.Namespace) -> int:
     log.event("start", f"starting on {args.host}:{args.port} with {args.workers} worker(s)", host=args.host,
               port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout,
               metrics_dir=os.environ.get(METRICS_DIR_ENV))
+    if args.workers > 1 and not os.environ.get("REDIS_URL"):
+        log.event("workers_without_redis", f"{args.workers} workers without REDIS_URL: each keeps its own limits, "
+                  "budgets and cache, so a key's rpm is in effect multiplied by the workers", "WARNING")
     if not args.watch:
         os.environ[WATCH_ENV] = "0"
     options = dict(
