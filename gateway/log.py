@@ -52,7 +52,9 @@ class Sink:
         self.fmt = fmt
         self.secrets = secrets
         self.level = level  # the lowest level number written (GATEWAY_LOG_LEVEL)
-        self._lock = threading.Lock()
+        # Re-entrant: a garbage-collected object may log from inside a write (its __del__
+        # runs mid-write), and a plain lock would deadlock the thread on itself.
+        self._lock = threading.RLock()
 
     def __call__(self, message: Any) -> None:
         record = message.record
