@@ -231,3 +231,14 @@ def test_rejected_provider_credentials_fall_back_without_a_retry(gateway, upstre
     raw = client(url).chat.completions.with_raw_response.create(model="r", messages=HI)
     assert raw.headers["x-gateway-target"] == "up/good"
     assert fake.models_called() == ["echo-key", "good"]
+
+
+def test_embeddings_retry_and_fall_back_like_chat(gateway, upstream):
+    base, fake = upstream
+    models = {"fail-500-emb": {"type": "embedding"}, "emb-good": {"type": "embedding"}}
+    url = gateway({"routes": {"e": {"targets": ["up/fail-500-emb", "up/emb-good"], "retry": {"attempts": 2, "backoff": 0.01}}}},
+                  {"up": openai_provider(base, models)})
+    raw = client(url).embeddings.with_raw_response.create(model="e", input="hello")
+    assert raw.headers["x-gateway-target"] == "up/emb-good"
+    assert raw.headers["x-gateway-attempts"] == "3"
+    assert fake.models_called() == ["fail-500-emb", "fail-500-emb", "emb-good"]
