@@ -33,6 +33,7 @@ CLIENT_KEY = "ui-client-key-0001"
 UPSTREAM_KEY = "sk-upstream-ui-secret-0001"
 HELLO = [{"role": "user", "content": "hello"}]
 WAIT_MS = 10_000  # the page polls every 2 s
+SPEND_WAIT_MS = 15_000  # and spend every 10 s
 
 
 def routes_config() -> dict[str, Any]:
@@ -45,7 +46,7 @@ def routes_config() -> dict[str, Any]:
             "embed": {"targets": ["echo/echo-embed"]},
         },
         "keys": [
-            {"name": "team-support", "sha256": hash_key(CLIENT_KEY), "budget": {"usd": 5, "per": "day"}},
+            {"name": "team-support", "sha256": hash_key(CLIENT_KEY), "budget": {"usd": 1, "per": "day"}},
             {"name": "ci", "sha256": hash_key("ui-ci-key-0002")},
         ],
     }
@@ -64,7 +65,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def served(tmp_path: Path, upstream) -> Iterator[tuple[str, Path]]:
     base, _ = upstream
-    prices = {"input_per_1m": 2.5, "output_per_1m": 10.0}
+    prices = {"input_per_1m": 600.0, "output_per_1m": 2400.0}  # dear, so the budget bar shows
     routes, providers = write_config(
         tmp_path / "config", routes_config(),
         {"up": openai_provider(base, {"fail-500": prices, "gpt-test": prices}, api_key=UPSTREAM_KEY),
@@ -148,6 +149,18 @@ def test_log_in_see_the_config_watch_traffic_and_a_refused_reload(browser: Brows
         page.click("#reload-now")
         expect(page.locator("#reload-result")).to_contain_text("refused: config refused with 1 error")
         expect(page.locator("#config-reload")).to_contain_text("refused (admin)", timeout=WAIT_MS)
+
+        # Spend: tokens and dollars per key and route, today and this month, against the key's budget.
+        spender = page.locator('#spend-keys tbody tr[data-key="team-support"]')
+        cells = spender.locator("td")
+        expect(cells.nth(1)).not_to_have_text("0", timeout=SPEND_WAIT_MS)  # tokens today
+        assert int(cells.nth(1).inner_text().replace(",", "")) > 0
+        expect(spender.locator(".meter .text")).to_contain_text("of $1.00 per day")
+        assert 0 < float(cells.nth(2).inner_text().lstrip("$")) < 1  # USD today
+        assert cells.nth(3).inner_text() == cells.nth(1).inner_text()  # this month so far is today
+        expect(page.locator('#spend-keys tbody tr[data-key="ci"] td').nth(5)).to_have_text("no budget")
+        spent_route = page.locator('#spend-routes tbody tr[data-route="support-chat"]')
+        assert int(spent_route.locator("td").nth(1).inner_text().replace(",", "")) > 0
 
         html = page.content()
         for secret in (ADMIN_KEY, CLIENT_KEY, UPSTREAM_KEY, hash_key(CLIENT_KEY)):
