@@ -19,6 +19,7 @@ run: install
 	$(VENV)/bin/gateway serve --host $(HOST) --port $(PORT)
 
 test: install
+	bash .ci/system-deps
 	$(PY) -m pytest -q
 
 validate: install
