@@ -275,6 +275,8 @@ class StreamState:
         return ""
 
 
+# Every filter is also callable as a function; the globals add the helpers that take no
+# piped value (ids, time, chunk builders) or that only make sense as calls.
 FILTERS: dict[str, Any] = {
     "text_of_roles": text_of_roles,
     "join_field": join_field,
@@ -291,15 +293,7 @@ FILTERS: dict[str, Any] = {
 }
 
 GLOBALS: dict[str, Any] = {
-    "text_of_roles": text_of_roles,
-    "join_field": join_field,
-    "fromjson": fromjson,
-    "tojson": tojson,
-    "text_of": text_of,
-    "parts_of": parts_of,
-    "data_url": data_url,
-    "image_url": image_url,
-    "merge_turns": merge_turns,
+    **FILTERS,
     "tool_name": tool_name,
     "fail": fail,
     "new_id": new_id,
@@ -307,7 +301,4 @@ GLOBALS: dict[str, Any] = {
     "usage": usage,
     "chunk": chunk,
     "usage_chunk": usage_chunk,
-    "seconds": seconds,
-    "pick": pick,
-    "drop_nulls": drop_nulls,
 }
