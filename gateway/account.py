@@ -13,7 +13,7 @@ when the stream ended with `[DONE]`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -27,15 +27,20 @@ from gateway.tokens import CHARS_PER_TOKEN, estimate_input_tokens, estimate_prom
 DONE = b"data: [DONE]\n\n"
 
 
-def usage_tokens(usage: Any, prompt_estimate: int, completion_estimate: int) -> tuple[int, int]:
-    """(prompt, completion) tokens from an OpenAI `usage` object, estimates where it is silent."""
+def usage_tokens(
+    usage: Any, prompt_estimate: Callable[[], int], completion_estimate: Callable[[], int]
+) -> tuple[int, int]:
+    """(prompt, completion) tokens from an OpenAI `usage` object, estimates where it is silent.
+
+    The estimates are functions, called only when needed: nearly every answer carries usage.
+    """
     if not isinstance(usage, dict):
-        return prompt_estimate, completion_estimate
+        return prompt_estimate(), completion_estimate()
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
     return (
-        prompt if isinstance(prompt, int) else prompt_estimate,
-        completion if isinstance(completion, int) else (0 if "prompt_tokens" in usage else completion_estimate),
+        prompt if isinstance(prompt, int) else prompt_estimate(),
+        completion if isinstance(completion, int) else (0 if "prompt_tokens" in usage else completion_estimate()),
     )
 
 
@@ -94,7 +99,8 @@ async def answered(
 ) -> None:
     """A plain answer: settle it and, when the route caches, store it."""
     prompt, completion = usage_tokens(
-        answer.get("usage"), prompt_estimate(body, kind), answer_text_tokens(answer) if kind == "chat" else 0
+        answer.get("usage"), lambda: prompt_estimate(body, kind),
+        lambda: answer_text_tokens(answer) if kind == "chat" else 0,
     )
     await close(admission, target, prompt, completion)
     if cache_key is not None and ttl is not None:
@@ -105,9 +111,12 @@ async def metered(
     frames: AsyncIterator[bytes], admission: Admission, target: Target, outcome: Any, body: dict[str, Any],
     cache_key: str | None, ttl: float | None,
 ) -> AsyncIterator[bytes]:
-    """Pass a stream through; when it ends (or the client leaves), account for it and maybe cache it."""
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    assembler = cache.Assembler() if cache_key is not None or not wants_usage else None
+    """Pass a stream through; when it ends (or the client leaves), account for it and maybe cache it.
+
+    Frames are read back only to cache the answer; the completion estimate for an upstream
+    that reports no usage comes from the characters `dispatch` counted as it wrote them.
+    """
+    assembler = cache.Assembler() if cache_key is not None else None
     complete = False
     frames_seen = 0
     try:
@@ -123,11 +132,12 @@ async def metered(
                     assembler.add(chunk)
             yield frame
     finally:
+        chars = getattr(outcome, "stream_chars", 0) or (assembler.text_length() if assembler is not None else 0)
         estimate = (
-            (assembler.text_length() + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if assembler is not None
-            else max(0, frames_seen - 3)  # about one token per content chunk
+            (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if chars
+            else max(0, frames_seen - 3)  # a native stream without usage: about one token per content chunk
         )
-        prompt, completion = usage_tokens(outcome.usage, prompt_estimate(body, "chat"), estimate)
+        prompt, completion = usage_tokens(outcome.usage, lambda: prompt_estimate(body, "chat"), lambda: estimate)
         await close(admission, target, prompt, completion)
         if complete and cache_key is not None and ttl is not None and assembler is not None:
             admission.spawn(cache.save(admission.store, cache_key, target.id, orjson.dumps(assembler.answer()), ttl))

@@ -76,7 +76,7 @@ class Admission:
     async def take_target(self, target: Target) -> bool:
         """Take one request (and the token estimate) from the target's provider quota; False: skip it."""
         limits = target.limits
-        if not limits:
+        if not limits.metered:
             return True
         take, checks = _take(self, (("provider", target.provider, limits),), None)
         try:
@@ -104,8 +104,15 @@ class Admission:
 
 def windows_now(now: float | None = None) -> tuple[str, str]:
     """The usage windows a moment falls in: its UTC day and its UTC month."""
-    day = time.strftime("%Y-%m-%d", time.gmtime(now))
-    return f"d:{day}", f"m:{day[:7]}"
+    now = time.time() if now is None else now
+    day_number = int(now // 86400)
+    if _windows[0] != day_number:  # formatted once a day, not once a request
+        day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        _windows[:] = [day_number, (f"d:{day}", f"m:{day[:7]}")]
+    return _windows[1]
+
+
+_windows: list[Any] = [None, ()]  # [UTC day number, its windows]
 
 
 def seconds_to_rollover(per: str, now: float | None = None) -> int:
@@ -133,12 +140,15 @@ def check_max_tokens(route: Route, body: dict[str, Any]) -> None:
             )
 
 
-def estimate_tokens(body: dict[str, Any], kind: str, route: Route) -> tuple[int, int]:
-    """(prompt, output) tokens expected before the upstream answers."""
+def estimate_tokens(body: dict[str, Any], kind: str, route: Route, prompt: int | None = None) -> tuple[int, int]:
+    """(prompt, output) tokens expected before the upstream answers; `prompt` when the
+    plan has already estimated it."""
     if kind == "embedding":
         return estimate_input_tokens(body.get("input")), 0
     default = route.limits.max_tokens or 256
-    return estimate_prompt_tokens(body), requested_output_tokens(body, default)
+    if prompt is None:
+        prompt = estimate_prompt_tokens(body)
+    return prompt, requested_output_tokens(body, default)
 
 
 def estimate_cost(candidates: tuple[Target, ...], prompt: int, output: int) -> float:
@@ -154,14 +164,20 @@ async def admit(
     body: dict[str, Any],
     candidates: tuple[Target, ...],
     tasks: set[asyncio.Task[Any]] | None = None,
+    prompt_tokens: int | None = None,
 ) -> Admission:
-    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed)."""
+    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed).
+
+    `prompt_tokens` is the plan's estimate of the prompt, when it made one.
+    """
     check_max_tokens(route, body)
-    prompt, output = estimate_tokens(body, route.kind, route)
+    prompt, output = estimate_tokens(body, route.kind, route, prompt_tokens)
     admission = Admission(
         store, snapshot.store, key.name if key is not None else OPEN_KEY, route.alias, prompt + output,
         windows_now(), tasks=tasks,
     )
+    if not route.limits.metered and (key is None or (not key.limits.metered and key.budget is None)):
+        return admission  # nothing to take: no store call, nothing to settle
     scopes: list[tuple[str, str, Limits]] = [("route", route.alias, route.limits)]
     hold = None
     if key is not None:

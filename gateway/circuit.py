@@ -42,6 +42,10 @@ class CircuitView:
     retry_in: float = 0.0
 
 
+# Every closed circuit looks the same, so the plan's question about one allocates nothing.
+CLOSED_VIEW = CircuitView(CLOSED, True)
+
+
 class CircuitStore(Protocol):
     def view(self, target: Target, now: float | None = None) -> CircuitView:
         """Read-only: never takes the probe slot (the plan and `gateway explain` use it)."""
@@ -76,7 +80,7 @@ class MemoryCircuits:
     def view(self, target: Target, now: float | None = None) -> CircuitView:
         entry = self._entries.get(target.id)
         if entry is None or entry.opened_at is None:
-            return CircuitView(CLOSED, True)
+            return CLOSED_VIEW
         now = time.monotonic() if now is None else now
         cooldown = target.circuit.cooldown
         reopen_at = entry.opened_at + cooldown
@@ -89,6 +93,9 @@ class MemoryCircuits:
         return CircuitView(HALF_OPEN, True)
 
     def allow(self, target: Target, now: float | None = None) -> bool:
+        entry = self._entries.get(target.id)
+        if entry is None or entry.opened_at is None:
+            return True  # closed: the common case, decided without a clock read
         now = time.monotonic() if now is None else now
         view = self.view(target, now)
         if view.state == CLOSED:

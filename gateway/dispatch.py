@@ -73,6 +73,9 @@ class Outcome:
     # `usage` stay in OpenAI's shape either way, for the cache and accounting.
     native_answer: bytes | None = None
     native_stream: bool = False
+    # Characters of generated text a stream has sent so far: the completion estimate when
+    # the upstream reports no usage, counted as the chunks pass rather than re-read later.
+    stream_chars: int = 0
 
     @property
     def calls(self) -> int:
@@ -372,11 +375,13 @@ async def _sse(
 ) -> AsyncIterator[bytes]:
     """OpenAI SSE frames; a failure after the first byte ends with an error event and no [DONE]."""
     try:
+        outcome.stream_chars += text_chars(first)
         yield b"data: " + orjson.dumps(first) + b"\n\n"
         async for chunk in chunks:
             usage = chunk.get("usage")
             if usage:
                 outcome.usage = usage
+            outcome.stream_chars += text_chars(chunk)
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
         yield DONE
     except UpstreamFailure as failure:
@@ -388,6 +393,23 @@ async def _sse(
     finally:
         if response is not None:
             response.release()
+
+
+def text_chars(chunk: dict[str, Any]) -> int:
+    """Characters of text and tool-call arguments in one OpenAI stream chunk."""
+    chars = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not delta:
+            continue
+        content = delta.get("content")
+        if content:
+            chars += len(content)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                chars += len(function.get("name") or "") + len(function.get("arguments") or "")
+    return chars
 
 
 def _error_event(message: str, type_: str, code: Any) -> bytes:

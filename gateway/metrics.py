@@ -215,6 +215,24 @@ def request_ended(endpoint: str, route: str, target: str, status: int, seconds: 
     found[2].observe(overhead)
 
 
+_usage: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+
+
+def usage_counted(key: str, route: str, target: str, prompt: int, completion: int, cost: float) -> None:
+    """A request's tokens and cost, on the series of its key, route and target."""
+    labels = (key, route, target)
+    found = _usage.get(labels)
+    if found is None:
+        found = _usage[labels] = (child(TOKENS, key, route, target, "prompt"),
+                                  child(TOKENS, key, route, target, "completion"), child(COST_USD, key, route, target))
+    if prompt:
+        found[0].inc(prompt)
+    if completion:
+        found[1].inc(completion)
+    if cost:
+        found[2].inc(cost)
+
+
 def limit_rejected(scope: str, name: str, kind: str) -> None:
     """A 429 from a limit. `scope` is key, route or provider; `name` its config name."""
     child(LIMIT_REJECTIONS, scope, name, kind).inc()
@@ -286,6 +304,7 @@ def clear() -> None:
     every config any earlier test used."""
     _children.clear()
     _ended.clear()
+    _usage.clear()
     for value in list(globals().values()):
         if isinstance(value, (Counter, Gauge, Histogram)) and value._labelnames:
             value.clear()

@@ -39,10 +39,31 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     return body
 
 
-def _expect(body: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -> None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds):
-        raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
+# The optional chat fields the gateway reads, and the JSON types each must have.
+_CHAT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "stream": ((bool,), "a boolean"),
+    "max_tokens": ((int,), "an integer"),
+    "max_completion_tokens": ((int,), "an integer"),
+    "n": ((int,), "an integer"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "tools": ((list,), "a list"),
+    "stream_options": ((dict,), "an object"),
+    "response_format": ((dict,), "an object"),
+    "stop": ((str, list), "a string or a list of strings"),
+}
+
+
+def _check_types(body: dict[str, Any], rules: dict[str, tuple[tuple[type, ...], str]]) -> None:
+    """Each field the body has that `rules` names must be null or of its types (a bool is
+    not an integer). Walks the body's few fields rather than every rule."""
+    for name, value in body.items():
+        rule = rules.get(name)
+        if rule is None or value is None:
+            continue
+        kinds, what = rule
+        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+            raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
 
 
 def model_of(body: dict[str, Any]) -> str:
@@ -65,16 +86,7 @@ def check_chat(body: dict[str, Any]) -> None:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
-    _expect(body, "stream", (bool,), "a boolean")
-    _expect(body, "max_tokens", (int,), "an integer")
-    _expect(body, "max_completion_tokens", (int,), "an integer")
-    _expect(body, "n", (int,), "an integer")
-    _expect(body, "temperature", (int, float), "a number")
-    _expect(body, "top_p", (int, float), "a number")
-    _expect(body, "tools", (list,), "a list")
-    _expect(body, "stream_options", (dict,), "an object")
-    _expect(body, "response_format", (dict,), "an object")
-    _expect(body, "stop", (str, list), "a string or a list of strings")
+    _check_types(body, _CHAT_FIELDS)
 
 
 def check_embeddings(body: dict[str, Any]) -> None:

@@ -23,7 +23,12 @@ class Limits:
     max_tokens: int | None = None
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.rpm, self.tpm, self.concurrency, self.max_tokens))
+        return self.metered or self.max_tokens is not None
+
+    @property
+    def metered(self) -> bool:
+        """Whether a request draws from these limits in the store (max_tokens is checked in place)."""
+        return not (self.rpm is None and self.tpm is None and self.concurrency is None)
 
 
 @dataclass(frozen=True, slots=True)

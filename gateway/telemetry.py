@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CURRENT: ContextVar[Exchange] = ContextVar("gateway_exchange")
+_pid = [os.getpid()]  # for the log line; a forked worker learns its own below
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 DONE = b"data: [DONE]\n\n"
 # How a stream that ended in an error ends: OpenAI's error frame, or Anthropic's error event (/v1/messages).
 ERROR_EVENT = (b'data: {"error"', b"event: error\n")
@@ -129,12 +131,8 @@ def finish(exchange: Exchange, status: int) -> None:
     metrics.request_ended(endpoint, route, target, status, duration, overhead)
     if exchange.traffic is not None:
         exchange.traffic.request_ended(exchange, status, duration)
-    if prompt:
-        metrics.child(metrics.TOKENS, key, route, target, "prompt").inc(prompt)
-    if completion:
-        metrics.child(metrics.TOKENS, key, route, target, "completion").inc(completion)
-    if cost:
-        metrics.child(metrics.COST_USD, key, route, target).inc(cost)
+    if prompt or completion or cost:
+        metrics.usage_counted(key, route, target, prompt or 0, completion or 0, cost or 0.0)
     first_byte_ms = None
     if exchange.first_byte:
         first_byte = exchange.first_byte - exchange.started
@@ -158,7 +156,7 @@ def finish(exchange: Exchange, status: int) -> None:
         "upstream_ms": round(exchange.upstream_seconds * 1000, 2),
         "cache": exchange.cache,
         "config": exchange.config,
-        "pid": os.getpid(),
+        "pid": _pid[0],
     }
     if exchange.stream_end:
         fields["stream"] = exchange.stream_end

@@ -62,7 +62,7 @@ async def complete_chat(
     exchange.key = key.name if key is not None else ""
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
     candidates = usable(plan)
-    admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks)
+    admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
     stream = body.get("stream") is True
     cache_key = cache.cache_key("chat", alias, body) if route.cache_ttl else None
     if cache_key is not None:

@@ -19,6 +19,7 @@ import orjson
 from loguru import logger
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway import telemetry
 from gateway.errors import GatewayError, InternalError
@@ -81,42 +82,61 @@ def error_response(exc: GatewayError, request_id: str, error_body: ErrorBody = o
 Handler = Callable[[Request, Exchange], Awaitable[Response]]
 
 
-def endpoint(
-    name: str, error_body: ErrorBody = openai_error_body
-) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            exchange = Exchange(request_id(request), time.perf_counter(), name)
-            runtime = getattr(request.app.state, "runtime", None)
-            if runtime is not None:
-                exchange.config = runtime.snapshot.version
-                exchange.traffic = runtime.traffic
-            tokens = telemetry.begin(exchange, request)
-            try:
-                response = await handler(request, exchange)
-                response.headers["x-request-id"] = exchange.request_id
-            except GatewayError as exc:
-                exchange.error = exc
-                response = error_response(exc, exchange.request_id, error_body)
-            except Exception:
-                # A bug. The client gets a plain 500 without internals; the log gets the trace.
-                logger.opt(exception=True).bind(event="error", request_id=exchange.request_id).error(
-                    "unhandled error in {}", name)
-                exchange.error = InternalError("internal error in the gateway")
-                response = error_response(exchange.error, exchange.request_id, error_body)
-            except BaseException:
-                telemetry.leave(tokens)
-                telemetry.finish(exchange, 499)  # cancelled: the client went away
-                raise
-            telemetry.leave(tokens)
-            exchange.ready = time.perf_counter()
-            if isinstance(response, StreamingResponse):
-                return telemetry.observed_stream(response, exchange)
-            telemetry.finish(exchange, response.status_code)
-            return response
+class Endpoint:
+    """One endpoint as a plain ASGI app: Starlette's `Route` mounts it as it is.
 
-        run.__name__ = handler.__name__
-        run.__doc__ = handler.__doc__
-        return run
+    A function endpoint would be wrapped by Starlette in its own request/response and
+    exception-handling layers; every error here already becomes a body in `run`, so those
+    layers would only cost time on each request.
+    """
+
+    def __init__(self, name: str, handler: Handler, error_body: ErrorBody) -> None:
+        self.name = name
+        self.handler = handler
+        self.error_body = error_body
+        self.__name__ = handler.__name__
+        self.__doc__ = handler.__doc__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.run(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def run(self, request: Request) -> Response:
+        """The handler's response, or the error it raised as a body in the endpoint's shape."""
+        name, error_body = self.name, self.error_body
+        exchange = Exchange(request_id(request), time.perf_counter(), name)
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            exchange.config = runtime.snapshot.version
+            exchange.traffic = runtime.traffic
+        tokens = telemetry.begin(exchange, request)
+        try:
+            response = await self.handler(request, exchange)
+            # Appended rather than set: no handler writes this header, so there is nothing to replace.
+            response.raw_headers.append((b"x-request-id", exchange.request_id.encode()))
+        except GatewayError as exc:
+            exchange.error = exc
+            response = error_response(exc, exchange.request_id, error_body)
+        except Exception:
+            # A bug. The client gets a plain 500 without internals; the log gets the trace.
+            logger.opt(exception=True).bind(event="error", request_id=exchange.request_id).error(
+                "unhandled error in {}", name)
+            exchange.error = InternalError("internal error in the gateway")
+            response = error_response(exchange.error, exchange.request_id, error_body)
+        except BaseException:
+            telemetry.leave(tokens)
+            telemetry.finish(exchange, 499)  # cancelled: the client went away
+            raise
+        telemetry.leave(tokens)
+        exchange.ready = time.perf_counter()
+        if isinstance(response, StreamingResponse):
+            return telemetry.observed_stream(response, exchange)
+        telemetry.finish(exchange, response.status_code)
+        return response
+
+
+def endpoint(name: str, error_body: ErrorBody = openai_error_body) -> Callable[[Handler], Endpoint]:
+    def wrap(handler: Handler) -> Endpoint:
+        return Endpoint(name, handler, error_body)
 
     return wrap

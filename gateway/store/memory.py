@@ -158,9 +158,12 @@ class MemoryStore:
                 rows = self._usage[window] = {}
                 while len(self._usage) > USAGE_WINDOWS_KEPT:
                     del self._usage[min(self._usage)]
-            row = rows.setdefault((usage.key, usage.route), {})
+            row = rows.get((usage.key, usage.route))
+            if row is None:
+                row = rows[(usage.key, usage.route)] = dict.fromkeys(counts, 0)
             for name, value in counts.items():
-                row[name] = row.get(name, 0) + value
+                if value:
+                    row[name] += value
 
     async def flush(self) -> None:
         return None
