@@ -102,7 +102,7 @@ class OpenAIUpstream:
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        })
+        }, headers={"set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep it
 
     async def embeddings(self, request: Request) -> Response:
         body = await self._record(request)
