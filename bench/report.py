@@ -60,10 +60,63 @@ def targets_section(results: Results) -> list[str]:
     for t in results.get("targets", []):
         mark = {"pass": "**pass**", "fail": "**FAIL**"}.get(t["verdict"], t["verdict"])
         value = "–" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
-        rows.append([t["target"], t["limit"], value, mark + (f" ({t['note']})" if t["note"]
-                                                             and t["value"] is None else "")])
-    return ["## Targets (issue 9)", ""] + _table(["target", "limit", "measured", "verdict"],
-                                                   rows)
+        floor = t.get("floor")
+        floor_text = "–" if floor is None else f"{floor:.2f} {t['unit']}"
+        rows.append([t["target"], t["limit"], value, floor_text,
+                     mark + (f" ({t['note']})" if t["note"] and t["value"] is None else "")])
+    return (["## Targets (issue 9)", ""]
+            + _table(["target", "limit", "gateway", "bare baseline", "verdict"], rows)
+            + ["\"Bare baseline\" is the same figure for `bench/baseline.py`, the pass-through "
+               "that does nothing but forward: the floor that Starlette, uvicorn and aiohttp set "
+               "on this machine for anything built on them.", ""]
+            + reading_section(results))
+
+
+def reading_section(results: Results) -> list[str]:
+    """Why each failing target fails, from this run's own figures."""
+    lines: list[str] = []
+    for t in results.get("targets", []):
+        if t["verdict"] != "fail":
+            continue
+        name, floor = t["target"], t.get("floor")
+        if name.startswith("throughput"):
+            lines.append(_throughput_budget(results))
+        elif floor is not None and not _within(floor, t["limit"]):
+            lines.append(f"- **{name}**: the bare baseline misses this limit too ({floor:.2f} {t['unit']} "
+                         f"against a limit of {t['limit'].removeprefix('<= ')}). "
+                         f"What the gateway itself adds on top of the floor is "
+                         f"{t['value'] - floor:.2f} {t['unit']}; the rest is the server, client and "
+                         "scheduling cost every pass-through on this machine pays.")
+        elif floor is not None:
+            lines.append(f"- **{name}**: the gateway adds {t['value'] - floor:.2f} {t['unit']} over the "
+                         f"bare baseline's {floor:.2f} {t['unit']}; see the profile below for where it goes.")
+        else:
+            lines.append(f"- **{name}**: see the profile below for where the time goes.")
+    if not lines:
+        return []
+    return ["### Reading the failed targets", ""] + lines + [""]
+
+
+def _within(value: float, limit: str) -> bool:
+    op, number = limit.split()[:2]  # ">= 0.85x", "<= 1.2 ms"
+    bound = float(number.rstrip("x"))
+    return value <= bound if op == "<=" else value >= bound
+
+
+def _throughput_budget(results: Results) -> str:
+    """The CPU a request may cost at 0.85x the baseline's throughput, against what it costs."""
+    g_cpu = median(results, "pass", "gateway", "cpu_ms_per_request")
+    b_cpu = median(results, "pass", "baseline", "cpu_ms_per_request")
+    if g_cpu is None or b_cpu is None:
+        return "- **throughput**: CPU per request was not measured."
+    budget = b_cpu * (1 / 0.85 - 1)
+    return (f"- **throughput**: both servers are CPU-bound on one core, so throughput is the inverse "
+            f"of CPU per request. At 0.85x the baseline a request may cost {b_cpu / 0.85:.3f} ms, which "
+            f"leaves {budget * 1000:.0f} µs for everything the gateway does beyond forwarding (key "
+            f"check, route plan, limits, pack rendering, one JSON decode and encode each way, "
+            f"metrics, the log line, the usage ledger). It spends {(g_cpu - b_cpu) * 1000:.0f} µs "
+            f"({g_cpu:.3f} ms against the baseline's {b_cpu:.3f} ms); the profile below splits "
+            "that by package and function.")
 
 
 def _throughput_rows(results: Results, scenario: str, reference: float | None) -> list[list[str]]:
