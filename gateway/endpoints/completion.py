@@ -91,7 +91,17 @@ async def complete(
         await account.answered(
             admission, target, outcome.answer or {}, body, kind.route_kind, cache_key, route.cache_ttl
         )
-    return Completion(outcome, {**gateway_headers(exchange, snapshot, outcome), **admission.headers, **cache_header(exchange)})
+    return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission))
+
+
+def answer_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission) -> dict[str, str]:
+    """The gateway's own headers, then rate limits: the key's and route's own when they have
+    any (that is what the client is held to), else the answering provider's."""
+    headers = gateway_headers(exchange, snapshot, outcome)
+    headers.update(admission.headers or outcome.rate_limits or {})
+    if exchange.cache:
+        headers["x-gateway-cache"] = exchange.cache
+    return headers
 
 
 def gateway_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome) -> dict[str, str]:
