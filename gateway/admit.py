@@ -28,6 +28,7 @@ from loguru import logger
 
 from gateway import metrics
 from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
+from gateway.ratelimits import duration
 from gateway.snapshot import Key, Limits, Route, Snapshot, StoreSettings, Target
 from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
 from gateway.tokens import estimate_input_tokens, estimate_prompt_tokens, requested_output_tokens
@@ -275,16 +276,6 @@ def rate_headers(take: Take, checks: list[Check], verdict: Verdict) -> dict[str,
             headers[f"x-ratelimit-remaining-{kind}"] = str(level.remaining)
             headers[f"x-ratelimit-reset-{kind}"] = duration(level.reset)
     return headers
-
-
-def duration(seconds: float) -> str:
-    """A reset time the way OpenAI writes it: `20ms`, `1.5s`, `6m0s`."""
-    if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    minutes, rest = divmod(int(math.ceil(seconds)), 60)
-    return f"{minutes}m{rest}s"
 
 
 def settlement(admission: Admission, target: Target | None, tokens: int, cost: float) -> Settlement | None:

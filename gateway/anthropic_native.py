@@ -97,6 +97,7 @@ class NativeMessages:
             response.release()
         if response.status >= 300:
             raise target.pack.error(target, response.status, raw, response.headers)
+        outcome.rate_limits = target.pack.rate_limit_headers(response.headers)
         # The pack's reading checks the answer (a 502 that may fall back if it is not a
         # message) and is what the cache keeps; the client gets the provider's own bytes.
         outcome.answer = target.pack.chat_answer(target, self.chat_body, raw)
@@ -112,6 +113,7 @@ class NativeMessages:
             finally:
                 response.release()
             raise target.pack.error(target, response.status, raw, response.headers)
+        outcome.rate_limits = target.pack.rate_limit_headers(response.headers)
         events = sse_events(lines(response))
         try:
             first = await anext(events)

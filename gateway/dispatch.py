@@ -76,6 +76,8 @@ class Outcome:
     # Characters of generated text a stream has sent so far: the completion estimate when
     # the upstream reports no usage, counted as the chunks pass rather than re-read later.
     stream_chars: int = 0
+    # The answering provider's rate-limit headers under OpenAI's names (its pack's `rate_limits`).
+    rate_limits: dict[str, str] | None = None
 
     @property
     def calls(self) -> int:
@@ -311,7 +313,7 @@ def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
     )
 
 
-async def _read_answer(upstream: Upstream, target: Target, request: Any) -> bytes:
+async def _read_answer(upstream: Upstream, target: Target, request: Any, outcome: Outcome) -> bytes:
     response = await upstream.send(request, target.connect_timeout, target.read_timeout)
     try:
         raw = await response.read()
@@ -319,6 +321,7 @@ async def _read_answer(upstream: Upstream, target: Target, request: Any) -> byte
         response.release()
     if response.status >= 300:
         raise target.pack.error(target, response.status, raw, response.headers)
+    outcome.rate_limits = target.pack.rate_limit_headers(response.headers)
     return raw
 
 
@@ -327,7 +330,7 @@ async def _chat_once(upstream: Upstream, target: Target, body: dict[str, Any], o
     if pack.local:
         outcome.answer = pack.chat_local(target, body)
     else:
-        raw = await _read_answer(upstream, target, pack.chat_request(target, body, False))
+        raw = await _read_answer(upstream, target, pack.chat_request(target, body, False), outcome)
         outcome.answer = pack.chat_answer(target, body, raw)
     outcome.usage = outcome.answer.get("usage")
 
@@ -337,7 +340,7 @@ async def _embeddings_once(upstream: Upstream, target: Target, body: dict[str, A
     if pack.local:
         outcome.answer = pack.embeddings_local(target, body)
     else:
-        raw = await _read_answer(upstream, target, pack.embeddings_request(target, body))
+        raw = await _read_answer(upstream, target, pack.embeddings_request(target, body), outcome)
         outcome.answer = pack.embeddings_answer(target, body, raw)
     outcome.usage = outcome.answer.get("usage")
 
@@ -356,6 +359,7 @@ async def _open_stream(upstream: Upstream, target: Target, body: dict[str, Any],
             finally:
                 response.release()
             raise pack.error(target, response.status, raw, response.headers)
+        outcome.rate_limits = pack.rate_limit_headers(response.headers)
         chunks = pack.chat_stream(target, body, lines(response))
     try:
         first = await anext(chunks)

@@ -1,124 +1,18 @@
-"""POST /v1/chat/completions: the request path, top to bottom."""
+"""POST /v1/chat/completions: read the body, complete it, write the answer or its stream."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from typing import Any
-
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import account, cache
-from gateway.admit import Admission, admit
-from gateway.auth import authorize, identify
-from gateway.dispatch import NativeCall, Outcome, dispatch_chat
+from gateway.auth import identify
+from gateway.endpoints.completion import CHAT, complete
 from gateway.endpoints.handler import Exchange, endpoint, json_response
-from gateway.payload import check_chat, model_of, read_json
-from gateway.plan import MAX_TIER_HEADER, find_route, plan_candidates, usable
+from gateway.payload import read_json
+from gateway.plan import MAX_TIER_HEADER
 from gateway.runtime import Runtime
-from gateway.snapshot import Key, Snapshot
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def gateway_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome) -> dict[str, str]:
-    overhead = time.perf_counter() - exchange.started - outcome.upstream_seconds
-    return {
-        "x-gateway-route": exchange.route,
-        "x-gateway-target": exchange.target,
-        "x-gateway-attempts": str(outcome.calls),
-        "x-gateway-overhead-ms": f"{max(overhead, 0.0) * 1000:.2f}",
-        "x-gateway-config": snapshot.version,
-    }
-
-
-@dataclass(slots=True)
-class Completion:
-    """An answered chat request, before it is written in any client's shape."""
-
-    outcome: Outcome
-    headers: dict[str, str]
-
-
-async def complete_chat(
-    runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange,
-    max_tier: str | None = None, native: NativeCall | None = None,
-) -> Completion:
-    """Everything after identify and parse for an OpenAI-shaped chat body.
-
-    Shared by every endpoint that serves chat (OpenAI's and Anthropic's), so a route,
-    its limits, cache and fallbacks behave the same whatever shape the client speaks.
-    `max_tier` is the request's x-gateway-max-tier header, if it sent one; `native` the
-    client's own body for targets that speak its API (see `dispatch_chat`).
-    """
-    alias = model_of(body)
-    check_chat(body)
-    route = find_route(snapshot, alias, "chat")
-    authorize(key, alias)
-    exchange.route = alias
-    exchange.key = key.name if key is not None else ""
-    plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
-    candidates = usable(plan)
-    admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
-    stream = body.get("stream") is True
-    cache_key = cache.cache_key("chat", alias, body) if route.cache_ttl else None
-    if cache_key is not None:
-        exchange.cache = "miss"
-        hit = await cache.lookup(runtime.store, alias, cache_key)
-        if hit is not None and hit.target in snapshot.targets:  # a target since removed: a miss
-            return await from_cache(exchange, snapshot, admission, hit, body, stream)
-    try:
-        outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
-    except BaseException:
-        await account.failed(admission)
-        raise
-    target = outcome.target
-    assert target is not None
-    exchange.target = target.id
-    exchange.outcome = outcome
-    if outcome.stream is not None:
-        outcome.stream = account.metered(outcome.stream, admission, target, outcome, body, cache_key, route.cache_ttl)
-    else:
-        await account.answered(admission, target, outcome.answer or {}, body, "chat", cache_key, route.cache_ttl)
-    return Completion(outcome, {**gateway_headers(exchange, snapshot, outcome), **admission.headers, **cache_header(exchange)})
-
-
-def cache_header(exchange: Exchange) -> dict[str, str]:
-    return {"x-gateway-cache": exchange.cache} if exchange.cache else {}
-
-
-async def from_cache(
-    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, body: dict[str, Any], stream: bool
-) -> Completion:
-    """A cached answer, plain or replayed as a stream; it costs no tokens and no budget."""
-    exchange.cache = "hit"
-    exchange.target = hit.target
-    await account.close(admission, None, 0, 0, hit=True)
-    answer = orjson.loads(hit.answer)
-    outcome = Outcome(target=snapshot.targets[hit.target])  # who answered it first (for its model name)
-    if stream:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        outcome.stream = iterate(cache.replay(answer, include_usage))
-    else:
-        outcome.answer = answer
-    headers = {
-        "x-gateway-route": exchange.route,
-        "x-gateway-target": hit.target,
-        "x-gateway-attempts": "0",
-        "x-gateway-overhead-ms": f"{(time.perf_counter() - exchange.started) * 1000:.2f}",
-        "x-gateway-config": snapshot.version,
-        **admission.headers,
-        **cache_header(exchange),
-    }
-    return Completion(outcome, headers)
-
-
-async def iterate(frames: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame
 
 
 @endpoint("chat")
@@ -127,7 +21,7 @@ async def chat_completions(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    done = await complete_chat(runtime, snapshot, key, body, exchange, request.headers.get(MAX_TIER_HEADER))
+    done = await complete(runtime, snapshot, key, body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER))
     if done.outcome.stream is not None:
         return StreamingResponse(
             done.outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS}

@@ -1,7 +1,7 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API.
 
 The client's body is translated to OpenAI's chat shape once and served by the same
-request path as /v1/chat/completions (`complete_chat`): same routes, keys, limits,
+request path as /v1/chat/completions (`completion.complete`): same routes, keys, limits,
 cache and fallbacks. A target whose pack is `anthropic` is sent the client's own body
 instead (`anthropic_native`) and its answer comes back untouched; any other target's
 answer, or each of its stream events, is written back in Anthropic's shape. Errors are
@@ -20,7 +20,8 @@ from gateway.anthropic_request import Untranslatable, prompt_to_openai, to_opena
 from gateway.anthropic_shape import error_body, from_openai
 from gateway.anthropic_stream import MessageEvents, anthropic_events
 from gateway.auth import authorize, identify
-from gateway.endpoints.chat import SSE_HEADERS, complete_chat
+from gateway.endpoints.chat import SSE_HEADERS
+from gateway.endpoints.completion import CHAT, complete
 from gateway.endpoints.handler import Exchange, endpoint, json_response
 from gateway.payload import read_json
 from gateway.plan import MAX_TIER_HEADER, find_route
@@ -53,8 +54,8 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     body = await read_json(request, snapshot.max_body_bytes)
     chat_body = openai_body(snapshot, body)
     native = NativeMessages.of(body, chat_body, request.headers)
-    done = await complete_chat(
-        runtime, snapshot, key, chat_body, exchange, request.headers.get(MAX_TIER_HEADER), native
+    done = await complete(
+        runtime, snapshot, key, chat_body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER), native
     )
     outcome = done.outcome
     model = outcome.target.model  # type: ignore[union-attr]

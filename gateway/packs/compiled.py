@@ -26,6 +26,7 @@ from gateway.packs.engine import UpstreamFailure, UpstreamRequest, bad_upstream_
 from gateway.packs.helpers import StreamState
 from gateway.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_chunks, translated_chunks
 from gateway.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
+from gateway.ratelimits import RESET_PREFIX, reset_duration
 from gateway.packs.values import (
     answer_value,
     decode,
@@ -50,6 +51,27 @@ class CompiledCall:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitMap:
+    """A pack's `rate_limits`: (OpenAI header, the provider's header) pairs, and how resets read."""
+
+    pairs: tuple[tuple[str, str], ...]
+    reset_format: str  # duration | rfc3339 | seconds
+
+    def read(self, headers: Mapping[str, str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for ours, theirs in self.pairs:
+            value = headers.get(theirs)
+            if not value:
+                continue
+            if ours.startswith(RESET_PREFIX) and self.reset_format != "duration":
+                value = reset_duration(value, self.reset_format)
+                if value is None:
+                    continue  # unreadable: better left out than passed on wrong
+            found[ours] = value
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class Auth:
     style: str
     name: str | None
@@ -70,6 +92,7 @@ class TemplatePack:
         embeddings: CompiledCall | None,
         error: ValueTemplate | None,
         constants: Mapping[str, Any] | None = None,
+        rate_limits: RateLimitMap | None = None,
     ):
         self.name = name
         self.source = source
@@ -79,6 +102,7 @@ class TemplatePack:
         self._embeddings = embeddings
         self._error = error
         self._constants = constants or {}
+        self._rate_limits = rate_limits
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
@@ -156,6 +180,10 @@ class TemplatePack:
         return scope({"target": view, "params": target.params, "constants": self._constants, **extra})
 
     # ------------------------------------------------------------------- answers
+
+    def rate_limit_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The provider's rate-limit headers of one answer, under OpenAI's names."""
+        return self._rate_limits.read(headers) if self._rate_limits is not None else {}
 
     def chat_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         call = self._need(self._chat, target, "chat")

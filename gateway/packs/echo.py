@@ -120,3 +120,6 @@ class EchoPack:
 
     def error(self, target: Target, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamFailure:
         raise NotImplementedError("echo answers in-process")
+
+    def rate_limit_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {}  # no upstream, no provider limits

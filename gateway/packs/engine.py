@@ -62,6 +62,10 @@ class Pack(Protocol):
 
     def error(self, target: Target, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamFailure: ...
 
+    def rate_limit_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The provider's rate-limit headers of one answer, as OpenAI's `x-ratelimit-*`."""
+        ...
+
     # Only for local packs:
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.config.load import ConfigIssue
-from gateway.packs.compiled import Auth, CompiledCall, TemplatePack
+from gateway.packs.compiled import Auth, CompiledCall, RateLimitMap, TemplatePack
 from gateway.packs.streams import CompiledStream
 from gateway.packs.engine import Pack, PackError, PackNotFound
 from gateway.packs.source import PackSource, PackSyntaxError, read_pack_text
-from gateway.packs.spec import PackSpec
+from gateway.packs.spec import PackSpec, RateLimits
 from gateway.packs.templates import Origin, TemplateProblem, compile_text, compile_value
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -103,7 +103,10 @@ class _Compiler:
         error = self._value(("error",), spec.error)
         if self.issues:
             raise PackError(self.issues)
-        return TemplatePack(spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)))
+        return TemplatePack(
+            spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
+            _rate_limits(spec.rate_limits),
+        )
 
     def _overridable(self, name: str) -> bool:
         parts = tuple(name.split("."))
@@ -193,3 +196,15 @@ class _Compiler:
     def _issue_at_override(self, name: str, line: int | None, message: str) -> None:
         file, at_line, col = self.where(name) if self.where else ("providers.yaml", 1, 1)
         self.issues.append(ConfigIssue(file, line or at_line, col, message))
+
+
+def _rate_limits(spec: RateLimits | None) -> RateLimitMap | None:
+    """The pack's rate-limit headers as (OpenAI name, provider name) pairs."""
+    if spec is None:
+        return None
+    pairs = tuple(
+        (f"x-ratelimit-{field.replace('_', '-', 1)}", header.lower())
+        for field, header in spec.model_dump(exclude={"reset_format"}).items()
+        if header
+    )
+    return RateLimitMap(pairs, spec.reset_format) if pairs else None

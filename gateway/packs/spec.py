@@ -67,6 +67,26 @@ class Chat(Call):
     stream: Stream = Field(default_factory=Stream)
 
 
+class RateLimits(Strict):
+    """Which headers of the provider's answers state its rate limits.
+
+    The gateway passes them on as OpenAI's `x-ratelimit-*` headers, so a client's SDK
+    paces itself the same way whichever provider answered. A header the answer lacks is
+    left out.
+    """
+
+    limit_requests: str | None = Field(None, description="header with the request limit (x-ratelimit-limit-requests)")
+    remaining_requests: str | None = Field(None, description="header with the requests left (x-ratelimit-remaining-requests)")
+    reset_requests: str | None = Field(None, description="header saying when the request limit resets (x-ratelimit-reset-requests)")
+    limit_tokens: str | None = Field(None, description="header with the token limit (x-ratelimit-limit-tokens)")
+    remaining_tokens: str | None = Field(None, description="header with the tokens left (x-ratelimit-remaining-tokens)")
+    reset_tokens: str | None = Field(None, description="header saying when the token limit resets (x-ratelimit-reset-tokens)")
+    reset_format: Literal["duration", "rfc3339", "seconds"] = Field(
+        "duration",
+        description="how the reset headers say when: duration (`20ms`, `1.5s`, `6m0s`: OpenAI's, passed on as is), rfc3339 (a moment: Anthropic's), seconds (a number of seconds)",
+    )
+
+
 class PackSpec(Strict):
     """A provider's wire format."""
 
@@ -78,6 +98,7 @@ class PackSpec(Strict):
     headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers sent on every call")
     chat: Chat | None = None
     embeddings: Call | None = None
+    rate_limits: RateLimits | None = Field(None, description="where the provider's answers state its rate limits; absent: none are passed on")
     error: ValueTemplate | None = Field(
         None,
         description="value template: a non-2xx upstream answer -> {message, type, code, param, status?, class?, retry_after?}; absent: OpenAI's error shape",

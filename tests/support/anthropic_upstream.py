@@ -8,6 +8,8 @@ answers with the shared script, as JSON or as Anthropic's named SSE events.
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,16 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.scripted import Script, script_for, words
+
+
+def rate_limits() -> dict[str, str]:
+    """Anthropic's rate-limit headers: counts, and resets as RFC 3339 moments (here 30 s ahead)."""
+    reset = datetime.fromtimestamp(time.time() + 30, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {
+        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": reset, "anthropic-ratelimit-tokens-limit": "40000",
+        "anthropic-ratelimit-tokens-remaining": "39000", "anthropic-ratelimit-tokens-reset": reset,
+    }
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -55,7 +67,7 @@ class AnthropicUpstream:
             return fault
         script = _script(body)
         if body.get("stream"):
-            return StreamingResponse(_stream(model, script), media_type="text/event-stream")
+            return StreamingResponse(_stream(model, script), media_type="text/event-stream", headers=rate_limits())
         if model.startswith("missing"):
             return _json({"id": "msg_1", "type": "message", "role": "assistant", "model": model})
         content: list[dict[str, Any]] = [{"type": "text", "text": script.text}]
@@ -65,7 +77,7 @@ class AnthropicUpstream:
             "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": "tool_use" if script.calls else "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 2, "cache_read_input_tokens": 3},
-        })
+        }, headers=rate_limits())
 
 
 def _fault(model: str) -> Response | None:

@@ -97,12 +97,13 @@ class OpenAIUpstream:
         if model.startswith("tool-call"):
             return tool_call_answer(model, body)
         if body.get("stream"):
-            return StreamingResponse(stream(model, text, body, request), media_type="text/event-stream")
+            return StreamingResponse(stream(model, text, body, request), media_type="text/event-stream",
+                                     headers=RATE_LIMITS)
         return json({
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        }, headers={"set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep it
+        }, headers={**RATE_LIMITS, "set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep the cookie
 
     async def embeddings(self, request: Request) -> Response:
         body = await self._record(request)
@@ -112,6 +113,13 @@ class OpenAIUpstream:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": [0.5, float(i)]} for i in range(len(inputs))]
         return json({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+
+
+# What OpenAI states on every answer; the gateway passes these on when it has no limits of its own.
+RATE_LIMITS = {
+    "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms",
+    "x-ratelimit-limit-tokens": "30000", "x-ratelimit-remaining-tokens": "29950", "x-ratelimit-reset-tokens": "100ms",
+}
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
