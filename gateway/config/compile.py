@@ -212,7 +212,7 @@ class _Compiler:
                 if not getattr(pack, f"serves_{'embeddings' if spec.type == 'embedding' else 'chat'}", True):
                     where = ("providers", name, "models", model_name)
                     self.issues.append(self.pf.issue(where, f"pack '{pack.name}' has no {spec.type} call for model '{model_name}'"))
-                self.targets[target_id] = snap.Target(
+                target = self.targets[target_id] = snap.Target(
                     id=target_id,
                     provider=name,
                     model=model_name,
@@ -231,6 +231,7 @@ class _Compiler:
                     params=MappingProxyType(dict(provider.params)),
                     circuit=circuit,
                 )
+                pack.prepare(target)
 
     def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
         """Where a provider's `templates:` override sits, so its errors point into providers.yaml."""

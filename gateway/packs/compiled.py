@@ -12,10 +12,10 @@ provider's (502, which may fall back to the next target). Nothing becomes a 500.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -108,6 +108,37 @@ class TemplatePack:
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
         # Calls with no template at all (the openai pack) never build a template scope.
         self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings) if c is not None}
+        # Filled by `prepare` while the snapshot is built, only read after (by target object).
+        self._prepared: dict[int, _Prepared] = {}
+
+    def prepare(self, target: Target) -> None:
+        """Render once, for this target, what every request to it would render the same."""
+        prepared = _Prepared(target, self._scope(target))
+        for call in (self._chat, self._embeddings):
+            for stream in (False, True):
+                if call is None or self._plain[id(call)]:
+                    continue
+                url, query = _address(call, stream)
+                parts = [url, *(t for _, t in query), *(t for _, t in self._headers + call.headers)]
+                if not all(t.config_only for t in parts):
+                    continue
+                try:
+                    headers = {"content-type": "application/json"}
+                    headers.update((name, t.render(prepared.scope)) for name, t in self._headers + call.headers)
+                    path = url.render(prepared.scope)
+                    params = [(name, t.render(prepared.scope)) for name, t in query]
+                except RENDER_ERRORS:
+                    continue  # left to each request, which reports it as its own error
+                prepared.calls[(id(call), stream)] = (path, params, headers)
+        self._prepared[id(target)] = prepared
+
+    def _prepared_for(self, target: Target) -> _Prepared | None:
+        found = self._prepared.get(id(target))
+        return found if found is not None and found.target is target else None
+
+    def _scope(self, target: Target) -> dict[str, Any]:
+        view = {"id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url}
+        return scope({"target": view, "params": target.params, "constants": self._constants})
 
     # ------------------------------------------------------------------ requests
 
@@ -138,16 +169,19 @@ class TemplatePack:
         native: bool = False,
     ) -> UpstreamRequest:
         variables = None if self._plain[id(call)] else self._variables(target, extra)
-        url_template, query = call.url, call.query
-        if stream and call.stream is not None:
-            url_template = call.stream.url or url_template
-            query = query + call.stream.query
+        prepared = self._prepared_for(target)
+        fixed = prepared.calls.get((id(call), stream)) if prepared is not None else None
         try:
-            url = target.base_url + url_template.render(variables)
-            params = [(name, t.render(variables)) for name, t in query]
-            headers = {"content-type": "application/json"}
-            for name, template in self._headers + call.headers:
-                headers[name] = template.render(variables)
+            if fixed is not None:
+                path, params, headers = fixed[0], list(fixed[1]), dict(fixed[2])
+            else:
+                url_template, query = _address(call, stream)
+                path = url_template.render(variables)
+                params = [(name, t.render(variables)) for name, t in query]
+                headers = {"content-type": "application/json"}
+                for name, template in self._headers + call.headers:
+                    headers[name] = template.render(variables)
+            url = target.base_url + path
             if call.body is None or native:
                 out = dict(body)
                 out["model"] = target.model
@@ -176,8 +210,8 @@ class TemplatePack:
 
     def _variables(self, target: Target, extra: dict[str, Any]) -> dict[str, Any]:
         """What every template sees: the target (never its key), its params, the pack's constants."""
-        view = {"id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url}
-        return scope({"target": view, "params": target.params, "constants": self._constants, **extra})
+        prepared = self._prepared_for(target)
+        return {**(prepared.scope if prepared is not None else self._scope(target)), **extra}
 
     # ------------------------------------------------------------------- answers
 
@@ -193,7 +227,7 @@ class TemplatePack:
         value = self._read(target, call.answer, {"answer": data, "body": body}, "an answer")
         if not isinstance(value, dict) or not isinstance(value.get("choices"), list):
             raise bad_upstream_body(target, "an answer the pack could not turn into choices")
-        envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": target.model}
+        envelope = {"id": f"chatcmpl-{os.urandom(16).hex()}", "object": "chat.completion", "created": int(time.time()), "model": target.model}
         return {**envelope, **{k: v for k, v in value.items() if v is not None or k not in envelope}}
 
     def embeddings_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
@@ -269,6 +303,23 @@ class TemplatePack:
 
 
 # ---------------------------------------------------------------------- values
+
+@dataclass(slots=True)
+class _Prepared:
+    """What `prepare` rendered for one target: its template scope, and per (call, streamed)
+    the URL path, query and headers when they read the target's config alone."""
+
+    target: Target
+    scope: dict[str, Any]
+    calls: dict[tuple[int, bool], tuple[str, list[tuple[str, str]], dict[str, str]]] = field(default_factory=dict)
+
+
+def _address(call: CompiledCall, stream: bool) -> tuple[TextTemplate, Headers]:
+    """The URL path template and query of a call, streamed or not."""
+    if stream and call.stream is not None:
+        return call.stream.url or call.url, call.query + call.stream.query
+    return call.url, call.query
+
 
 def _is_plain(call: CompiledCall, pack_headers: Headers) -> bool:
     texts = [call.url, *(t for _, t in call.query + call.headers + pack_headers)]

@@ -121,5 +121,8 @@ class EchoPack:
     def error(self, target: Target, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamFailure:
         raise NotImplementedError("echo answers in-process")
 
+    def prepare(self, target: Target) -> None:
+        pass  # nothing is rendered for an in-process answer
+
     def rate_limit_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {}  # no upstream, no provider limits

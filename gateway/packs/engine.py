@@ -66,6 +66,10 @@ class Pack(Protocol):
         """The provider's rate-limit headers of one answer, as OpenAI's `x-ratelimit-*`."""
         ...
 
+    def prepare(self, target: Target) -> None:
+        """Called once per target as the snapshot is built: work that depends on the target alone."""
+        ...
+
     # Only for local packs:
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -9,8 +9,8 @@ the stream's `state`. A translated stream must reach its end (the `done` payload
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +75,7 @@ async def translated_chunks(
     target: Target, spec: CompiledStream, variables: dict[str, Any], state: StreamState, lines: AsyncIterator[bytes]
 ) -> AsyncIterator[dict[str, Any]]:
     """Each upstream event through its template; `variables` is the stream's scope."""
-    envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": target.model}
+    envelope = {"id": f"chatcmpl-{os.urandom(16).hex()}", "object": "chat.completion.chunk", "created": int(time.time()), "model": target.model}
     complete = False
     async for name, payload in FRAMINGS[spec.framing](lines):
         if spec.done is not None and payload.strip() == spec.done:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import BuiltinMethodType, FunctionType, MappingProxyType, MethodType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
@@ -66,10 +66,6 @@ class _ValueCodeGenerator(NativeCodeGenerator):
 
 def _collect(values: Iterable[Any]) -> list[Any]:
     return list(values)
-
-
-def _finalize(value: Any) -> Any:
-    return value
 
 
 # Attribute lookups on plain mappings are most of what templates do (`m.role`,
@@ -132,9 +128,6 @@ class _ValueSandbox(_Sandbox):
     code_generator_class = _ValueCodeGenerator
     concat = staticmethod(_collect)  # type: ignore[assignment]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.finalize = _finalize
 
 
 TEXT_ENV = _Sandbox()
@@ -221,6 +214,9 @@ class TextTemplate:
 
     source: str
     template: Any | None
+    # Reads nothing but the target's config (`target`, `params`, `constants`) and calls
+    # no helper: the same text for every request to a target, so it can be rendered once.
+    config_only: bool = True
 
     def render(self, names: dict[str, Any]) -> str:
         template = self.template
@@ -256,7 +252,11 @@ def compile_text(source: str, origin: Origin) -> TextTemplate:
         return TextTemplate(source, None)
     tree = _parse(TEXT_ENV, source, origin)
     _check(tree, origin, value=False)
-    return TextTemplate(source, _build(TEXT_ENV, tree, origin))
+    config_only = meta.find_undeclared_variables(tree) <= CONFIG_NAMES and not any(tree.find_all(nodes.Call))
+    return TextTemplate(source, _build(TEXT_ENV, tree, origin), config_only)
+
+
+CONFIG_NAMES = frozenset({"target", "params", "constants"})  # what does not change from one request to the next
 
 
 # What a running template may raise; the engine turns each into the right client error.

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from gateway.packs.engine import load_pack
+from gateway.packs.templates import Origin, compile_text
 from gateway.snapshot import Limits, Price, Target
 
 
@@ -292,9 +293,14 @@ def target_for(pack_name: str, **overrides: Any) -> Target:
     return Target(**fields)
 
 
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "unprepared"])
 @pytest.mark.parametrize(("pack_name", "request_name"), list(GOLDEN))
-def test_request_shape_matches_the_golden(pack_name, request_name):
+def test_request_shape_matches_the_golden(pack_name, request_name, prepared):
+    """The same bytes whether the snapshot prepared the target (URL and headers rendered
+    once) or not (everything rendered for the request)."""
     target = target_for(pack_name)
+    if prepared:
+        target.pack.prepare(target)
     body = REQUESTS[request_name]
     rendered = target.pack.chat_request(target, body, bool(body.get("stream")))
     url, auth, expected = GOLDEN[(pack_name, request_name)]
@@ -411,3 +417,28 @@ def test_more_than_one_choice_is_refused_where_the_provider_gives_one(pack_name)
     with pytest.raises(BadRequest) as caught:
         target.pack.chat_request(target, {**body, "n": 2}, False)
     assert "'n' must be 1" in caught.value.message
+
+
+def test_config_only_parts_are_rendered_once_per_target_each_with_its_own_params():
+    pack = compiled("anthropic")
+    old = target_for("anthropic", id="p/old", params=MappingProxyType({"anthropic_version": "2023-01-01"}))
+    new = target_for("anthropic", id="p/new")
+    for target in (old, new):
+        pack.prepare(target)
+    assert pack.chat_request(old, REQUESTS["plain"], False).headers["anthropic-version"] == "2023-01-01"
+    assert pack.chat_request(new, REQUESTS["plain"], False).headers["anthropic-version"] == "2023-06-01"
+    # A different target object under a prepared id is rendered for itself, never from another's parts.
+    other = target_for("anthropic", id="p/old", params=MappingProxyType({"anthropic_version": "2024-02-02"}))
+    assert pack.chat_request(other, REQUESTS["plain"], False).headers["anthropic-version"] == "2024-02-02"
+
+
+@pytest.mark.parametrize(("source", "config_only"), [
+    ("/v1/messages", True),
+    ("{{ params.anthropic_version | default('2023-06-01') }}", True),
+    ("/models/{{ target.model }}:{{ constants.verb }}", True),
+    ("/models/{{ target.model }}:{{ 'stream' if stream else 'generate' }}", False),
+    ("{{ body.model }}", False),
+    ("{{ new_id('req-') }}", False),
+])
+def test_which_text_templates_read_only_the_targets_config(source, config_only):
+    assert compile_text(source, Origin("pack.yaml", 1, 1, False)).config_only is config_only
