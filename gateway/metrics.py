@@ -264,10 +264,17 @@ def circuit_opened(target: str) -> None:
     CIRCUIT_OPENED.labels(target).inc()
 
 
+_called: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def upstream_called(route: str, target: str, result: str, seconds: float) -> None:
     """One upstream call; `result` is ok, client_error, or the failure class."""
-    child(ATTEMPTS, route, target, result).inc()
-    child(UPSTREAM_SECONDS, target).observe(seconds)  # failures too: a timeout's length matters
+    labels = (route, target, result)
+    found = _called.get(labels)
+    if found is None:
+        found = _called[labels] = (child(ATTEMPTS, route, target, result), child(UPSTREAM_SECONDS, target))
+    found[0].inc()
+    found[1].observe(seconds)  # failures too: a timeout's length matters
     if result != "ok":
         child(UPSTREAM_ERRORS, target, result).inc()
 
@@ -305,6 +312,7 @@ def clear() -> None:
     _children.clear()
     _ended.clear()
     _usage.clear()
+    _called.clear()
     for value in list(globals().values()):
         if isinstance(value, (Counter, Gauge, Histogram)) and value._labelnames:
             value.clear()

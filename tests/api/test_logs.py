@@ -5,6 +5,7 @@ secret in any line, even when an upstream echoes the key it was sent."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -176,3 +177,19 @@ def test_the_sink_masks_provider_keys_by_value_and_hides_locals_in_tracebacks():
     assert "upstream said: bad key [redacted]" in text and "RuntimeError: boom" in text
     for secret in (PLAIN_PROVIDER_KEY, SHAPED_PROVIDER_KEY, CLIENT_KEY):
         assert secret not in text
+
+
+def test_a_client_that_leaves_before_its_body_arrives_is_a_499_not_a_bug(tmp_path, upstream):
+    base, _ = upstream
+    routes, providers = config(tmp_path, base)
+    log = tmp_path / "gateway.log"
+    with gateway_process(routes, providers, log=log) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+                         b"authorization: Bearer " + CLIENT_KEY.encode() + b"\r\ncontent-length: 500\r\n\r\n{\"model\":")
+            time.sleep(0.3)  # the headers and part of the body are in; the rest never comes
+        [logged] = requests_logged(log, 1)
+        events = [line["event"] for line in lines(log)]
+    assert logged["status"] == 499 and logged["error"] == "client_closed_request"
+    assert "error" not in events, "a client leaving is not an unhandled error in the gateway"

@@ -356,3 +356,19 @@ def test_count_tokens_is_an_estimate_that_grows_with_the_prompt(served):
     assert raw.headers["x-gateway-estimate"] == "true"
     with pytest.raises(anthropic.NotFoundError):
         c.messages.count_tokens(model="ghost", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_anthropic_sdk_lists_and_retrieves_models(env):
+    url, _ = env
+    sdk = client(url)
+    listed = sdk.models.list()
+    ids = [m.id for m in listed.data]
+    assert ids == list(routes()["routes"])
+    assert all(m.type == "model" and m.display_name == m.id for m in listed.data)
+    assert listed.data[0].created_at.tzinfo is not None  # an RFC 3339 moment, parsed by the SDK
+    assert listed.has_more is False and (listed.first_id, listed.last_id) == (ids[0], ids[-1])
+    assert sdk.models.retrieve("up-chat").id == "up-chat"
+    with pytest.raises(anthropic.NotFoundError):
+        sdk.models.retrieve("no-such-model")
+    # OpenAI's clients, which send no anthropic-version, still get OpenAI's shape.
+    assert httpx.get(f"{url}/v1/models").json()["object"] == "list"
