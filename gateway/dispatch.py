@@ -134,28 +134,31 @@ async def _run(
     if not candidates:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request")
     outcome = Outcome()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + route.timeout
+    deadline = asyncio.get_running_loop().time() + route.timeout
+    watch = runtime.deadlines.watch(deadline)
     try:
-        async with asyncio.timeout_at(deadline):
-            for target in candidates:
-                # The plan saw this circuit a moment ago; another request may have tripped it
-                # since, or taken the single half-open probe.
-                if not runtime.circuits.allow(target):
-                    continue
-                if not await gate(target):
-                    continue  # its provider is at its own quota: skipped, never waited for
-                if await _try_target(runtime, route, target, outcome, call, deadline):
-                    outcome.target = target
-                    if outcome.stream is not None:
-                        outcome.stream = _watched(outcome.stream, target, runtime)
-                    return outcome
-                metrics.fell_back(route.alias)
-    except TimeoutError:
+        for target in candidates:
+            # The plan saw this circuit a moment ago; another request may have tripped it
+            # since, or taken the single half-open probe.
+            if not runtime.circuits.allow(target):
+                continue
+            if not await gate(target):
+                continue  # its provider is at its own quota: skipped, never waited for
+            if await _try_target(runtime, route, target, outcome, call, deadline):
+                outcome.target = target
+                if outcome.stream is not None:
+                    outcome.stream = _watched(outcome.stream, target, runtime)
+                return outcome
+            metrics.fell_back(route.alias)
+    except asyncio.CancelledError:
+        if not watch.timed_out():
+            raise  # the client left (or the server is stopping): not the deadline
         raise DeadlineExceeded(
             f"'{route.alias}' did not answer within its {route.timeout:g}s deadline",
             extra={"attempts": [a.as_dict() for a in outcome.attempts]},
         ) from None
+    finally:
+        runtime.deadlines.release(watch)
     if not outcome.attempts:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: open circuits or provider limits)")
     raise AllTargetsFailed(

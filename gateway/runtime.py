@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.circuit import CircuitStore, MemoryCircuits
+from gateway.deadline import Deadlines
 from gateway.latency import LatencyAverages
 from gateway.snapshot import Snapshot
 from gateway.store import Store, open_store
@@ -35,6 +36,7 @@ class Runtime:
     circuits: CircuitStore = field(default_factory=MemoryCircuits)
     latency: LatencyAverages = field(default_factory=LatencyAverages)
     traffic: Traffic = field(default_factory=Traffic)  # the last minutes, for the operator's page
+    deadlines: Deadlines = field(default_factory=Deadlines)  # route deadlines of the requests in flight
     reloader: Reloader | None = None  # set when the app starts: watches files, SIGHUP, /admin/reload
     # Limits, budgets, cache and usage: in-process until `open_shared_store` swaps in Redis.
     # It lives here, not in the snapshot, so its state survives config reloads.
