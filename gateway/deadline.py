@@ -40,7 +40,11 @@ class Deadline:
 
 
 class Deadlines:
-    """The deadlines of one process's requests in flight (see the module's docstring)."""
+    """The deadlines of one process's requests in flight (see the module's docstring).
+
+    Used from one event loop, the process's (as uvicorn runs each worker): the timer is
+    armed on the loop of the request that arms it.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Deadline]] = []
