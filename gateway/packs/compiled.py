@@ -168,8 +168,8 @@ class TemplatePack:
         self, call: CompiledCall, target: Target, body: dict[str, Any], stream: bool, extra: dict[str, Any],
         native: bool = False,
     ) -> UpstreamRequest:
-        variables = None if self._plain[id(call)] else self._variables(target, extra)
         prepared = self._prepared_for(target)
+        variables = None if self._plain[id(call)] else self._variables(target, extra, prepared)
         fixed = prepared.calls.get((id(call), stream)) if prepared is not None else None
         try:
             if fixed is not None:
@@ -208,9 +208,9 @@ class TemplatePack:
             url += ("&" if "?" in url else "?") + urlencode(params)
         return UpstreamRequest(call.method, url, headers, payload)
 
-    def _variables(self, target: Target, extra: dict[str, Any]) -> dict[str, Any]:
+    def _variables(self, target: Target, extra: dict[str, Any], prepared: _Prepared | None = None) -> dict[str, Any]:
         """What every template sees: the target (never its key), its params, the pack's constants."""
-        prepared = self._prepared_for(target)
+        prepared = prepared or self._prepared_for(target)
         return {**(prepared.scope if prepared is not None else self._scope(target)), **extra}
 
     # ------------------------------------------------------------------- answers

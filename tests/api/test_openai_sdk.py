@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.support.configs import ECHO_PROVIDER, openai_provider
+from tests.support.configs import openai_provider
 
 ECHO_ROUTES = {"routes": {"echo": {"targets": ["echo/echo-1"]}, "embed": {"targets": ["echo/echo-embed"]}}}
 
