@@ -69,7 +69,8 @@ app = Starlette(
 
 
 def main() -> None:
-    """Serve with the same uvicorn settings the gateway uses (uvloop, httptools, no access log)."""
+    """Serve with the same uvicorn settings the gateway uses (uvloop, httptools, no access log,
+    no proxy-headers layer)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -86,6 +87,7 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # as `gateway serve` runs: the same server settings on both sides
         log_level="warning",
         lifespan="on",
     )

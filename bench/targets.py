@@ -45,6 +45,11 @@ def median(results: Results, scenario: str, server: str, *path: str) -> float | 
     return None if math.isnan(value) else value
 
 
+def added(results: Results, scenario: str, server: str, *path: str) -> float | None:
+    """A server's figure minus direct-to-mock's in the same scenario: what the server adds."""
+    return _diff(median(results, scenario, server, *path), median(results, scenario, "direct", *path))
+
+
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
@@ -71,21 +76,18 @@ def check(results: Results) -> list[dict[str, Any]]:
     pass_why, anth_why = _why(results, "pass"), _why(results, "anthropic")
     peaks = [m(s, "gateway", "rss_peak_mib") for s in ("pass", "anthropic", "limits", "cache")]
     peaks = [p for p in peaks if p is not None]
-
-    def added(server: str, *path: str) -> float | None:
-        return _diff(m("pass", server, *path), m("pass", "direct", *path))
-
+    pass_added = lambda server, *path: added(results, "pass", server, *path)  # noqa: E731
     verdicts = [
         _judge("throughput vs baseline (50 connections)", ">= 0.85x", "x",
                _ratio(m("pass", "gateway", "throughput_rps"),
                       m("pass", "baseline", "throughput_rps")),
                lambda v: v >= 0.85, pass_why, 1.0 if m("pass", "baseline", "throughput_rps") else None),
-        _judge("added latency p50 at 200/s", "<= 1.2 ms", "ms", added("gateway", "latency", "200", "p50_ms"),
-               lambda v: v <= 1.2, pass_why, added("baseline", "latency", "200", "p50_ms")),
-        _judge("added latency p99 at 200/s", "<= 2.5 ms", "ms", added("gateway", "latency", "200", "p99_ms"),
-               lambda v: v <= 2.5, pass_why, added("baseline", "latency", "200", "p99_ms")),
-        _judge("streaming TTFB added (p50)", "<= 1.5 ms", "ms", added("gateway", "stream", "ttfb_p50_ms"),
-               lambda v: v <= 1.5, pass_why, added("baseline", "stream", "ttfb_p50_ms")),
+        _judge("added latency p50 at 200/s", "<= 1.2 ms", "ms", pass_added("gateway", "latency", "200", "p50_ms"),
+               lambda v: v <= 1.2, pass_why, pass_added("baseline", "latency", "200", "p50_ms")),
+        _judge("added latency p99 at 200/s", "<= 2.5 ms", "ms", pass_added("gateway", "latency", "200", "p99_ms"),
+               lambda v: v <= 2.5, pass_why, pass_added("baseline", "latency", "200", "p99_ms")),
+        _judge("streaming TTFB added (p50)", "<= 1.5 ms", "ms", pass_added("gateway", "stream", "ttfb_p50_ms"),
+               lambda v: v <= 1.5, pass_why, pass_added("baseline", "stream", "ttfb_p50_ms")),
         _judge("CPU per 20-chunk stream", "<= 6 ms", "ms",
                m("pass", "gateway", "stream", "cpu_ms_per_stream"), lambda v: v <= 6, pass_why,
                m("pass", "baseline", "stream", "cpu_ms_per_stream")),
