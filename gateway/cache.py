@@ -1,11 +1,22 @@
 """The exact-match response cache of routes that set `cache: {ttl}`.
 
-The key is a hash of the endpoint, the alias and the request body without the fields
-that do not change the answer (`stream`, `user`, ...), serialized with sorted keys so
-the same request always gives the same key. A plain answer and a streamed answer fill
-the same entry, and either can serve both: a streamed request is answered from a cached
-answer as a stream of chunks. Only complete answers are stored: errors and streams that
-broke off or were abandoned never are.
+An entry belongs to a caller. Its key is a hash of:
+- the key format version (`KEY_FORMAT`): entries written under an older format are
+  never found, so a change of what goes into a key cannot serve an entry made without it;
+- the owner, by the route's `cache.scope`: the calling key (`key`, the default), the
+  key's tenant (`tenant`; a key with no tenant is its own), or nobody in particular
+  (`route`: every caller of the route shares, for public prompts only);
+- the request's effective tier cap (the key's `max_tier` or a lower
+  `x-gateway-max-tier`), so a capped caller never shares entries with a wider one;
+- the endpoint, the alias and the request body without the fields that do not change
+  the answer (`stream`, `user`, ...), serialized with sorted keys.
+
+An entry also names the target that wrote it; the caller must be allowed that target
+now (see `completion.may_serve`), or the entry is a miss.
+
+A plain answer and a streamed answer fill the same entry, and either can serve both: a
+streamed request is answered from a cached answer as a stream of chunks. Only complete
+answers are stored: errors and streams that broke off or were abandoned never are.
 
 The cache fails open: a store that cannot answer is a miss.
 """
@@ -20,11 +31,18 @@ from typing import Any
 import orjson
 
 from gateway import metrics
+from gateway.snapshot import Key
 from gateway.store import Store, StoreUnavailable
 
 # Fields that change how or for whom an answer is delivered, never what it says.
 IGNORED = frozenset({"stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier"})
 SEPARATOR = b"\n"  # between the answering target's id and the answer's JSON
+KEY_FORMAT = "c2"  # bump when what goes into a key changes; "c1" keys had no owner and no tier
+
+# What the request's own `cache-control` header may ask for, as HTTP caches read it.
+LOOKUP_AND_STORE = (True, True)
+STORE_ONLY = (False, True)  # no-cache (or max-age=0): answer fresh, keep the fresh answer
+NEITHER = (False, False)  # no-store: neither read nor write the cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +51,36 @@ class Cached:
     answer: bytes  # the OpenAI answer as JSON, ready to send
 
 
-def cache_key(endpoint: str, alias: str, body: dict[str, Any]) -> str:
+def owner(scope: str, key: Key | None) -> str:
+    """Who an entry belongs to under the route's scope; on an open gateway every caller is one."""
+    if scope == "route":
+        return "route"
+    if key is None:
+        return "open"
+    if scope == "tenant" and key.tenant:
+        return "tenant:" + key.tenant
+    return "key:" + key.name
+
+
+def cache_key(endpoint: str, alias: str, body: dict[str, Any], owner: str, tier_cap: str | None) -> str:
     normalized = {k: v for k, v in body.items() if k not in IGNORED}
     normalized["model"] = alias
     normalized["\x00endpoint"] = endpoint
-    return hashlib.sha256(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    normalized["\x00owner"] = owner
+    normalized["\x00tier"] = tier_cap
+    return KEY_FORMAT + ":" + hashlib.sha256(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def request_control(header: str | None) -> tuple[bool, bool]:
+    """(look up, store) for a request's `cache-control` header: no-store wins over no-cache."""
+    if not header:
+        return LOOKUP_AND_STORE
+    directives = {part.strip().lower() for part in header.split(",")}
+    if "no-store" in directives:
+        return NEITHER
+    if "no-cache" in directives or "max-age=0" in directives:
+        return STORE_ONLY
+    return LOOKUP_AND_STORE
 
 
 async def lookup(store: Store, route: str, key: str) -> Cached | None:

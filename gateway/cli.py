@@ -100,6 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
     """Exit 0 when valid, 1 with every issue (sorted by file and line) when not."""
     import json
 
+    from gateway.config.caveats import caveats
     from gateway.config.compile import build_snapshot
     from gateway.config.load import env_with_placeholders
 
@@ -118,13 +119,16 @@ def _validate(args: argparse.Namespace) -> int:
                 print(issue, file=sys.stderr)
             print(f"{len(issues)} error(s)", file=sys.stderr)
         return 1
+    warnings = caveats(snapshot)
     if args.format == "json":
         print(json.dumps({
             "valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes),
             "targets": sorted(snapshot.targets), "keys": sorted(k.name for k in snapshot.keys.values()),
-            "sources": list(snapshot.sources),
+            "sources": list(snapshot.sources), "warnings": warnings,
         }))
     else:
+        for line in warnings:
+            print(f"{routes}: warning: {line}", file=sys.stderr)
         print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
     return 0
 

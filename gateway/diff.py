@@ -97,6 +97,8 @@ def _diff_routes(old: Snapshot, new: Snapshot, out: _Collector) -> None:
         route = new.routes[alias]
         out.add("alias", alias, f"alias `{alias}` added ({route.kind}, {route.strategy}: {_ids(route)})")
         out.client(alias, f"new {route.kind} model, answered by {_first(route)}" + _then(route))
+        if route.cache_ttl and route.cache_scope == "route":
+            out.add("alias", alias, f"`{alias}` cache scope route: {SCOPE_SHARING['route']}", risky=True)
     for alias in sorted(set(old.routes) & set(new.routes)):
         _diff_route(old.routes[alias], new.routes[alias], out)
 
@@ -132,9 +134,30 @@ def _diff_route(a: Route, b: Route, out: _Collector) -> None:
     if a.cache_ttl != b.cache_ttl:
         out.add("alias", alias, f"`{alias}` cache {_ttl(a.cache_ttl)} → {_ttl(b.cache_ttl)}")
         out.client(alias, "answers are cached for " + _ttl(b.cache_ttl) if b.cache_ttl else "answers are no longer cached")
+    _diff_cache_scope(a, b, out)
     if (a.equivalent, a.fallback_equivalents) != (b.equivalent, b.fallback_equivalents):
         out.add("alias", alias, f"`{alias}` equivalents {_equiv(a)} → {_equiv(b)}")
     _diff_route_prices(a, b, out)
+
+
+def _diff_cache_scope(a: Route, b: Route, out: _Collector) -> None:
+    """A wider scope lets callers read answers written for others: risky, so it needs a second look."""
+    old = a.cache_scope if a.cache_ttl else None
+    new = b.cache_scope if b.cache_ttl else None
+    if new is None or old == new:
+        return
+    widened = SCOPE_WIDTH[new] > SCOPE_WIDTH.get(old or "key", 0)
+    out.add("alias", alias := b.alias, f"`{alias}` cache scope {old or 'key'} → {new}: {SCOPE_SHARING[new]}", risky=widened)
+    if new != "key":
+        out.client(alias, SCOPE_SHARING[new])
+
+
+SCOPE_WIDTH = {"key": 0, "tenant": 1, "route": 2}
+SCOPE_SHARING = {
+    "key": "each key reads only its own cached answers",
+    "tenant": "cached answers are shared by every key of a tenant",
+    "route": "cached answers are shared by every caller of the route",
+}
 
 
 def _diff_targets(a: Route, b: Route, out: _Collector) -> None:

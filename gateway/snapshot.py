@@ -100,6 +100,7 @@ class Route:
     kind: str  # chat | embedding: what the route's first target serves
     # `fallback: equivalents`: the last target's class members, tried after `targets`.
     fallback_targets: tuple[RouteTarget, ...] = ()
+    cache_scope: str = "key"  # key | tenant | route: who shares this route's cached answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class Key:
     limits: Limits
     budget: Budget | None
     max_tier: str | None
+    tenant: str | None = None  # the tenant whose keys share a `cache.scope: tenant` entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,6 +299,7 @@ class _Compiler:
             fallback_equivalents=spec.fallback == "equivalents",
             kind=targets[0].target.kind,
             fallback_targets=fallback_targets,
+            cache_scope=spec.cache.scope if spec.cache else "key",
         )
 
     def _equivalent_fallbacks(

@@ -130,8 +130,16 @@ class RouteLimits(Limits):
     max_tokens: int | None = Field(None, gt=0, description="largest max_tokens a request may ask for")
 
 
+CacheScope = Literal["key", "tenant", "route"]
+
+
 class Cache(Strict):
     ttl: float = Field(gt=0, description="seconds a cached answer stays valid")
+    scope: CacheScope = Field(
+        "key",
+        description="who shares cached answers: the calling key (default), every key of its tenant, "
+        "or every caller of the route (only for answers that are public)",
+    )
 
 
 class Route(Strict):

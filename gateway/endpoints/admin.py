@@ -113,6 +113,7 @@ def _route(route: Route) -> dict[str, Any]:
         "timeout": route.timeout,
         "limits": _limits(route.limits),
         "cache_ttl": route.cache_ttl,
+        "cache_scope": route.cache_scope if route.cache_ttl else None,
     }
 
 

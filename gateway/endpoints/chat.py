@@ -21,7 +21,10 @@ async def chat_completions(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    done = await complete(runtime, snapshot, key, body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER))
+    done = await complete(
+        runtime, snapshot, key, body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER),
+        cache_control=request.headers.get("cache-control"),
+    )
     if done.outcome.stream is not None:
         return StreamingResponse(
             done.outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS}

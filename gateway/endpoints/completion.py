@@ -22,7 +22,7 @@ from gateway.auth import authorize
 from gateway.dispatch import NativeCall, Outcome, dispatch_chat, dispatch_embeddings
 from gateway.endpoints.handler import Exchange
 from gateway.payload import check_chat, check_embeddings, model_of
-from gateway.plan import find_route, plan_candidates, usable
+from gateway.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
 from gateway.runtime import Runtime
 from gateway.snapshot import Key, Snapshot
 
@@ -50,12 +50,13 @@ class Completion:
 
 async def complete(
     runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange,
-    kind: Kind, max_tier: str | None = None, native: NativeCall | None = None,
+    kind: Kind, max_tier: str | None = None, native: NativeCall | None = None, cache_control: str | None = None,
 ) -> Completion:
     """Everything after identify and parse, for an OpenAI-shaped body of `kind`.
 
     `max_tier` is the request's x-gateway-max-tier header, if it sent one; `native` the
-    client's own body for targets that speak its API (see `dispatch_chat`).
+    client's own body for targets that speak its API (see `dispatch_chat`);
+    `cache_control` the request's cache-control header.
     """
     alias = model_of(body)
     kind.check(body)
@@ -67,12 +68,17 @@ async def complete(
     candidates = usable(plan)
     admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
     stream = kind is CHAT and body.get("stream") is True
-    cache_key = cache.cache_key(kind.cache_name, alias, body) if route.cache_ttl else None
-    if cache_key is not None:
-        exchange.cache = "miss"
-        hit = await cache.lookup(runtime.store, alias, cache_key)
-        if hit is not None and hit.target in snapshot.targets:  # a target since removed: a miss
-            return await from_cache(exchange, snapshot, admission, hit, body, stream)
+    cache_key = None
+    if route.cache_ttl:
+        look, keep = cache.request_control(cache_control)
+        exchange.cache = "miss" if keep else "bypass"
+        if keep:
+            owner = cache.owner(route.cache_scope, key)
+            cache_key = cache.cache_key(kind.cache_name, alias, body, owner, plan.tier_cap)
+        if look and cache_key is not None:
+            hit = await cache.lookup(runtime.store, alias, cache_key)
+            if hit is not None and may_serve(plan, hit.target):
+                return await from_cache(exchange, snapshot, admission, hit, body, stream)
     try:
         if kind is CHAT:
             outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
@@ -92,6 +98,15 @@ async def complete(
             admission, target, outcome.answer or {}, body, kind.route_kind, cache_key, route.cache_ttl
         )
     return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission))
+
+
+def may_serve(plan: Plan, target_id: str) -> bool:
+    """Whether the caller may be answered by `target_id` now: it is one of its candidates,
+    or skipped only for an open circuit (health, not permission). A target since removed
+    from the route, or above the caller's tier cap, is a miss."""
+    if any(t.id == target_id for t in plan.candidates):
+        return True
+    return any(s.target == target_id and s.reason == CIRCUIT for s in plan.skipped)
 
 
 def answer_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission) -> dict[str, str]:

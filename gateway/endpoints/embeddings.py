@@ -19,5 +19,8 @@ async def embeddings(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
     body = await read_json(request, snapshot.max_body_bytes)
-    done = await complete(runtime, snapshot, key, body, exchange, EMBEDDING, request.headers.get(MAX_TIER_HEADER))
+    done = await complete(
+        runtime, snapshot, key, body, exchange, EMBEDDING, request.headers.get(MAX_TIER_HEADER),
+        cache_control=request.headers.get("cache-control"),
+    )
     return json_response(done.outcome.answer, headers=done.headers)

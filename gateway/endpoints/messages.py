@@ -55,7 +55,8 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     chat_body = openai_body(snapshot, body)
     native = NativeMessages.of(body, chat_body, request.headers)
     done = await complete(
-        runtime, snapshot, key, chat_body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER), native
+        runtime, snapshot, key, chat_body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER), native,
+        request.headers.get("cache-control"),
     )
     outcome = done.outcome
     model = outcome.target.model  # type: ignore[union-attr]

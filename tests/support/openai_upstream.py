@@ -50,6 +50,10 @@ class OpenAIUpstream:
     def models_called(self) -> list[str]:
         return [r.body.get("model") for r in self.requests]
 
+    def answer_id(self) -> str:
+        """A new id per call, so a test can tell which call wrote an answer it was served."""
+        return f"chatcmpl-upstream-{len(self.requests)}"
+
     def times_called(self, model: str) -> list[float]:
         return [r.at for r in self.requests if r.body.get("model") == model]
 
@@ -97,10 +101,10 @@ class OpenAIUpstream:
         if model.startswith("tool-call"):
             return tool_call_answer(model, body)
         if body.get("stream"):
-            return StreamingResponse(stream(model, text, body, request), media_type="text/event-stream",
-                                     headers=RATE_LIMITS)
+            return StreamingResponse(stream(model, text, body, request, self.answer_id()),
+                                     media_type="text/event-stream", headers=RATE_LIMITS)
         return json({
-            "id": "chatcmpl-upstream", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "id": self.answer_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }, headers={**RATE_LIMITS, "set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep the cookie
@@ -209,8 +213,10 @@ def tool_call_answer(model: str, body: dict[str, Any]) -> Response:
     return StreamingResponse(iter(frames), media_type="text/event-stream")
 
 
-async def stream(model: str, text: str, body: dict[str, Any], request: Request | None = None):
-    base = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+async def stream(
+    model: str, text: str, body: dict[str, Any], request: Request | None = None, answer_id: str = "chatcmpl-upstream"
+):
+    base = {"id": answer_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
     words = text.split(" ")
     yield frame({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
     for i, word in enumerate(words):

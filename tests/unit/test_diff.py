@@ -295,3 +295,36 @@ def test_unset_secrets_do_not_stop_a_review(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("args", [[], ["a"], ["a", "b", "c"], ["--git", "HEAD", "a", "b"]])
 def test_wrong_arguments_exit_2(capsys, args):
     assert main(["diff", *args]) == 2
+
+
+def test_widening_the_cache_scope_is_risky_and_narrowing_is_not(tmp_path):
+    def cache_for_the_route(routes):
+        routes["routes"]["cheap"]["cache"] = {"ttl": 60, "scope": "route"}
+
+    widened = diff(tmp_path / "w", lambda r: r["routes"]["cheap"].update(cache={"ttl": 60}))
+    assert not widened.risky  # caching per key is a new cache, not a wider one
+    shared = diff(tmp_path / "s", cache_for_the_route)
+    assert risky_texts(shared) == ["`cheap` cache scope key → route: cached answers are shared by every caller of the route"]
+    assert "shared by every caller" in shared.summaries["cheap"]
+
+    def new_shared_alias(routes):
+        routes["routes"]["faq"] = {"targets": ["echo/echo-1"], "cache": {"ttl": 60, "scope": "route"}}
+
+    assert any("faq" in text for text in risky_texts(diff(tmp_path / "n", new_shared_alias)))
+
+
+def test_validate_warns_about_a_cache_shared_by_every_caller(tmp_path):
+    routes = copy.deepcopy(ROUTES)
+    routes["routes"]["cheap"]["cache"] = {"ttl": 60, "scope": "route"}
+    routes["routes"]["chat"]["cache"] = {"ttl": 60}
+    write_config(tmp_path, routes, PROVIDERS)
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "gateway", "validate", str(tmp_path / "routes.yaml"), str(tmp_path / "providers.yaml")]
+    text = subprocess.run(args, capture_output=True, text=True)
+    assert text.returncode == 0
+    assert "warning: route 'cheap': cache scope 'route' shares cached answers between every caller" in text.stderr
+    assert "'chat'" not in text.stderr
+    as_json = json.loads(subprocess.run([*args, "--format", "json"], capture_output=True, text=True).stdout)
+    assert len(as_json["warnings"]) == 1 and "'cheap'" in as_json["warnings"][0]
