@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
+from gateway.server.app import create_app
 from tests.support.configs import ECHO_PROVIDER, write_config
 from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.servers import serve_app
@@ -17,7 +17,7 @@ from tests.support.servers import serve_app
 @pytest.fixture(autouse=True)
 def fresh_metrics() -> Iterator[None]:
     """Each test starts from an empty metrics registry: one process runs every test's configs."""
-    from gateway import metrics
+    from gateway.observe import metrics
 
     metrics.clear()
     yield

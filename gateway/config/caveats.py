@@ -6,7 +6,7 @@ These never stop a config from loading: `gateway validate` prints them as warnin
 
 from __future__ import annotations
 
-from gateway.snapshot import Snapshot
+from gateway.config.snapshot import Snapshot
 
 
 def caveats(snapshot: Snapshot) -> list[str]:

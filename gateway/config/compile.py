@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gateway import snapshot as snap
+from gateway.config import snapshot as snap
 from gateway.config import model
 from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, load_yaml
-from gateway.packs.engine import PackError, PackNotFound, load_pack
+from gateway.providers.packs.wire import PackError, PackNotFound, load_pack
 
 
 def build_snapshot(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.model import ProvidersFile, RoutesFile
-from gateway.packs.spec import PackSpec
+from gateway.providers.packs.spec import PackSpec
 
 SCHEMAS = {"routes.schema.json": (RoutesFile, "routes.yaml"), "providers.schema.json": (ProvidersFile, "providers.yaml")}
 SCHEMAS["pack.schema.json"] = (PackSpec, "pack file")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.snapshot import StoreSettings
+from gateway.config.snapshot import StoreSettings
 
 WINDOW_SECONDS = 60.0  # rpm and tpm buckets refill over one minute
 

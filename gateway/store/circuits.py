@@ -1,7 +1,7 @@
 """Circuit breakers shared by every replica through the store.
 
 The plan asks about every candidate of every request, so reads must never wait on the
-network (see `gateway.circuit`). `SharedCircuits` therefore keeps the in-process
+network (see `gateway.store.breaker`). `SharedCircuits` therefore keeps the in-process
 breakers as a local mirror and only *transitions* travel: when a circuit opens or
 closes here, the change is written to the store in the background; every
 `POLL_SECONDS` one round trip reads every target's record and applies the changes other
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 
 from loguru import logger
 
-from gateway.circuit import CLOSED, OPEN, MemoryCircuits, _Entry, _publish
-from gateway.snapshot import Target
+from gateway.store.breaker import CLOSED, OPEN, MemoryCircuits, _Entry, _publish
+from gateway.config.snapshot import Target
 from gateway.store import CircuitRecord, Store, StoreUnavailable
 
 POLL_SECONDS = 1.0

@@ -33,7 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway import metrics
+from gateway.observe import metrics
 from gateway.store import (
     WINDOW_SECONDS,
     CircuitRecord,

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.auth import hash_key
+from gateway.pipeline.identify import hash_key
 
 ADMIN = "admin-key-0123456789"
 CLIENT_KEY = "client-key-abcdefghij"

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.auth import ADMIN_KEY_ENV, hash_key
+from gateway.pipeline.identify import ADMIN_KEY_ENV, hash_key
 from tests.support.configs import ECHO_PROVIDER, openai_provider
 
 ADMIN_KEY = "admin-traffic-key-0001"

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.auth import hash_key
+from gateway.pipeline.identify import hash_key
 from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
 from tests.support.servers import gateway_process
 
@@ -64,7 +64,7 @@ def requests_logged(log: Path, count: int, timeout: float = 5) -> list[dict]:
 def test_one_json_line_per_request_with_the_fields_operators_query(tmp_path, upstream):
     base, _ = upstream
     routes, providers = config(tmp_path, base)
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     with gateway_process(routes, providers, log=log) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_KEY, max_retries=0)
         answer = client.chat.completions.with_raw_response.create(
@@ -98,7 +98,7 @@ def test_one_json_line_per_request_with_the_fields_operators_query(tmp_path, ups
 def test_no_provider_or_client_key_reaches_any_log_line(tmp_path, upstream):
     base, fake = upstream
     routes, providers = config(tmp_path, base)
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     env = {"GATEWAY_LOG_LEVEL": "DEBUG"}
     with gateway_process(routes, providers, env=env, log=log) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_KEY, max_retries=0)
@@ -160,7 +160,7 @@ def test_the_sink_masks_provider_keys_by_value_and_hides_locals_in_tracebacks():
 
     from loguru import logger
 
-    from gateway import log
+    from gateway.observe import log
 
     stream = io.StringIO()
     log.setup(secrets=lambda: [PLAIN_PROVIDER_KEY], stream=stream)
@@ -182,7 +182,7 @@ def test_the_sink_masks_provider_keys_by_value_and_hides_locals_in_tracebacks():
 def test_a_client_that_leaves_before_its_body_arrives_is_a_499_not_a_bug(tmp_path, upstream):
     base, _ = upstream
     routes, providers = config(tmp_path, base)
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     with gateway_process(routes, providers, log=log) as (url, _):
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:

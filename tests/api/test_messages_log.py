@@ -30,7 +30,7 @@ def test_messages_are_logged_with_route_tokens_and_how_the_stream_ended(tmp_path
         {"defaults": {"retry": {"attempts": 1}}, "routes": {"good": {"targets": ["up/m1"]}, "cut": {"targets": ["up/cut"]}}},
         {"up": openai_provider(base, ["m1", "cut"])},
     )
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     with gateway_process(routes, providers, log=log) as (url, _):
         client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
         with client.messages.stream(model="good", max_tokens=32, messages=[{"role": "user", "content": "a b"}]) as stream:

@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import pytest
 
-from gateway.app import create_app
+from gateway.server.app import create_app
 from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
 from tests.support.openai_upstream import OpenAIUpstream

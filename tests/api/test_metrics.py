@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.auth import hash_key
+from gateway.pipeline.identify import hash_key
 from tests.support.configs import ECHO_PROVIDER, openai_provider
 from tests.support.scrape import scrape, total, value
 
@@ -138,7 +138,7 @@ def test_client_input_never_becomes_a_label_value(served):
 
 
 def test_domain_metric_helpers_write_the_series_they_name(served):
-    from gateway import metrics
+    from gateway.observe import metrics
 
     url, _ = served
     before = scrape(url)

@@ -13,7 +13,7 @@ import openai
 import pytest
 import yaml
 
-from gateway.app import create_app
+from gateway.server.app import create_app
 from gateway.config.compile import build_snapshot
 from tests.support.acme_upstream import AcmeUpstream
 from tests.support.servers import serve_app

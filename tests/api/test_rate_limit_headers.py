@@ -10,8 +10,8 @@ from datetime import datetime
 import openai
 import pytest
 
-from gateway.auth import hash_key
-from gateway.ratelimits import reset_duration
+from gateway.pipeline.identify import hash_key
+from gateway.providers.rate_limits import reset_duration
 from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.configs import openai_provider
 from tests.support.openai_upstream import RATE_LIMITS

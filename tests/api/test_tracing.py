@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway import tracing
+from gateway.observe import tracing
 from tests.support.configs import ECHO_PROVIDER, openai_provider
 from tests.support.servers import ROOT
 
@@ -125,7 +125,7 @@ def test_tracing_off_imports_nothing_from_opentelemetry(tmp_path):
         import httpx, yaml
         open({str(tmp_path / 'routes.yaml')!r}, "w").write(yaml.safe_dump({{"routes": {{"echo": {{"targets": ["echo/echo-1"]}}}}}}))
         open({str(tmp_path / 'providers.yaml')!r}, "w").write(yaml.safe_dump({{"providers": {{"echo": {ECHO_PROVIDER!r}}}}}))
-        from gateway.app import create_app
+        from gateway.server.app import create_app
         app = create_app({str(tmp_path / 'routes.yaml')!r}, {str(tmp_path / 'providers.yaml')!r})
 
         async def main():

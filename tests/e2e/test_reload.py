@@ -155,7 +155,7 @@ def test_a_pack_file_the_providers_use_is_watched_too(config_dir: Path, upstream
     upstream_url, _ = upstream
     packs = config_dir / "packs"
     packs.mkdir()
-    builtin = (Path(__file__).resolve().parents[2] / "gateway" / "packs" / "openai.yaml").read_text()
+    builtin = (Path(__file__).resolve().parents[2] / "gateway" / "providers" / "packs" / "openai.yaml").read_text()
     (packs / "mine.yaml").write_text(builtin)
     routes_path, providers_path = config_dir / "routes.yaml", config_dir / "providers.yaml"
     remote = {**openai_provider(upstream_url, ["model-1"]), "api": "./packs/mine.yaml"}
@@ -207,7 +207,7 @@ def test_admin_reload_needs_the_admin_key_and_reports_the_version(config_dir: Pa
 
 def test_broken_config_is_refused_logged_counted_and_the_old_one_keeps_serving(config_dir: Path, tmp_path: Path):
     routes_path, providers_path = config_dir / "routes.yaml", config_dir / "providers.yaml"
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     broken = "routes:\n  echo:\n    targets: [echo/echo-1]\n  bad:\n    targets: [nowhere/model]\n    strategy: sideways\n"
     with gateway_process(routes_path, providers_path, env=ENV, log=log) as (url, _):
         old = chat(url).headers["x-gateway-config"]

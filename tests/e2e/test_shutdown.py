@@ -49,7 +49,7 @@ def config(tmp_path, upstream):
 
 def test_sigterm_lets_a_stream_in_flight_finish(config, tmp_path):
     routes, providers = config
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     with gateway_process(routes, providers, log=log) as (url, process):
         reader = StreamReader(url, words=3)  # 5 content chunks, 0.3 s apart
         reader.start()

@@ -21,7 +21,7 @@ import openai
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from gateway.auth import hash_key
+from gateway.pipeline.identify import hash_key
 from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
 from tests.support.servers import ROOT, gateway_process
 
@@ -72,7 +72,7 @@ def served(tmp_path: Path, upstream) -> Iterator[tuple[str, Path]]:
          "echo": ECHO_PROVIDER},
     )
     env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_RELOAD_QUIET_MS": "50"}
-    with gateway_process(routes, providers, env=env, log=tmp_path / "gateway.log") as (url, _):
+    with gateway_process(routes, providers, env=env, log=tmp_path / "gateway.observe.log") as (url, _):
         yield url, routes
 
 

@@ -59,7 +59,7 @@ def assert_every_scrape_sums_both_workers(url: str, sent: int) -> None:
 def test_two_workers_in_a_fresh_temporary_directory(tmp_path, upstream):
     base, _ = upstream
     routes, providers = write_config(tmp_path, ROUTES, {"up": openai_provider(base, ["gpt-test"]), "echo": ECHO_PROVIDER})
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     env = {"PROMETHEUS_MULTIPROC_DIR": ""}
     with gateway_process(routes, providers, "--workers", "2", env=env, log=log) as (url, _):
         sent = send_until_both_workers_answered(url, log)
@@ -83,7 +83,7 @@ def test_an_operators_directory_is_emptied_at_start(tmp_path, upstream):
     stale.write_value(mmap_key("gateway_requests", "gateway_requests_total", ["endpoint", "route", "target", "status"],
                                labels, "Requests"), 1000.0, 0.0)
     stale.close()
-    log = tmp_path / "gateway.log"
+    log = tmp_path / "gateway.observe.log"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     with gateway_process(routes, providers, "--workers", "2", env=env, log=log) as (url, _):
         assert not (metrics_dir / "counter_999999.db").exists()

@@ -8,8 +8,8 @@ import copy
 import orjson
 import pytest
 
-from gateway.anthropic_request import Untranslatable, prompt_to_openai, to_openai
-from gateway.anthropic_shape import error_body, from_openai
+from gateway.api.anthropic.request import Untranslatable, prompt_to_openai, to_openai
+from gateway.api.anthropic.shape import error_body, from_openai
 from gateway.errors import AllTargetsFailed, BadRequest, DeadlineExceeded, GatewayError, ModelNotFound, NoTargetAvailable, PayloadTooLarge
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.anthropic_stream import MessageEvents, anthropic_events
+from gateway.api.anthropic.stream import MessageEvents, anthropic_events
 
 
 def frames(*chunks: Any, done: bool = True) -> list[bytes]:

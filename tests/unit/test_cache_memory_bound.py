@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.snapshot import StoreSettings
+from gateway.config.snapshot import StoreSettings
 from gateway.store.memory import MemoryStore
 
 

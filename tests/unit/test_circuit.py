@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.circuit import CLOSED, HALF_OPEN, OPEN, MemoryCircuits
+from gateway.store.breaker import CLOSED, HALF_OPEN, OPEN, MemoryCircuits
 from gateway.config.compile import build_snapshot
-from gateway.snapshot import CircuitPolicy, Target
+from gateway.config.snapshot import CircuitPolicy, Target
 from tests.support.configs import write_config
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.deadline import Deadlines
+from gateway.pipeline.deadline import Deadlines
 
 
 async def guarded(deadlines: Deadlines, seconds: float, work: float) -> str:

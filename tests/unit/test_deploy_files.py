@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway import metrics
+from gateway.observe import metrics
 from gateway.config.compile import build_snapshot
 from tests.support.servers import ROOT
 

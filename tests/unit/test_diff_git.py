@@ -31,7 +31,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     config = root / "config"
     (config / "packs").mkdir(parents=True)
-    (config / "packs" / "mine.yaml").write_text((ROOT / "gateway" / "packs" / "openai.yaml").read_text())
+    (config / "packs" / "mine.yaml").write_text((ROOT / "gateway" / "providers" / "packs" / "openai.yaml").read_text())
     (config / "routes.yaml").write_text(yaml.safe_dump(ROUTES))
     (config / "providers.yaml").write_text(yaml.safe_dump(PROVIDERS))
     git(root, "init", "-q", "-b", "main")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.snapshot import StoreSettings
+from gateway.config.snapshot import StoreSettings
 from gateway.store import Draw, Hold, Settlement, Slots, Take
 from gateway.store.memory import MemoryStore
 

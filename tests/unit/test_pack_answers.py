@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.packs.engine import UpstreamFailure, load_pack
-from gateway.snapshot import Limits, Price, Target
+from gateway.providers.packs.wire import UpstreamFailure, load_pack
+from gateway.config.snapshot import Limits, Price, Target
 
 BODY = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
 

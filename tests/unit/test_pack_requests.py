@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.packs.engine import load_pack
-from gateway.packs.templates import Origin, compile_text
-from gateway.snapshot import Limits, Price, Target
+from gateway.providers.packs.wire import load_pack
+from gateway.providers.packs.templates import Origin, compile_text
+from gateway.config.snapshot import Limits, Price, Target
 
 
 REQUESTS = {'plain': {'model': 'alias',

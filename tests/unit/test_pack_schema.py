@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gateway.config.schema import SCHEMAS, render
-from gateway.packs.loader import BUILTIN_DIR, builtin_names
+from gateway.providers.packs.loader import BUILTIN_DIR, builtin_names
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "pack.schema.json"

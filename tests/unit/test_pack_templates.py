@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config.compile import build_snapshot
 from gateway.config.load import ConfigError
-from gateway.packs.templates import Origin, TemplateProblem, compile_text, compile_value
+from gateway.providers.packs.templates import Origin, TemplateProblem, compile_text, compile_value
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = Origin("pack.yaml", 10, 3, True)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from gateway.circuit import MemoryCircuits
+from gateway.store.breaker import MemoryCircuits
 from gateway.config.compile import build_snapshot
 from gateway.config.load import ConfigError
 from gateway.errors import BadRequest, Forbidden, NoTargetAvailable
-from gateway.latency import LatencyAverages
-from gateway.plan import EXPLORE, Plan, plan_candidates, usable
-from gateway.snapshot import Snapshot
+from gateway.store.latency import LatencyAverages
+from gateway.pipeline.plan import EXPLORE, Plan, plan_candidates, usable
+from gateway.config.snapshot import Snapshot
 from tests.support.configs import write_config
 
 PROVIDERS = {

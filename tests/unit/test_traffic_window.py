@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.traffic import Traffic, failed_attempts
+from gateway.observe.traffic import Traffic, failed_attempts
 
 T0 = 1_800_000_000.0  # a slot boundary for 5-second slots
 

@@ -1,0 +1,28 @@
+"""Liveness, readiness and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.observe import metrics
+from gateway.api.endpoint import json_response
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None or runtime.snapshot is None:
+        return json_response({"status": "not ready", "config": None}, status=503)
+    store = {"kind": runtime.store.kind, "up": await runtime.store.ping()}
+    if not store["up"]:
+        return json_response({"status": "not ready", "config": runtime.snapshot.version, "store": store}, status=503)
+    return json_response({"status": "ready", "config": runtime.snapshot.version, "store": store})
+
+
+async def prometheus(request: Request) -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,106 @@
+"""GET /admin/usage: spend, tokens and requests per key and route for a day or a month.
+
+Keys appear by name only; secrets never leave routes.yaml. The figures are the store's
+usage totals, so with Redis they cover every replica (a replica sends its totals at
+most a second after the answers they count).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.pipeline.admit import StoreDown, windows_now
+from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
+from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.errors import BadRequest
+from gateway.server.runtime import Runtime
+from gateway.config.snapshot import Snapshot
+from gateway.store import Store, StoreUnavailable, UsageRow
+
+COUNTS = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+
+@endpoint("admin")
+async def usage(request: Request, exchange: Exchange) -> Response:
+    require_admin(request.headers, os.environ.get(ADMIN_KEY_ENV))
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    period, window = _window(request.query_params.get("period", "day"), request.query_params.get("at"))
+    try:
+        rows = await runtime.store.usage(window)
+        budgets = await _budgets(runtime.store, snapshot)
+    except StoreUnavailable:
+        raise StoreDown("usage cannot be read while the shared store is down", headers={"retry-after": "1"}) from None
+    return json_response({
+        "object": "usage",
+        "period": period,
+        "window": window[2:],
+        "store": runtime.store.kind,
+        "totals": _sum(rows),
+        "keys": _by(rows, "key", [k.name for k in snapshot.keys.values()], budgets),
+        "routes": _by(rows, "route", list(snapshot.routes), {}),
+        "breakdown": [{"key": r.key, "route": r.route, **_counts([r])} for r in sorted(rows, key=lambda r: (r.key, r.route))],
+    })
+
+
+def _window(period: str, at: str | None) -> tuple[str, str]:
+    day, month = windows_now()
+    if period == "day":
+        if at is not None and not DAY.match(at):
+            raise BadRequest("'at' must be a UTC day, YYYY-MM-DD, for period=day", param="at")
+        return period, f"d:{at}" if at else day
+    if period == "month":
+        if at is not None and not MONTH.match(at):
+            raise BadRequest("'at' must be a UTC month, YYYY-MM, for period=month", param="at")
+        return period, f"m:{at}" if at else month
+    raise BadRequest("'period' must be 'day' or 'month'", param="period")
+
+
+def _counts(rows: list[UsageRow]) -> dict[str, Any]:
+    out: dict[str, Any] = {name: 0 for name in COUNTS}
+    for row in rows:
+        for name in COUNTS:
+            out[name] += row.counts.get(name, 0)
+    out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+    out["cost_usd"] = round(out["cost_usd"], 9)
+    return out
+
+
+def _sum(rows: list[UsageRow]) -> dict[str, Any]:
+    return _counts(rows)
+
+
+def _by(rows: list[UsageRow], field: str, configured: list[str], extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per configured name (even when idle) and per name seen in the data."""
+    names = list(dict.fromkeys([*configured, *sorted({getattr(r, field) for r in rows})]))
+    out = []
+    for name in names:
+        entry = {field: name, **_counts([r for r in rows if getattr(r, field) == name])}
+        if name in extra:
+            entry["budget"] = extra[name]
+        out.append(entry)
+    return out
+
+
+async def _budgets(store: Store, snapshot: Snapshot) -> dict[str, Any]:
+    """Each budgeted key's current window: committed USD (spent plus open reservations) and what is left."""
+    day, month = windows_now()
+    keys = [k for k in snapshot.keys.values() if k.budget is not None]
+    holds = [f"{k.name}:{day if k.budget.per == 'day' else month}" for k in keys]  # type: ignore[union-attr]
+    spent = await store.spent(holds)
+    return {
+        k.name: {
+            "usd": k.budget.usd,  # type: ignore[union-attr]
+            "per": k.budget.per,  # type: ignore[union-attr]
+            "spent_usd": round(s, 9),
+            "remaining_usd": round(max(0.0, k.budget.usd - s), 9),  # type: ignore[union-attr]
+        }
+        for k, s in zip(keys, spent)
+    }

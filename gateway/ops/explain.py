@@ -1,0 +1,215 @@
+"""`gateway explain`: the plan the server would make for a request, and why.
+
+The candidates and skip reasons come from `plan_candidates` and the final verdict from
+`usable`, the very functions the request path calls, so the explanation cannot drift
+from what the server does. Only the inputs differ: the circuit and latency state start
+empty here, unless `--open` marks targets as down or `--live` copies them from a
+running gateway's /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.pipeline.identify import may_use
+from gateway.store.breaker import MemoryCircuits
+from gateway.errors import GatewayError
+from gateway.store.latency import LatencyAverages
+from gateway.pipeline.plan import Plan, plan_candidates, usable
+from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
+from gateway.providers.tokens import requested_output_tokens
+
+
+class ExplainError(Exception):
+    """A mistake in the command line (unknown alias, key, target): exit status 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    snapshot: Snapshot
+    route: Route
+    plan: Plan | None
+    key: Key | None
+    body: dict[str, Any]
+    latency: LatencyAverages
+    error: GatewayError | None  # what the server would answer instead of calling a target
+
+    @property
+    def status(self) -> int:
+        return self.error.status if self.error is not None else 200
+
+
+def default_body(route: Route) -> dict[str, Any]:
+    if route.kind == "embedding":
+        return {"model": route.alias, "input": "Hello"}
+    return {"model": route.alias, "messages": [{"role": "user", "content": "Hello"}]}
+
+
+def explain(
+    snapshot: Snapshot,
+    alias: str,
+    body: dict[str, Any] | None = None,
+    key_name: str | None = None,
+    tier: str | None = None,
+    open_targets: tuple[str, ...] = (),
+    live_metrics: str | None = None,
+    rng: random.Random | None = None,
+) -> Explanation:
+    route = snapshot.routes.get(alias)
+    if route is None:
+        raise ExplainError(f"no route '{alias}' (routes: {', '.join(sorted(snapshot.routes))})")
+    key = _find_key(snapshot, key_name)
+    body = body if body is not None else default_body(route)
+    circuits, latency = MemoryCircuits(), LatencyAverages()
+    for target_id in open_targets:
+        target = snapshot.targets.get(target_id)
+        if target is None:
+            raise ExplainError(f"--open: no target '{target_id}'")
+        circuits.force_open(target)
+    if live_metrics is not None:
+        _seed_from_metrics(snapshot, live_metrics, circuits, latency)
+    if not may_use(key, alias):
+        error = GatewayError(f"key '{key_name}' may not use model '{alias}'", status=403, code="forbidden")
+        return Explanation(snapshot, route, None, key, body, latency, error)
+    try:
+        plan = plan_candidates(snapshot, route, body, key, circuits, latency, tier, rng)
+    except GatewayError as exc:  # e.g. an unknown tier name
+        return Explanation(snapshot, route, None, key, body, latency, exc)
+    error = None
+    try:
+        usable(plan)
+    except GatewayError as exc:
+        error = exc
+    return Explanation(snapshot, route, plan, key, body, latency, error)
+
+
+def _find_key(snapshot: Snapshot, name: str | None) -> Key | None:
+    if name is None:
+        return None
+    for key in snapshot.keys.values():
+        if key.name == name:
+            return key
+    names = ", ".join(sorted(k.name for k in snapshot.keys.values())) or "none configured"
+    raise ExplainError(f"no key named '{name}' (keys: {names})")
+
+
+def _seed_from_metrics(snapshot: Snapshot, text: str, circuits: MemoryCircuits, latency: LatencyAverages) -> None:
+    """Copy circuit states and latency averages from a gateway's Prometheus exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            target = snapshot.targets.get(sample.labels.get("target", ""))
+            if target is None:
+                continue
+            if sample.name == "gateway_circuit_state" and sample.value >= 2:
+                circuits.force_open(target)
+            elif sample.name == "gateway_target_latency_seconds":
+                latency.observe(target.id, sample.value)
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _entries(route: Route) -> dict[str, tuple[RouteTarget, bool]]:
+    out = {rt.target.id: (rt, False) for rt in route.targets}
+    out.update({rt.target.id: (rt, True) for rt in route.fallback_targets})
+    return out
+
+
+def _candidate_facts(x: Explanation, rt: RouteTarget, extension: bool) -> dict[str, Any]:
+    target = rt.target
+    prompt = x.plan.prompt_tokens if x.plan else 0
+    facts: dict[str, Any] = {"target": target.id, "tier": rt.tier}
+    if x.route.kind == "chat":
+        facts["estimated_cost_usd"] = round(target.price.cost(prompt, requested_output_tokens(x.body)), 8)
+    if extension:
+        facts["from"] = "fallback: equivalents"
+    elif x.route.strategy == "weighted":
+        total = sum(e.weight for e in x.route.targets) or 1.0
+        facts["weight"] = rt.weight
+        facts["first_pick_share"] = round(rt.weight / total, 4)
+    if x.route.strategy == "fastest":
+        facts["latency_seconds"] = x.latency.average(target.id)
+    return facts
+
+
+def as_dict(x: Explanation) -> dict[str, Any]:
+    route = x.route
+    entries = _entries(route)
+    out: dict[str, Any] = {
+        "route": route.alias,
+        "config": x.snapshot.version,
+        "strategy": route.strategy,
+        "retry_attempts": route.retry.attempts,
+        "fallback_on": sorted(route.fallback_on),
+        "timeout": route.timeout,
+        "key": x.key.name if x.key else None,
+        "status": x.status,
+    }
+    if x.plan is not None:
+        out["prompt_tokens"] = x.plan.prompt_tokens
+        out["needs"] = sorted(x.plan.needs)
+        out["tier_cap"] = x.plan.tier_cap
+        out["candidates"] = [_candidate_facts(x, *entries[t.id]) for t in x.plan.candidates]
+        out["skipped"] = [s.as_dict() for s in x.plan.skipped]
+    if x.error is not None:
+        out["error"] = x.error.body()["error"]
+    return out
+
+
+def render_text(x: Explanation) -> str:
+    data = as_dict(x)
+    route = x.route
+    lines = [
+        f"route '{route.alias}' (config {data['config']}): strategy {route.strategy}, "
+        f"{route.retry.attempts} tries per target, fallback on {', '.join(data['fallback_on']) or 'nothing'}, "
+        f"deadline {route.timeout:g}s",
+    ]
+    if route.strategy == "weighted":
+        lines.append("  (weighted: the order below is one random draw; first_pick_share is each target's chance to go first)")
+    if route.strategy == "fastest":
+        lines.append("  (fastest: ordered by measured latency; 10% of requests try another target first)")
+    if x.plan is not None:
+        needs = ", ".join(data["needs"]) or "nothing special"
+        cap = data["tier_cap"] or "none"
+        lines.append(f"request: about {data['prompt_tokens']} prompt tokens; uses {needs}; tier cap {cap}")
+        lines.append("plan:")
+        if not data["candidates"]:
+            lines.append("  (no candidate)")
+        for i, facts in enumerate(data["candidates"], 1):
+            extras = [f"{k} {_show(v)}" for k, v in facts.items() if k != "target"]
+            lines.append(f"  {i}. {facts['target']}  " + "  ".join(extras))
+        if data["skipped"]:
+            lines.append("skipped:")
+            for s in data["skipped"]:
+                lines.append(f"  - {s['target']}: {s['reason']}: {s['detail']}")
+    if x.error is not None:
+        error = data["error"]
+        lines.append(f"result: HTTP {x.status} {error['code']}: {error['message']}")
+    else:
+        lines.append(f"result: the request goes to {x.plan.candidates[0].id}")  # type: ignore[union-attr]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def read_body(path: str) -> dict[str, Any]:
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExplainError(f"--request {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(body, dict):
+        raise ExplainError(f"--request {path}: must be a JSON object (a chat or embeddings request body)")
+    return body

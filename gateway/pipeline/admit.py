@@ -1,0 +1,292 @@
+"""Admission: may this request go ahead under its key's and route's limits and budget?
+
+`admit` checks and takes everything at once (one store call, so one Redis round trip):
+one request from each `rpm`, an estimate of its tokens from each `tpm`, a `concurrency`
+slot, and a reservation of its estimated cost from the key's budget. It returns an
+`Admission`, which the endpoint settles once the answer is in (`account.py`): real
+tokens replace the estimate, real cost replaces the reservation, slots are freed.
+
+A provider's own quota is checked per candidate by `Admission.take_target`, just before
+that target is called: a target whose provider is at its quota is skipped, never waited for.
+
+Estimates are deliberately high (prompt estimate plus the requested or default output),
+so a late settle can only make limits stricter for a moment, never looser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import math
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from gateway.observe import metrics
+from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
+from gateway.providers.rate_limits import duration
+from gateway.config.snapshot import Key, Limits, Route, Snapshot, StoreSettings, Target
+from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
+from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens, requested_output_tokens
+
+OPEN_KEY = "anonymous"  # the usage name of callers on a gateway without keys
+DAY_HOLD_TTL = 2 * 86400
+MONTH_HOLD_TTL = 33 * 86400
+
+
+class StoreDown(GatewayError):
+    """Fail-closed answer while the shared store cannot be reached."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "store_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What one entry of a `Take` stands for, to explain a refusal."""
+
+    scope: str  # key | route | provider
+    name: str
+    limit: str  # rpm | tpm | concurrency | budget
+    value: float
+
+
+@dataclass(slots=True)
+class Admission:
+    """What a request took; `account.settle` gives back what the answer did not use."""
+
+    store: Store
+    settings: StoreSettings
+    key_name: str
+    route: str
+    tokens: int  # the estimate taken from each tpm
+    windows: tuple[str, ...]
+    lease: str = ""
+    draws: list[Draw] = field(default_factory=list)  # tpm draws to settle with real usage
+    slots: list[str] = field(default_factory=list)
+    hold: Hold | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    providers: dict[str, list[Draw]] = field(default_factory=dict)  # target id -> its provider's tpm draw
+    tasks: set[asyncio.Task[Any]] | None = None
+
+    async def take_target(self, target: Target) -> bool:
+        """Take one request (and the token estimate) from the target's provider quota; False: skip it."""
+        limits = target.limits
+        if not limits.metered:
+            return True
+        take, checks = _take(self, (("provider", target.provider, limits),), None)
+        try:
+            verdict = await self.store.take(take)
+        except StoreUnavailable:
+            return self.settings.limits_fail_open
+        if not verdict.granted:
+            check = checks[verdict.refused]
+            metrics.limit_rejected("provider", check.name, check.limit)
+            logger.debug("skipping {}: provider '{}' is at its {} quota", target.id, target.provider, check.limit)
+            return False
+        self.providers[target.id] = [d for d in take.draws if d.bucket.endswith(":tpm")]
+        self.slots.extend(s.name for s in take.slots)
+        return True
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run store work after the answer, without making the client wait for a round trip."""
+        if self.tasks is None:
+            asyncio.ensure_future(work)
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+def windows_now(now: float | None = None) -> tuple[str, str]:
+    """The usage windows a moment falls in: its UTC day and its UTC month."""
+    now = time.time() if now is None else now
+    day_number = int(now // 86400)
+    if _windows[0] != day_number:  # formatted once a day, not once a request
+        day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        _windows[:] = [day_number, (f"d:{day}", f"m:{day[:7]}")]
+    return _windows[1]
+
+
+_windows: list[Any] = [None, ()]  # [UTC day number, its windows]
+
+
+def seconds_to_rollover(per: str, now: float | None = None) -> int:
+    """Seconds until the budget window (UTC day or month) starts again."""
+    now = time.time() if now is None else now
+    t = time.gmtime(now)
+    if per == "day":
+        end = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday + 1, 0, 0, 0))  # timegm carries day overflow
+    else:
+        end = calendar.timegm((t.tm_year + (t.tm_mon == 12), t.tm_mon % 12 + 1, 1, 0, 0, 0))
+    return max(1, math.ceil(end - now))
+
+
+def check_max_tokens(route: Route, body: dict[str, Any]) -> None:
+    cap = route.limits.max_tokens
+    if cap is None:
+        return
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > cap:
+            metrics.limit_rejected("route", route.alias, "max_tokens")
+            raise BadRequest(
+                f"'{name}' is {value}, over the limit of {cap} for model '{route.alias}'",
+                param=name, code="max_tokens_exceeded",
+            )
+
+
+def estimate_tokens(body: dict[str, Any], kind: str, route: Route, prompt: int | None = None) -> tuple[int, int]:
+    """(prompt, output) tokens expected before the upstream answers; `prompt` when the
+    plan has already estimated it."""
+    if kind == "embedding":
+        return estimate_input_tokens(body.get("input")), 0
+    default = route.limits.max_tokens or 256
+    if prompt is None:
+        prompt = estimate_prompt_tokens(body)
+    return prompt, requested_output_tokens(body, default)
+
+
+def estimate_cost(candidates: tuple[Target, ...], prompt: int, output: int) -> float:
+    """The dearest candidate's price: the reservation must cover whoever answers."""
+    return max((t.price.cost(prompt, output) for t in candidates), default=0.0)
+
+
+async def admit(
+    store: Store,
+    snapshot: Snapshot,
+    key: Key | None,
+    route: Route,
+    body: dict[str, Any],
+    candidates: tuple[Target, ...],
+    tasks: set[asyncio.Task[Any]] | None = None,
+    prompt_tokens: int | None = None,
+) -> Admission:
+    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed).
+
+    `prompt_tokens` is the plan's estimate of the prompt, when it made one.
+    """
+    check_max_tokens(route, body)
+    prompt, output = estimate_tokens(body, route.kind, route, prompt_tokens)
+    admission = Admission(
+        store, snapshot.store, key.name if key is not None else OPEN_KEY, route.alias, prompt + output,
+        windows_now(), tasks=tasks,
+    )
+    if not route.limits.metered and (key is None or (not key.limits.metered and key.budget is None)):
+        return admission  # nothing to take: no store call, nothing to settle
+    scopes: list[tuple[str, str, Limits]] = [("route", route.alias, route.limits)]
+    hold = None
+    if key is not None:
+        scopes.insert(0, ("key", key.name, key.limits))
+        if key.budget is not None:
+            window = admission.windows[0] if key.budget.per == "day" else admission.windows[1]
+            ttl = DAY_HOLD_TTL if key.budget.per == "day" else MONTH_HOLD_TTL
+            hold = Hold(f"{key.name}:{window}", key.budget.usd, estimate_cost(candidates, prompt, output), ttl)
+    take, checks = _take(admission, scopes, hold)
+    if not take.checks:
+        return admission
+    try:
+        verdict = await store.take(take)
+    except StoreUnavailable:
+        return _outage(admission, take, snapshot.store)
+    if not verdict.granted:
+        raise _refusal(checks[verdict.refused], verdict, take, checks, key)
+    admission.draws = [d for d in take.draws if d.bucket.endswith(":tpm")]
+    admission.slots = [s.name for s in take.slots]
+    admission.hold = hold
+    admission.headers = rate_headers(take, checks, verdict)
+    return admission
+
+
+def _take(admission: Admission, scopes: Any, hold: Hold | None) -> tuple[Take, list[Check]]:
+    """Build the all-or-nothing take for some scopes, and what each of its checks means."""
+    draws: list[Draw] = []
+    slots: list[Slots] = []
+    draw_checks: list[Check] = []
+    slot_checks: list[Check] = []
+    for scope, name, limits in scopes:
+        if limits.rpm is not None:
+            draws.append(Draw(f"{scope}:{name}:rpm", limits.rpm, 1))
+            draw_checks.append(Check(scope, name, "rpm", limits.rpm))
+        if limits.tpm is not None:
+            draws.append(Draw(f"{scope}:{name}:tpm", limits.tpm, admission.tokens))
+            draw_checks.append(Check(scope, name, "tpm", limits.tpm))
+        if limits.concurrency is not None:
+            slots.append(Slots(f"{scope}:{name}", limits.concurrency))
+            slot_checks.append(Check(scope, name, "concurrency", limits.concurrency))
+    checks = draw_checks + slot_checks
+    if hold is not None:
+        checks.append(Check("key", admission.key_name, "budget", hold.limit))
+    if slots and not admission.lease:
+        admission.lease = uuid.uuid4().hex
+    take = Take(tuple(draws), tuple(slots), admission.lease, admission.settings.lease, hold)
+    return take, checks
+
+
+def _outage(admission: Admission, take: Take, settings: StoreSettings) -> Admission:
+    """The store is down: each concern the request touches lets it through or refuses it."""
+    if take.hold is not None and not settings.budgets_fail_open:
+        raise StoreDown("budgets cannot be checked right now; try again shortly", headers={"retry-after": "1"})
+    if (take.draws or take.slots) and not settings.limits_fail_open:
+        raise StoreDown("rate limits cannot be checked right now; try again shortly", headers={"retry-after": "1"})
+    return admission  # nothing was taken, so nothing will be settled
+
+
+def _refusal(check: Check, verdict: Verdict, take: Take, checks: list[Check], key: Key | None) -> GatewayError:
+    if check.limit == "budget":
+        metrics.budget_rejected(check.name)
+        per = key.budget.per if key is not None and key.budget is not None else "day"
+        wait = seconds_to_rollover(per)
+        return BudgetExceeded(
+            f"the budget of key '{check.name}' (${check.value:g} per {per}) is spent; it renews in {wait}s",
+            headers={"retry-after": str(wait)},
+        )
+    metrics.limit_rejected(check.scope, check.name, check.limit)
+    wait = max(verdict.wait, 0.001)
+    headers = rate_headers(take, checks, verdict)
+    if check.limit == "concurrency":
+        headers["x-ratelimit-limit-concurrency"] = str(int(check.value))
+        headers["x-ratelimit-remaining-concurrency"] = "0"
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+    unit = {"rpm": "requests per minute", "tpm": "tokens per minute", "concurrency": "requests at once"}[check.limit]
+    what = "key" if check.scope == "key" else "model"
+    return RateLimited(
+        f"rate limit reached for {what} '{check.name}': {int(check.value)} {unit}; retry in {wait:.2f}s",
+        headers=headers,
+    )
+
+
+def rate_headers(take: Take, checks: list[Check], verdict: Verdict) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers, for the tightest request and token limit that applied."""
+    headers: dict[str, str] = {}
+    for limit, kind in (("rpm", "requests"), ("tpm", "tokens")):
+        best = None
+        for i, level in enumerate(verdict.levels):
+            if checks[i].limit == limit and (best is None or level.remaining < best[1].remaining):
+                best = (take.draws[i], level)
+        if best is not None:
+            draw, level = best
+            headers[f"x-ratelimit-limit-{kind}"] = str(draw.capacity)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(level.remaining)
+            headers[f"x-ratelimit-reset-{kind}"] = duration(level.reset)
+    return headers
+
+
+def settlement(admission: Admission, target: Target | None, tokens: int, cost: float) -> Settlement | None:
+    """Give back what the answer did not use: tokens, slots, and the unspent reservation."""
+    adjustments = [Draw(d.bucket, d.capacity, tokens - d.amount) for d in admission.draws]
+    for target_id, draws in admission.providers.items():
+        used = tokens if target is not None and target_id == target.id else 0
+        adjustments += [Draw(d.bucket, d.capacity, used - d.amount) for d in draws]
+    budget = None
+    if admission.hold is not None:
+        budget = (admission.hold.name, cost - admission.hold.amount, admission.hold.ttl)
+    if not adjustments and not admission.slots and budget is None:
+        return None
+    return Settlement(tuple(adjustments), tuple(admission.slots), admission.lease, budget)

@@ -1,0 +1,187 @@
+"""The exact-match response cache of routes that set `cache: {ttl}`.
+
+An entry belongs to a caller. Its key is a hash of:
+- the key format version (`KEY_FORMAT`): entries written under an older format are
+  never found, so a change of what goes into a key cannot serve an entry made without it;
+- the owner, by the route's `cache.scope`: the calling key (`key`, the default), the
+  key's tenant (`tenant`; a key with no tenant is its own), or nobody in particular
+  (`route`: every caller of the route shares, for public prompts only);
+- the request's effective tier cap (the key's `max_tier` or a lower
+  `x-gateway-max-tier`), so a capped caller never shares entries with a wider one;
+- the endpoint, the alias and the request body without the fields that do not change
+  the answer (`stream`, `user`, ...), serialized with sorted keys.
+
+An entry also names the target that wrote it; the caller must be allowed that target
+now (see `completion.may_serve`), or the entry is a miss.
+
+A plain answer and a streamed answer fill the same entry, and either can serve both: a
+streamed request is answered from a cached answer as a stream of chunks. Only complete
+answers are stored: errors and streams that broke off or were abandoned never are.
+
+The cache fails open: a store that cannot answer is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.observe import metrics
+from gateway.config.snapshot import Key
+from gateway.store import Store, StoreUnavailable
+
+# Fields that change how or for whom an answer is delivered, never what it says.
+IGNORED = frozenset({"stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier"})
+SEPARATOR = b"\n"  # between the answering target's id and the answer's JSON
+KEY_FORMAT = "c2"  # bump when what goes into a key changes; "c1" keys had no owner and no tier
+
+# What the request's own `cache-control` header may ask for, as HTTP caches read it.
+LOOKUP_AND_STORE = (True, True)
+STORE_ONLY = (False, True)  # no-cache (or max-age=0): answer fresh, keep the fresh answer
+NEITHER = (False, False)  # no-store: neither read nor write the cache
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    target: str
+    answer: bytes  # the OpenAI answer as JSON, ready to send
+
+
+def owner(scope: str, key: Key | None) -> str:
+    """Who an entry belongs to under the route's scope; on an open gateway every caller is one."""
+    if scope == "route":
+        return "route"
+    if key is None:
+        return "open"
+    if scope == "tenant" and key.tenant:
+        return "tenant:" + key.tenant
+    return "key:" + key.name
+
+
+def cache_key(endpoint: str, alias: str, body: dict[str, Any], owner: str, tier_cap: str | None) -> str:
+    normalized = {k: v for k, v in body.items() if k not in IGNORED}
+    normalized["model"] = alias
+    normalized["\x00endpoint"] = endpoint
+    normalized["\x00owner"] = owner
+    normalized["\x00tier"] = tier_cap
+    return KEY_FORMAT + ":" + hashlib.sha256(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def request_control(header: str | None) -> tuple[bool, bool]:
+    """(look up, store) for a request's `cache-control` header: no-store wins over no-cache."""
+    if not header:
+        return LOOKUP_AND_STORE
+    directives = {part.strip().lower() for part in header.split(",")}
+    if "no-store" in directives:
+        return NEITHER
+    if "no-cache" in directives or "max-age=0" in directives:
+        return STORE_ONLY
+    return LOOKUP_AND_STORE
+
+
+async def lookup(store: Store, route: str, key: str) -> Cached | None:
+    try:
+        raw = await store.cache_get(key)
+    except StoreUnavailable:
+        raw = None
+    metrics.cache_lookup(route, raw is not None)
+    if raw is None:
+        return None
+    target, _, answer = raw.partition(SEPARATOR)
+    return Cached(target.decode(), answer)
+
+
+async def save(store: Store, key: str, target: str, answer: bytes, ttl: float) -> None:
+    try:
+        await store.cache_put(key, target.encode() + SEPARATOR + answer, ttl)
+    except StoreUnavailable:
+        pass
+
+
+def replay(answer: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
+    """A complete chat answer as the SSE frames of a stream that says the same."""
+    base = {
+        "id": answer.get("id", "chatcmpl-cached"),
+        "object": "chat.completion.chunk",
+        "created": answer.get("created", 0),
+        "model": answer.get("model", ""),
+    }
+    for choice in answer.get("choices") or ():
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content")}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        if message.get("refusal"):
+            delta["refusal"] = message["refusal"]
+        yield _frame({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
+        finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+        yield _frame({**base, "choices": [finish]})
+    if include_usage and answer.get("usage") is not None:
+        yield _frame({**base, "choices": [], "usage": answer["usage"]})
+    yield b"data: [DONE]\n\n"
+
+
+def _frame(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class Assembler:
+    """Rebuilds the complete answer from a stream's chunks, to cache a streamed miss."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] = {}
+        self.choices: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] | None = None
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        if not self.head:
+            self.head = {k: chunk.get(k) for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for part in chunk.get("choices") or ():
+            choice = self.choices.setdefault(
+                part.get("index", 0), {"role": "assistant", "content": [], "tools": {}, "finish": None}
+            )
+            delta = part.get("delta") or {}
+            if delta.get("role"):
+                choice["role"] = delta["role"]
+            if delta.get("content"):
+                choice["content"].append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                slot = choice["tools"].setdefault(call.get("index", 0), {"id": None, "name": "", "arguments": []})
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"].append(function.get("arguments") or "")
+            if part.get("finish_reason"):
+                choice["finish"] = part["finish_reason"]
+
+    def answer(self) -> dict[str, Any]:
+        choices = []
+        for index in sorted(self.choices):
+            choice = self.choices[index]
+            message: dict[str, Any] = {"role": choice["role"], "content": "".join(choice["content"]) or None}
+            if choice["tools"]:
+                message["tool_calls"] = [
+                    {"id": t["id"], "type": "function", "function": {"name": t["name"], "arguments": "".join(t["arguments"])}}
+                    for _, t in sorted(choice["tools"].items())
+                ]
+            choices.append({"index": index, "message": message, "finish_reason": choice["finish"] or "stop"})
+        answer = {"object": "chat.completion", **self.head, "choices": choices}
+        if self.usage is not None:
+            answer["usage"] = self.usage
+        return answer
+
+    def text_length(self) -> int:
+        """Characters of content and tool arguments so far (to estimate tokens when no usage came)."""
+        total = 0
+        for choice in self.choices.values():
+            total += sum(len(piece) for piece in choice["content"])
+            for tool in choice["tools"].values():
+                total += len(tool["name"]) + sum(len(a) for a in tool["arguments"])
+        return total

@@ -1,0 +1,67 @@
+"""Who is calling: the client key, and what that key may use.
+
+Keys are stored as sha256 digests, so routes.yaml in git never holds a secret and the
+lookup is by digest: the secret itself is never compared byte by byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from fnmatch import fnmatchcase
+
+from starlette.datastructures import Headers
+
+from gateway.errors import Forbidden, Unauthorized
+from gateway.config.snapshot import Key, Snapshot
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
+    """The caller's key; None on an open gateway. Raises 401 for a missing or unknown key."""
+    if snapshot.open:
+        return None
+    secret = presented_key(headers)
+    if secret is None:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'", code="missing_api_key")
+    digest = hash_key(secret)
+    key = snapshot.keys.get(digest)
+    # The lookup is by digest; the final comparison is constant-time all the same.
+    if key is None or not hmac.compare_digest(key.digest, digest):
+        raise Unauthorized("invalid API key")
+    return key
+
+
+def may_use(key: Key | None, alias: str) -> bool:
+    if key is None or key.routes is None:
+        return True
+    return any(fnmatchcase(alias, pattern) for pattern in key.routes)
+
+
+def authorize(key: Key | None, alias: str) -> None:
+    if not may_use(key, alias):
+        raise Forbidden(f"key '{key.name}' may not use model '{alias}'", param="model")  # type: ignore[union-attr]
+
+
+ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
+
+
+def require_admin(headers: Headers, admin_key: str | None) -> None:
+    """Admin endpoints need GATEWAY_ADMIN_KEY; without one configured they are closed."""
+    if not admin_key:
+        raise Forbidden(f"admin endpoints are disabled: set {ADMIN_KEY_ENV} to enable them", code="admin_disabled")
+    secret = presented_key(headers)
+    if secret is None or not hmac.compare_digest(secret.encode(), admin_key.encode()):
+        raise Unauthorized("missing or invalid admin key")

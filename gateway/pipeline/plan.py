@@ -1,0 +1,268 @@
+"""Which targets a request may go to, in the order they will be tried.
+
+`plan_candidates` is the one function that decides; the server and `gateway explain`
+both call it, so what an operator is shown is what the server does. It reads only the
+snapshot, the request, and the process's circuit and latency state, and changes none
+of them.
+
+The steps, in order:
+1. order the route's targets by its strategy (fallback, weighted, cheapest, fastest),
+   then append `fallback: equivalents` members;
+2. skip what cannot serve this request: above the tier cap (the key's `max_tier`, or the
+   lower `x-gateway-max-tier` header), lacking a capability the request uses (tools,
+   vision, json), too small a context window for the estimated prompt, or an open circuit.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.store.breaker import CircuitStore
+from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
+from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
+from gateway.providers.tokens import estimate_prompt_tokens, requested_output_tokens
+
+MAX_TIER_HEADER = "x-gateway-max-tier"
+EXPLORE = 0.1  # share of `fastest` requests sent first to a target that is not the fastest
+
+# Skip reasons, as shown by `gateway explain` and in a 503's `error.skipped`.
+TIER = "tier"
+CAPABILITY = "capability"
+CONTEXT_WINDOW = "context_window"
+CIRCUIT = "circuit"
+
+
+class Latencies(Protocol):
+    def average(self, target_id: str) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    target: str
+    reason: str  # tier | capability | context_window | circuit
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"target": self.target, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    route: Route
+    candidates: tuple[Target, ...]
+    skipped: tuple[Skipped, ...] = ()
+    needs: frozenset[str] = frozenset()  # capabilities the request uses
+    prompt_tokens: int = 0  # the estimate the context-window and cheapest checks used
+    tier_cap: str | None = None
+    denied: str | None = None  # set when the key's own tier cap leaves no target: a 403
+    retry_after: float | None = None  # all blocked by open circuits: when the first probe may go
+
+
+def find_route(snapshot: Snapshot, alias: str, kind: str) -> Route:
+    route = snapshot.routes.get(alias)
+    if route is None or route.kind != kind:
+        what = "an embedding" if kind == "embedding" else "a chat"
+        raise ModelNotFound(f"the model '{alias}' does not exist or is not {what} model", param="model")
+    return route
+
+
+def plan_candidates(
+    snapshot: Snapshot,
+    route: Route,
+    body: dict[str, Any],
+    key: Key | None,
+    circuits: CircuitStore,
+    latency: Latencies,
+    max_tier: str | None = None,
+    rng: random.Random | None = None,
+) -> Plan:
+    """The ordered candidates for this request and, for every other target, why not."""
+    rng = rng or _RNG
+    chat = route.kind == "chat"
+    needs = required_capabilities(body) if chat else frozenset()
+    prompt = estimate_prompt_tokens(body) if chat else 0
+    window_need = prompt + _explicit_output_tokens(body)
+    tiers = snapshot.tiers
+    key_cap = key.max_tier if key is not None else None
+    cap, cap_by = _tier_cap(tiers, key_cap, max_tier, key)
+    ordered = order_targets(route, body, prompt, latency, rng) + route.fallback_targets
+
+    candidates: list[Target] = []
+    skipped: list[Skipped] = []
+    open_for: list[float] = []
+    for entry in ordered:
+        target = entry.target
+        reason = _above_cap(tiers, entry, cap, cap_by)
+        if reason is None:
+            reason = _lacks(target, needs) or _too_long(target, window_need, prompt)
+        if reason is None:
+            view = circuits.view(target)
+            if not view.usable:
+                open_for.append(view.retry_in)
+                reason = Skipped(target.id, CIRCUIT, f"circuit {view.state.replace('_', '-')}, next probe in {view.retry_in:.1f}s")
+        if reason is None:
+            candidates.append(target)
+        else:
+            skipped.append(reason)
+
+    denied = None
+    if key_cap is not None and all(_rank(tiers, e.tier) > _rank(tiers, key_cap) for e in ordered):
+        denied = f"key '{key.name}' is capped at tier '{key_cap}' and every target of '{route.alias}' is above it"  # type: ignore[union-attr]
+    return Plan(
+        route=route,
+        candidates=tuple(candidates),
+        skipped=tuple(skipped),
+        needs=needs,
+        prompt_tokens=prompt,
+        tier_cap=cap,
+        denied=denied,
+        retry_after=min(open_for) if open_for and not candidates else None,
+    )
+
+
+def usable(plan: Plan) -> tuple[Target, ...]:
+    """The candidates, or the error that says why there are none."""
+    if plan.candidates:
+        return plan.candidates
+    alias = plan.route.alias
+    if plan.denied:
+        raise Forbidden(plan.denied, param="model", code="tier_not_allowed")
+    if plan.skipped and all(s.reason == CONTEXT_WINDOW for s in plan.skipped):
+        raise BadRequest(
+            f"the prompt (about {plan.prompt_tokens} tokens) is too long for every model of '{alias}'",
+            param="messages", code="context_length_exceeded",
+        )
+    reasons = ", ".join(sorted({s.reason.replace("_", " ") for s in plan.skipped}))
+    headers = {"retry-after": str(max(1, round(plan.retry_after + 0.5)))} if plan.retry_after is not None else None
+    raise NoTargetAvailable(
+        f"no target of '{alias}' can take this request (skipped: {reasons})",
+        headers=headers, extra={"skipped": [s.as_dict() for s in plan.skipped]},
+    )
+
+
+# ------------------------------------------------------------------ strategies
+
+
+def order_targets(
+    route: Route, body: dict[str, Any], prompt: int, latency: Latencies, rng: random.Random
+) -> tuple[RouteTarget, ...]:
+    """The route's targets in the order its strategy tries them."""
+    targets = route.targets
+    if len(targets) < 2 or route.strategy == "fallback":
+        return targets
+    if route.strategy == "weighted":
+        return weighted_order(targets, rng)
+    if route.strategy == "cheapest":
+        output = requested_output_tokens(body)
+        return tuple(sorted(targets, key=lambda rt: rt.target.price.cost(prompt, output)))
+    if route.strategy == "fastest":
+        return fastest_order(targets, latency, rng)
+    return targets
+
+
+def weighted_order(targets: tuple[RouteTarget, ...], rng: random.Random) -> tuple[RouteTarget, ...]:
+    """A random order in which each target comes first with probability weight / total.
+
+    Each target draws u**(1/weight) and the order is by draw, highest first (weighted
+    sampling without replacement): the first pick follows the weights exactly and the
+    rest of the chain is the fallback. A weight of 0 makes a target a backup only.
+    """
+    def draw(rt: RouteTarget) -> float:
+        return rng.random() ** (1.0 / rt.weight) if rt.weight > 0 else -1.0
+
+    return tuple(sorted(targets, key=draw, reverse=True))
+
+
+def fastest_order(targets: tuple[RouteTarget, ...], latency: Latencies, rng: random.Random) -> tuple[RouteTarget, ...]:
+    """Lowest moving average first; unmeasured targets before all (so they get measured).
+
+    With probability EXPLORE another target goes first, so a target that was slow and has
+    recovered gets a fresh measurement instead of being ranked on old news forever.
+    """
+    def average(rt: RouteTarget) -> float:
+        value = latency.average(rt.target.id)
+        return -1.0 if value is None else value
+
+    ordered = sorted(targets, key=average)
+    if rng.random() < EXPLORE:
+        ordered.insert(0, ordered.pop(rng.randrange(1, len(ordered))))
+    return tuple(ordered)
+
+
+# ------------------------------------------------------------------ what the request needs
+
+
+def required_capabilities(body: dict[str, Any]) -> frozenset[str]:
+    needs: set[str] = set()
+    if body.get("tools") or body.get("functions"):
+        needs.add("tools")
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
+        needs.add("json")
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            needs.add("vision")
+            break
+    return frozenset(needs)
+
+
+def _explicit_output_tokens(body: dict[str, Any]) -> int:
+    """Output tokens the client asked for; they share the context window with the prompt."""
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _lacks(target: Target, needs: frozenset[str]) -> Skipped | None:
+    if not needs or target.supports is None:
+        return None
+    missing = sorted(needs - target.supports)
+    if not missing:
+        return None
+    return Skipped(target.id, CAPABILITY, f"the request uses {', '.join(missing)}, which the model does not support")
+
+
+def _too_long(target: Target, need: int, prompt: int) -> Skipped | None:
+    if target.context_window is None or need <= target.context_window:
+        return None
+    asked = f" + {need - prompt} requested output" if need > prompt else ""
+    return Skipped(
+        target.id, CONTEXT_WINDOW,
+        f"about {prompt} prompt tokens{asked} exceed its context window of {target.context_window}",
+    )
+
+
+# ------------------------------------------------------------------ tiers
+
+
+def _rank(tiers: tuple[str, ...], tier: str | None) -> int:
+    """Position in `tiers` (cheapest first); a target without a tier passes every cap."""
+    return tiers.index(tier) if tier in tiers else -1
+
+
+def _tier_cap(
+    tiers: tuple[str, ...], key_cap: str | None, header: str | None, key: Key | None
+) -> tuple[str | None, str]:
+    """The lower of the key's cap and the request's header: a header can only lower it."""
+    if header is not None:
+        header = header.strip()
+        if header not in tiers:
+            raise BadRequest(
+                f"{MAX_TIER_HEADER} must be one of: {', '.join(tiers)}", param=MAX_TIER_HEADER, code="invalid_tier"
+            )
+        if key_cap is None or _rank(tiers, header) < _rank(tiers, key_cap):
+            return header, f"the request's {MAX_TIER_HEADER}"
+    if key_cap is not None:
+        return key_cap, f"key '{key.name}'"  # type: ignore[union-attr]
+    return None, ""
+
+
+def _above_cap(tiers: tuple[str, ...], entry: RouteTarget, cap: str | None, cap_by: str) -> Skipped | None:
+    if cap is None or _rank(tiers, entry.tier) <= _rank(tiers, cap):
+        return None
+    return Skipped(entry.target.id, TIER, f"tier '{entry.tier}' is above the cap '{cap}' set by {cap_by}")
+
+
+_RNG = random.Random()

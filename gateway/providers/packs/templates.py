@@ -1,0 +1,265 @@
+"""Compiling and running pack templates inside Jinja's sandbox.
+
+A pack arrives in a config PR, so its templates are untrusted code: they run in an
+`ImmutableSandboxedEnvironment` (no underscore attributes, no Python internals, no
+mutation of lists and dicts) and are also checked before they are compiled, so an
+escape attempt fails `gateway validate` at its line instead of ever running.
+
+Value templates are compiled with Jinja's native code generator and a `concat` that
+collects outputs into a list: `{{ {"role": "user"} }}` outputs the dict itself, and a
+`{% set x %}{% for ... %}{{ ... }}{% endfor %}{% endset %}` block collects a list. No
+value is ever printed and parsed back, so quoting bugs cannot exist. Whitespace between
+tags is removed from the syntax tree at compile time; any other literal text in a value
+template is a validation error.
+
+Everything is compiled once, when the snapshot is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import BuiltinMethodType, FunctionType, MappingProxyType, MethodType
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.nativetypes import NativeCodeGenerator
+from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
+
+from gateway.providers.packs import helpers
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a template's first line sits in its file, to report errors at file:line:col."""
+
+    file: str
+    line: int
+    col: int
+    block: bool  # a YAML block scalar: template line N is file line `line + N - 1`
+
+    def at(self, template_line: int | None) -> tuple[int, int]:
+        if not self.block or not template_line:
+            return self.line, self.col
+        return self.line + template_line - 1, self.col
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be used, located in its file."""
+
+    def __init__(self, origin: Origin, template_line: int | None, message: str):
+        self.file = origin.file
+        self.line, self.col = origin.at(template_line)
+        self.message = message
+        super().__init__(f"{self.file}:{self.line}:{self.col}: {message}")
+
+
+class _ValueCodeGenerator(NativeCodeGenerator):
+    """Native output, but constant expressions stay values instead of being joined as text."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> Any:
+        if isinstance(node, nodes.TemplateData):
+            return super()._output_child_to_const(node, frame, finalize)
+        raise nodes.Impossible()
+
+
+def _collect(values: Iterable[Any]) -> list[Any]:
+    return list(values)
+
+
+# Attribute lookups on plain mappings are most of what templates do (`m.role`,
+# `body.get('tools')`), so they take a short path with exactly the sandbox's outcome:
+# a name that is not an attribute of the mapping type is a key; the read-only methods are
+# returned as they are; anything else (underscored names, mutators) goes the full way.
+_MAPPING_TYPES = (dict, MappingProxyType)
+_MAPPING_ATTRS = {kind: frozenset(dir(kind)) for kind in _MAPPING_TYPES}
+_MAPPING_READERS = frozenset({"get", "keys", "values", "items"})
+_HELPER_FUNCTIONS = frozenset(id(f) for f in helpers.GLOBALS.values())
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with the helpers every template may use."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            cache_size=0,
+            auto_reload=False,
+        )
+        self.filters.update(helpers.FILTERS)
+        self.globals.update(helpers.GLOBALS)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        kind = type(obj)
+        if kind in _MAPPING_ATTRS:
+            if attribute not in _MAPPING_ATTRS[kind]:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            if attribute in _MAPPING_READERS:
+                return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        # Calls that the sandbox would allow without condition skip its inspection: the
+        # pack helpers, read-only methods of mappings, and the stream state's methods.
+        kind = type(__obj)
+        if (
+            (kind is FunctionType and id(__obj) in _HELPER_FUNCTIONS)
+            or (kind is BuiltinMethodType and type(__obj.__self__) in _MAPPING_ATTRS and __obj.__name__ in _MAPPING_READERS)
+            or (kind is MethodType and type(__obj.__self__) is helpers.StreamState)
+        ):
+            if kwargs:
+                # Calls inside loops and blocks carry Jinja's bookkeeping for its own context.
+                kwargs.pop("_loop_vars", None)
+                kwargs.pop("_block_vars", None)
+            return __obj(*args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+class _ValueSandbox(_Sandbox):
+    code_generator_class = _ValueCodeGenerator
+    concat = staticmethod(_collect)  # type: ignore[assignment]
+
+
+
+TEXT_ENV = _Sandbox()
+VALUE_ENV = _ValueSandbox()
+NAMES: dict[str, Any] = dict(VALUE_ENV.globals)  # the same helpers in both environments
+
+# Attributes a template may never name, even on objects where they would be harmless:
+# refusing them by name keeps the rule simple to state and to check before running.
+_FORBIDDEN_FILTERS = {"attr"}
+
+
+def _check(tree: nodes.Template, origin: Origin, value: bool) -> None:
+    """Refuse sandbox escapes and (in value templates) literal text, before compiling."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name, nodes.TemplateData)):
+        name: Any = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        elif isinstance(node, nodes.Name):
+            name = node.name
+        elif isinstance(node, nodes.Filter) and node.name in _FORBIDDEN_FILTERS:
+            raise TemplateProblem(origin, node.lineno, f"the '{node.name}' filter is not allowed in pack templates")
+        elif isinstance(node, nodes.TemplateData):
+            if value and node.data.strip():
+                text = node.data.strip().splitlines()[0][:40]
+                raise TemplateProblem(
+                    origin, node.lineno, f"text outside {{{{ }}}} in a value template: '{text}' (output values with {{{{ ... }}}})"
+                )
+            continue
+        if isinstance(name, str) and (name.startswith("_") or is_internal_attribute(object(), name) or name in _INTERNAL_NAMES):
+            raise TemplateProblem(origin, node.lineno, f"'{name}' is not allowed in pack templates: the sandbox refuses Python internals")
+
+
+_INTERNAL_NAMES = frozenset({
+    "mro", "func_globals", "func_code", "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code",
+    "f_globals", "f_locals", "f_builtins", "tb_frame", "im_func", "im_self", "im_class",
+})
+
+
+def _strip_whitespace(tree: nodes.Template) -> None:
+    """Whitespace between tags is layout, not output: drop it from every Output node."""
+    for output in tree.find_all(nodes.Output):
+        output.nodes = [n for n in output.nodes if not (isinstance(n, nodes.TemplateData) and not n.data.strip())]
+
+
+def scope(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything a template can name: the helpers and Jinja's globals, then `variables`.
+
+    Built once per request (or per stream) and shared by every template rendered for
+    it; templates cannot change it (their own assignments live in their render context).
+    """
+    return {**NAMES, **variables}
+
+
+def _context(template: Any, names: dict[str, Any]) -> Any:
+    # Jinja's `new_context` copies the globals (a ChainMap) on every render; the scope
+    # already holds them, so the context is made directly around it.
+    env = template.environment
+    return env.context_class(env, names, template.name, template.blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueTemplate:
+    """A compiled value template: `render` returns the list of values it output."""
+
+    template: Any
+    origin: Origin
+
+    def render(self, names: dict[str, Any]) -> list[Any]:
+        """Run with a `scope(...)`; returns every value output, in order."""
+        return list(self.template.root_render_func(_context(self.template, names)))
+
+    def render_one(self, names: dict[str, Any]) -> Any:
+        values = self.render(names)
+        if len(values) != 1:
+            raise TemplateError(f"the template output {len(values)} values where one was expected")
+        return values[0]
+
+
+@dataclass(frozen=True, slots=True)
+class TextTemplate:
+    """A text template, or a plain string when the source has no template syntax."""
+
+    source: str
+    template: Any | None
+    # Reads nothing but the target's config (`target`, `params`, `constants`) and calls
+    # no helper: the same text for every request to a target, so it can be rendered once.
+    config_only: bool = True
+
+    def render(self, names: dict[str, Any]) -> str:
+        template = self.template
+        if template is None:
+            return self.source
+        return "".join(template.root_render_func(_context(template, names)))
+
+
+def _parse(env: _Sandbox, source: str, origin: Origin) -> nodes.Template:
+    try:
+        return env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(origin, exc.lineno, f"template syntax: {exc.message}") from None
+
+
+def _build(env: _Sandbox, tree: nodes.Template, origin: Origin) -> Any:
+    try:
+        code = env.compile(tree, filename=origin.file)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(origin, exc.lineno, f"template syntax: {exc.message}") from None
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
+def compile_value(source: str, origin: Origin) -> ValueTemplate:
+    tree = _parse(VALUE_ENV, source, origin)
+    _check(tree, origin, value=True)
+    _strip_whitespace(tree)
+    return ValueTemplate(_build(VALUE_ENV, tree, origin), origin)
+
+
+def compile_text(source: str, origin: Origin) -> TextTemplate:
+    if "{{" not in source and "{%" not in source and "{#" not in source:
+        return TextTemplate(source, None)
+    tree = _parse(TEXT_ENV, source, origin)
+    _check(tree, origin, value=False)
+    config_only = meta.find_undeclared_variables(tree) <= CONFIG_NAMES and not any(tree.find_all(nodes.Call))
+    return TextTemplate(source, _build(TEXT_ENV, tree, origin), config_only)
+
+
+CONFIG_NAMES = frozenset({"target", "params", "constants"})  # what does not change from one request to the next
+
+
+# What a running template may raise; the engine turns each into the right client error.
+RENDER_ERRORS: tuple[type[BaseException], ...] = (
+    TemplateError, SecurityError, TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError,
+)

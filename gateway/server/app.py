@@ -1,0 +1,97 @@
+"""Builds the Starlette app: endpoints, lifespan, error pages. Nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.config import reload
+
+from gateway.observe import log, metrics, tracing
+from gateway.api.anthropic.shape import error_body as anthropic_error_body
+from gateway.config.compile import build_snapshot
+from gateway.api import admin, health, models, ui, usage
+from gateway.api.anthropic import messages
+from gateway.api.openai import chat, embeddings
+from gateway.api.endpoint import error_response, request_id
+from gateway.errors import GatewayError, NotFound
+from gateway.server.runtime import Runtime
+
+ROUTES_ENV = "GATEWAY_ROUTES"
+MESSAGES_PATH = "/v1/messages"
+PROVIDERS_ENV = "GATEWAY_PROVIDERS"
+REDIS_URL_ENV = "REDIS_URL"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods still answer in the error shape the client reads."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: GatewayError = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+    else:
+        error = GatewayError(str(exc.detail), status=exc.status_code, type="invalid_request_error")
+    if request.url.path.startswith(MESSAGES_PATH):  # Anthropic's clients read Anthropic's shape
+        return error_response(error, request_id(request), anthropic_error_body)
+    return error_response(error, request_id(request))
+
+
+def create_app(routes_path: str | None = None, providers_path: str | None = None) -> Starlette:
+    """The app for one process; the config is compiled here so a bad one fails start-up."""
+    routes_path = routes_path or os.environ.get(ROUTES_ENV, "routes.yaml")
+    providers_path = providers_path or os.environ.get(PROVIDERS_ENV, "providers.yaml")
+    runtime = Runtime(build_snapshot(routes_path, providers_path), routes_path, providers_path)
+    log.setup(log.provider_secrets(lambda: runtime.snapshot))
+    owns_tracing = tracing.configure()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.upstream.start()
+        stop_reloading = await reload.start(runtime)
+        await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
+        snapshot = runtime.snapshot
+        metrics.config_served(snapshot.version, None, snapshot.loaded_at)
+        log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
+                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind, pid=os.getpid())
+        if snapshot.open:
+            log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
+        try:
+            yield
+        finally:
+            await stop_reloading()
+            await runtime.upstream.close()
+            await runtime.close_store()
+            log.event("stopped", "gateway stopped", pid=os.getpid())
+            if owns_tracing:
+                tracing.shutdown()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages.create_message, methods=["POST"]),
+            Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
+            Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+            Route("/v1/models", models.list_models, methods=["GET"]),
+            Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),
+            Route("/health", health.health, methods=["GET"]),
+            Route("/ready", health.ready, methods=["GET"]),
+            Route("/metrics", health.prometheus, methods=["GET"]),
+            Route("/admin/routes", ui.routes, methods=["GET"]),
+            Route("/admin/traffic", ui.traffic, methods=["GET"]),
+            Route("/ui", ui.page, methods=["GET"]),
+            Route("/ui/{name}", ui.asset, methods=["GET"]),
+            Route("/admin/reload", admin.reload_config, methods=["POST"]),
+            Route("/admin/config", admin.show_config, methods=["GET"]),
+            Route("/admin/usage", usage.usage, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

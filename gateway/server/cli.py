@@ -1,0 +1,280 @@
+"""The `gateway` command: serve, validate, diff, explain, hash-key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gateway.config.load import ConfigError
+
+DEFAULT_ROUTES = "routes.yaml"
+DEFAULT_PROVIDERS = "providers.yaml"
+
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """Prepare prometheus-client's multiprocess directory before anything imports it.
+
+    An operator's PROMETHEUS_MULTIPROC_DIR is honoured and emptied (files left by an
+    earlier run would be summed into this one). Otherwise several workers get a fresh
+    temporary directory, returned so it is removed at exit; one worker needs none.
+    """
+    import glob
+    import tempfile
+
+    path = os.environ.get(METRICS_DIR_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in glob.glob(os.path.join(path, "*.db")):
+            os.remove(name)
+        return None
+    if workers <= 1:
+        return None
+    path = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[METRICS_DIR_ENV] = path
+    return path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import shutil
+
+    own_metrics_dir = _metrics_dir(args.workers)
+    try:
+        return _run_server(args)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.observe import log
+    from gateway.server.app import PROVIDERS_ENV, ROUTES_ENV
+    from gateway.config.compile import build_snapshot
+    from gateway.config.reload import WATCH_ENV, serve_workers
+
+    log.setup()
+    try:  # fail before binding a port, with every error listed
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        log.event("config_invalid", "the config is invalid; not starting", "ERROR", errors=[str(i) for i in exc.issues])
+        print(exc, file=sys.stderr)
+        return 2
+    # Workers are separate processes: they find the config through the environment.
+    os.environ[ROUTES_ENV] = os.path.abspath(args.routes)
+    os.environ[PROVIDERS_ENV] = os.path.abspath(args.providers)
+    log.event("start", f"starting on {args.host}:{args.port} with {args.workers} worker(s)", host=args.host,
+              port=args.port, workers=args.workers, config=snapshot.version, graceful_timeout=args.graceful_timeout,
+              metrics_dir=os.environ.get(METRICS_DIR_ENV))
+    if args.workers > 1 and not os.environ.get("REDIS_URL"):
+        log.event("workers_without_redis", f"{args.workers} workers without REDIS_URL: each keeps its own limits, "
+                  "budgets and cache, so a key's rpm is in effect multiplied by the workers", "WARNING")
+    if not args.watch:
+        os.environ[WATCH_ENV] = "0"
+    options = dict(
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=False,  # nothing reads the client's address: the layer would only cost time
+        log_config=None,  # uvicorn's records go through the gateway's own sink (gateway.observe.log)
+        log_level=os.environ.get("GATEWAY_LOG_LEVEL", "info").lower(),
+        # On SIGTERM: stop accepting, let requests and streams in flight finish, cut them after this.
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
+    if args.workers > 1:  # a supervisor whose SIGHUP reloads every worker in place
+        serve_workers(uvicorn.Config("gateway.server.app:create_app", **options))  # type: ignore[arg-type]
+        return 0
+    uvicorn.run("gateway.server.app:create_app", **options)  # type: ignore[arg-type]
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 when valid, 1 with every issue (sorted by file and line) when not."""
+    import json
+
+    from gateway.config.caveats import caveats
+    from gateway.config.compile import build_snapshot
+    from gateway.config.load import env_with_placeholders
+
+    routes, providers = args.routes, args.providers
+    if os.path.isdir(routes):  # `gateway validate config/`: both files in one directory
+        routes, providers = os.path.join(routes, DEFAULT_ROUTES), os.path.join(routes, DEFAULT_PROVIDERS)
+    env = env_with_placeholders([routes, providers]) if args.allow_missing_env else None
+    try:
+        snapshot = build_snapshot(routes, providers, env)
+    except ConfigError as exc:
+        issues = sorted(exc.issues, key=lambda i: (i.file != routes, i.file, i.line, i.col))
+        if args.format == "json":
+            print(json.dumps({"valid": False, "count": len(issues), "errors": [i.as_dict() for i in issues]}, indent=2))
+        else:
+            for issue in issues:
+                print(issue, file=sys.stderr)
+            print(f"{len(issues)} error(s)", file=sys.stderr)
+        return 1
+    warnings = caveats(snapshot)
+    if args.format == "json":
+        print(json.dumps({
+            "valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes),
+            "targets": sorted(snapshot.targets), "keys": sorted(k.name for k in snapshot.keys.values()),
+            "sources": list(snapshot.sources), "warnings": warnings,
+        }))
+    else:
+        for line in warnings:
+            print(f"{routes}: warning: {line}", file=sys.stderr)
+        print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """Exit 0: nothing risky; 1: something risky changed; 2: a side is missing or invalid."""
+    import contextlib
+    import json
+
+    from gateway.config.revision import RevisionError, compile_dir, compiled_at
+    from gateway.ops.diff import diff_snapshots, render_markdown, render_text
+
+    if args.git is None and len(args.dirs) != 2:
+        print("gateway diff: give OLD and NEW directories, or --git REF [DIR]", file=sys.stderr)
+        return 2
+    if args.git is not None and len(args.dirs) > 1:
+        print("gateway diff --git REF takes at most one directory (the working tree side)", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.git is not None:
+                directory = args.dirs[0] if args.dirs else "."
+                old = stack.enter_context(compiled_at(args.git, directory, args.routes, args.providers))
+            else:
+                directory = args.dirs[1]
+                old = compile_dir(args.dirs[0], args.routes, args.providers)
+            new = compile_dir(directory, args.routes, args.providers)
+            result = diff_snapshots(old, new)
+    except RevisionError as exc:
+        print(f"gateway diff: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"gateway diff: {len(exc.issues)} error(s); fix them (see gateway validate) to see the diff", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+    elif args.format == "markdown":
+        print(render_markdown(result), end="")
+    else:
+        print(render_text(result), end="")
+    return 1 if result.risky else 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.config.compile import build_snapshot
+    from gateway.ops.explain import ExplainError, as_dict, explain, read_body, render_text
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        body = read_body(args.request) if args.request else None
+        metrics_text = _fetch_metrics(args.live) if args.live else None
+        explanation = explain(snapshot, args.alias, body, args.key, args.tier, tuple(args.open), metrics_text)
+    except ExplainError as exc:
+        print(f"gateway explain: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(as_dict(explanation), indent=2))
+    else:
+        print(render_text(explanation))
+    return 0 if explanation.error is None else 1
+
+
+def _fetch_metrics(base_url: str) -> str:
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    from gateway.ops.explain import ExplainError
+
+    url = base_url.rstrip("/") + "/metrics"
+    try:
+        with urlopen(url, timeout=5) as response:  # noqa: S310 - an operator-given URL
+            return response.read().decode()
+    except (URLError, OSError) as exc:
+        raise ExplainError(f"--live: could not read {url} ({exc})") from None
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    from gateway.pipeline.identify import hash_key
+
+    print(hash_key(args.key))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gateway", description="A config-driven LLM gateway.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--routes", default=DEFAULT_ROUTES)
+    serve.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--graceful-timeout", type=int, default=int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30")),
+                       metavar="SECONDS", help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    serve.add_argument("--no-watch", dest="watch", action="store_false",
+                       help="do not reload on file changes (SIGHUP and POST /admin/reload still do)")
+    serve.set_defaults(run=_serve)
+
+    validate = commands.add_parser("validate", help="check routes.yaml and providers.yaml")
+    validate.add_argument("routes", nargs="?", default=DEFAULT_ROUTES)
+    validate.add_argument("providers", nargs="?", default=DEFAULT_PROVIDERS)
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--allow-missing-env", action="store_true",
+                          help="an unset ${VAR} without a default is not an error (for CI, where secrets are absent)")
+    validate.set_defaults(run=_validate)
+
+    diff = commands.add_parser(
+        "diff", help="what a config change does: aliases, targets, limits, keys, prices; exit 1 when risky",
+    )
+    diff.add_argument("dirs", nargs="*", metavar="DIR", help="OLD NEW config directories (with --git: the working tree, default .)")
+    diff.add_argument("--git", metavar="REF", help="compare the config at this git revision with the working tree")
+    diff.add_argument("--routes", default=DEFAULT_ROUTES, help="routes file name inside each directory")
+    diff.add_argument("--providers", default=DEFAULT_PROVIDERS, help="providers file name inside each directory")
+    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff.set_defaults(run=_diff)
+
+    explain = commands.add_parser(
+        "explain", help="print the ordered target plan for a route and why targets are skipped"
+    )
+    explain.add_argument("alias", help="the route alias a client sends as 'model'")
+    explain.add_argument("--request", metavar="FILE.json", help="a request body to plan for ('-' reads stdin)")
+    explain.add_argument("--key", metavar="NAME", help="plan as this client key (by its name in routes.yaml)")
+    explain.add_argument("--tier", metavar="T", help="as if the request sent x-gateway-max-tier: T")
+    explain.add_argument("--open", metavar="TARGET", action="append", default=[],
+                         help="treat this target's circuit as open (repeatable)")
+    explain.add_argument("--live", metavar="URL", help="copy circuit states and latencies from a running gateway's /metrics")
+    explain.add_argument("--routes", default=DEFAULT_ROUTES)
+    explain.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    explain.add_argument("--format", choices=("text", "json"), default="text")
+    explain.set_defaults(run=_explain)
+
+    hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
+    hash_key.add_argument("key")
+    hash_key.set_defaults(run=_hash_key)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))

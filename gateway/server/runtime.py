@@ -1,0 +1,69 @@
+"""What one gateway process holds while it serves.
+
+The current `Snapshot` is the only reference that changes after start-up: a reload
+replaces it whole. A request reads `runtime.snapshot` once, at its start, and keeps
+that object to the end, so a swap never changes a request mid-way.
+
+Circuit breakers and latency averages are keyed by target id and live here, beside the
+snapshot rather than in it: what was learned about a target outlives a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.store.breaker import CircuitStore, MemoryCircuits
+from gateway.pipeline.deadline import Deadlines
+from gateway.store.latency import LatencyAverages
+from gateway.config.snapshot import Snapshot
+from gateway.store import Store, open_store
+from gateway.store.circuits import SharedCircuits
+from gateway.observe.traffic import Traffic
+from gateway.providers.upstream import Upstream
+
+if TYPE_CHECKING:
+    from gateway.config.reload import Reloader
+
+
+@dataclass(slots=True)
+class Runtime:
+    snapshot: Snapshot
+    routes_path: str
+    providers_path: str
+    upstream: Upstream = field(default_factory=Upstream)
+    circuits: CircuitStore = field(default_factory=MemoryCircuits)
+    latency: LatencyAverages = field(default_factory=LatencyAverages)
+    traffic: Traffic = field(default_factory=Traffic)  # the last minutes, for the operator's page
+    deadlines: Deadlines = field(default_factory=Deadlines)  # route deadlines of the requests in flight
+    reloader: Reloader | None = None  # set when the app starts: watches files, SIGHUP, /admin/reload
+    # Limits, budgets, cache and usage: in-process until `open_shared_store` swaps in Redis.
+    # It lives here, not in the snapshot, so its state survives config reloads.
+    store: Store = field(init=False)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
+    circuit_poller: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.store = open_store(None, self.store_settings)
+
+    def store_settings(self) -> Any:
+        return self.snapshot.store
+
+    async def open_shared_store(self, redis_url: str | None) -> None:
+        """With Redis: limits, budgets, cache, usage and circuit breakers are shared by every replica."""
+        if not redis_url:
+            return
+        self.store = open_store(redis_url, self.store_settings)
+        await self.store.start()
+        circuits = SharedCircuits(self.store, lambda: self.snapshot.targets.values())
+        self.circuits = circuits
+        self.circuit_poller = asyncio.get_running_loop().create_task(circuits.run())
+
+    async def close_store(self) -> None:
+        """Let pending settles finish, send batched usage, close the connection."""
+        if self.circuit_poller is not None:
+            self.circuit_poller.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=2)
+        await self.store.close()
