@@ -26,7 +26,7 @@ validate: install
 	$(VENV)/bin/gateway validate routes.yaml providers.yaml
 
 schemas: install
-	$(PY) -m gateway.config.schema schemas
+	$(PY) -m gateway.ops.schemas schemas
 
 # The benchmark (bench/, report in docs/benchmarks.md): about 8 minutes, needs root for
 # its Debian tools (nginx, wrk, redis-server) on first use. py-spy adds the profile.

@@ -21,7 +21,7 @@ from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.errors import GatewayError
 from gateway.observe.redact import MASK
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target
 
 

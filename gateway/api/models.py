@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.pipeline.identify import identify, may_use
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.errors import ModelNotFound
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Snapshot
 
 ANTHROPIC_HEADER = "anthropic-version"

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.errors import BadRequest, NotFound
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Route, RouteTarget
 
 # The page's own files, read once: name -> (body, content type).

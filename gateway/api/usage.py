@@ -18,7 +18,7 @@ from gateway.pipeline.admit import StoreDown, windows_now
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.errors import BadRequest
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Snapshot
 from gateway.store import Store, StoreUnavailable, UsageRow
 

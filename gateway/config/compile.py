@@ -22,16 +22,22 @@ from pydantic import ValidationError
 
 from gateway.config import snapshot as snap
 from gateway.config import model
-from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, load_yaml
-from gateway.providers.packs.wire import PackError, PackNotFound, load_pack
+from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, PackError, PackNotFound, load_yaml
+from gateway.config.snapshot import CompilePack
 
 
 def build_snapshot(
     routes_path: str | os.PathLike[str],
     providers_path: str | os.PathLike[str],
     env: Mapping[str, str] | None = None,
+    *,
+    packs: CompilePack,
 ) -> snap.Snapshot:
-    """Load, validate and compile; raise `ConfigError` listing every issue found."""
+    """Load, validate and compile; raise `ConfigError` listing every issue found.
+
+    `packs` compiles a provider's `api:` into its pack. It is passed in rather than
+    imported: packs are the providers layer's, which sits above this one.
+    """
     routes_file = load_yaml(routes_path, env)
     providers_file = load_yaml(providers_path, env)
     issues = routes_file.issues + providers_file.issues
@@ -40,7 +46,7 @@ def build_snapshot(
     if providers is None or routes is None:
         _check_references(routes_file, providers_file, routes, providers, issues)
         raise ConfigError(issues)
-    compiler = _Compiler(routes_file, providers_file, routes, providers, issues)
+    compiler = _Compiler(routes_file, providers_file, routes, providers, issues, packs)
     result = compiler.compile()
     if issues:
         raise ConfigError(issues)
@@ -162,7 +168,9 @@ class _Compiler:
         routes: model.RoutesFile,
         providers: model.ProvidersFile,
         issues: list[ConfigIssue],
+        compile_pack: CompilePack,
     ):
+        self.compile_pack = compile_pack
         self.rf, self.pf = routes_file, providers_file
         self.routes, self.providers = routes, providers
         self.issues = issues
@@ -192,7 +200,7 @@ class _Compiler:
         base_dir = str(Path(self.pf.path).parent)
         for name, provider in self.providers.providers.items():
             try:
-                pack = load_pack(provider.api, base_dir, provider.templates, self._template_position(name))
+                pack = self.compile_pack(provider.api, base_dir, provider.templates, self._template_position(name))
             except PackNotFound as exc:
                 self.issues.append(self.pf.issue(("providers", name, "api"), str(exc)))
                 continue

@@ -181,3 +181,19 @@ def _scalar(node: yaml.ScalarNode, loader: _Loader, out: LoadedFile, env: Mappin
     # A plain scalar keeps YAML's typing after substitution: `rpm: ${RPM:-60}` is an int.
     tag = loader.resolve(yaml.ScalarNode, text, (True, False))
     return loader.construct_object(yaml.ScalarNode(tag, text, node.start_mark, node.end_mark))
+
+
+class PackNotFound(LookupError):
+    pass
+
+
+class PackError(Exception):
+    """A pack file (or a provider's template override) that cannot be used.
+
+    Carries every problem found as config issues at file:line:col, so `gateway validate`
+    reports them with the rest of the config.
+    """
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))

@@ -24,24 +24,20 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 from loguru import logger
 
 from gateway.observe import log, metrics
-from gateway.config.compile import build_snapshot, pack_path
+from gateway.config.compile import pack_path
 from gateway.config.load import ConfigError, ConfigIssue
 from gateway.observe.redact import redact
 from gateway.config.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    import uvicorn
-
-    from gateway.server.runtime import Runtime
 
 WATCH_ENV = "GATEWAY_WATCH"  # "0" turns the file watcher off (SIGHUP and /admin/reload still work)
 QUIET_ENV = "GATEWAY_RELOAD_QUIET_MS"  # how long files must stay unchanged before a reload
@@ -77,11 +73,24 @@ class ReloadAttempt:
         }
 
 
+class Served(Protocol):
+    """What a reload swaps: the process's current snapshot, and the files it was built from."""
+
+    snapshot: Snapshot
+    routes_path: str
+    providers_path: str
+
+
+# Builds a snapshot from (routes.yaml, providers.yaml): validate and compile, or raise ConfigError.
+Build = Callable[[str, str], Snapshot]
+
+
 class Reloader:
     """The reload state of one process: its triggers, its lock, and what happened lately."""
 
-    def __init__(self, runtime: Runtime, *, watch: bool = True, quiet: float = DEFAULT_QUIET):
-        self.runtime = runtime
+    def __init__(self, served: Served, build: Build, *, watch: bool = True, quiet: float = DEFAULT_QUIET):
+        self.served = served
+        self.build = build
         self.watch_enabled = watch
         self.quiet = quiet
         self.history: deque[ReloadAttempt] = deque(maxlen=HISTORY)
@@ -100,17 +109,17 @@ class Reloader:
         """Build from the files as they are now; swap if valid and different, else keep serving."""
         async with self._lock:
             started = time.perf_counter()
-            running = self.runtime.snapshot
-            files = config_files(self.runtime.routes_path, self.runtime.providers_path)
+            running = self.served.snapshot
+            files = config_files(self.served.routes_path, self.served.providers_path)
             fingerprint_before = await asyncio.to_thread(fingerprint, files)
             try:
                 # In a thread: parsing and compiling must not stall requests on the event loop.
-                candidate = await asyncio.to_thread(build_snapshot, self.runtime.routes_path, self.runtime.providers_path)
+                candidate = await asyncio.to_thread(self.build, self.served.routes_path, self.served.providers_path)
             except ConfigError as exc:
                 candidate, issues = None, tuple(exc.issues)
             except Exception as exc:  # a bug in a compiler stage must not stop future reloads
                 logger.exception("config build failed unexpectedly")
-                candidate, issues = None, (ConfigIssue(self.runtime.routes_path, 1, 1, f"internal error: {type(exc).__name__}"),)
+                candidate, issues = None, (ConfigIssue(self.served.routes_path, 1, 1, f"internal error: {type(exc).__name__}"),)
             self._attempted = fingerprint_before
             seconds = time.perf_counter() - started
             if candidate is None:
@@ -129,7 +138,7 @@ class Reloader:
             log.event("reload", f"config reload ({trigger}): unchanged, still serving {running.version}",
                       trigger=trigger, result="unchanged", config=running.version)
             return ReloadAttempt(time.time(), trigger, "unchanged", running.version, running.version, seconds)
-        self.runtime.snapshot = candidate  # the swap: one reference, read once by each request
+        self.served.snapshot = candidate  # the swap: one reference, read once by each request
         metrics.config_served(candidate.version, running.version, candidate.loaded_at)
         log.event(
             "reload",
@@ -157,7 +166,7 @@ class Reloader:
     async def start(self) -> None:
         """Begin following the files and SIGHUP; called once from the app's lifespan."""
         metrics.CONFIG_LAST_RELOAD_OK.set(1)
-        files = config_files(self.runtime.routes_path, self.runtime.providers_path)
+        files = config_files(self.served.routes_path, self.served.providers_path)
         self._attempted = await asyncio.to_thread(fingerprint, files)
         self._install_sighup()
         if self.watch_enabled:
@@ -196,7 +205,7 @@ class Reloader:
 
         while not self._stopping.is_set():
             self._rewatch.clear()
-            files = config_files(self.runtime.routes_path, self.runtime.providers_path)
+            files = config_files(self.served.routes_path, self.served.providers_path)
             self._watching = self._watched_dirs(files)
             if not self._watching:
                 await asyncio.sleep(1)
@@ -223,7 +232,7 @@ class Reloader:
 
     async def _settled(self) -> Fingerprint:
         """The files' fingerprint once they have stopped changing for `quiet` seconds."""
-        files = config_files(self.runtime.routes_path, self.runtime.providers_path)
+        files = config_files(self.served.routes_path, self.served.providers_path)
         current = await asyncio.to_thread(fingerprint, files)
         deadline = time.monotonic() + MAX_SETTLE
         while time.monotonic() < deadline:
@@ -331,17 +340,16 @@ def _looks_secret(name: str) -> bool:
 # ---------------------------------------------------------------------- wiring
 
 
-async def start(runtime: Runtime) -> Callable[[], Awaitable[None]]:
-    """Start reloading for this process and return the function that stops it."""
+async def start(served: Served, build: Build) -> Reloader:
+    """Start reloading for this process; `stop` the returned reloader at shutdown."""
     quiet_ms = os.environ.get(QUIET_ENV)
     reloader = Reloader(
-        runtime,
+        served, build,
         watch=os.environ.get(WATCH_ENV, "1") not in ("0", "false", "no", "off"),
         quiet=float(quiet_ms) / 1000 if quiet_ms else DEFAULT_QUIET,
     )
-    runtime.reloader = reloader
     await reloader.start()
-    return reloader.stop
+    return reloader
 
 
 def notify_workers() -> bool:
@@ -355,25 +363,3 @@ def notify_workers() -> bool:
         return False
     os.kill(int(supervisor), signal.SIGHUP)
     return True
-
-
-def serve_workers(config: uvicorn.Config) -> None:
-    """Run N workers whose supervisor reloads them on SIGHUP instead of restarting them.
-
-    uvicorn's own supervisor answers SIGHUP by replacing every worker, which drops the
-    state a worker holds in memory and, with a broken config, fails to start new ones.
-    Here SIGHUP is passed on to each running worker, which reloads in place.
-    """
-    from uvicorn.supervisors import Multiprocess
-
-    class Supervisor(Multiprocess):
-        def handle_hup(self) -> None:
-            log.event("reload", f"SIGHUP: asking {len(self.processes)} workers to reload their config")
-            for process in self.processes:
-                # A worker still starting has no SIGHUP handler yet (the signal would end it): wait.
-                if process.pid is not None and process.wait_until_ready(self.config.timeout_worker_healthcheck):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(process.pid, signal.SIGHUP)
-
-    os.environ[SUPERVISOR_ENV] = str(os.getpid())
-    Supervisor(config, sockets=[config.bind_socket()]).run()

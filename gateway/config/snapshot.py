@@ -7,12 +7,30 @@ is frozen; mappings are read-only views.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from gateway.providers.packs.wire import Pack
+
+class Pack(Protocol):
+    """What the config itself needs of a compiled pack. Packs are made one layer up
+    (`gateway.providers.packs`), where the full interface the request path calls is
+    declared; the snapshot only holds them."""
+
+    name: str
+    local: bool
+    user_file: str | None  # the operator's pack file it was read from; None for a built-in
+    serves_chat: bool
+    serves_embeddings: bool
+
+    def prepare(self, target: Target) -> None:
+        """Called once per target as the snapshot is built: work that depends on the target alone."""
+
+
+# Compiles a provider's `api:` (a built-in pack name or a pack file path, relative to the
+# folder of providers.yaml) with its `templates:` overrides; `where` locates an override
+# in providers.yaml. Raises PackNotFound or PackError (gateway.config.load).
+CompilePack = Callable[[str, str, Mapping[str, str] | None, Callable[[str], tuple[str, int, int]] | None], Pack]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +74,7 @@ class Target:
     provider: str
     model: str
     kind: str  # chat | embedding
-    pack: Pack
+    pack: Pack  # compiled once, when the snapshot is built
     base_url: str
     api_key: str | None = field(repr=False)
     headers: Mapping[str, str]

@@ -23,7 +23,7 @@ from gateway.pipeline.dispatch import NativeCall, Outcome, dispatch_chat, dispat
 from gateway.api.endpoint import Exchange
 from gateway.api.body import check_chat, check_embeddings, model_of
 from gateway.pipeline.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Key, Snapshot
 
 

@@ -33,7 +33,7 @@ from gateway.store.breaker import TRIPPING_CLASSES
 from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
 from gateway.providers.packs.wire import UpstreamFailure
 from gateway.observe.redact import redact
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Retry, Route, Target
 from gateway.providers.upstream import Upstream, lines
 

@@ -13,16 +13,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import reload
-
 from gateway.observe import log, metrics, tracing
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from gateway.api import admin, health, models, ui, usage
 from gateway.api.anthropic import messages
 from gateway.api.openai import chat, embeddings
 from gateway.api.endpoint import error_response, request_id
 from gateway.errors import GatewayError, NotFound
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 
 ROUTES_ENV = "GATEWAY_ROUTES"
 MESSAGES_PATH = "/v1/messages"
@@ -53,7 +52,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.upstream.start()
-        stop_reloading = await reload.start(runtime)
+        runtime.reloader = await reload.start(runtime, build_snapshot)
         await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
@@ -64,7 +63,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         try:
             yield
         finally:
-            await stop_reloading()
+            await runtime.reloader.stop()
             await runtime.upstream.close()
             await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())

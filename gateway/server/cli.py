@@ -54,8 +54,9 @@ def _run_server(args: argparse.Namespace) -> int:
 
     from gateway.observe import log
     from gateway.server.app import PROVIDERS_ENV, ROUTES_ENV
-    from gateway.config.compile import build_snapshot
-    from gateway.config.reload import WATCH_ENV, serve_workers
+    from gateway.providers.snapshots import build_snapshot
+    from gateway.config.reload import WATCH_ENV
+    from gateway.server.workers import serve_workers
 
     log.setup()
     try:  # fail before binding a port, with every error listed
@@ -101,7 +102,7 @@ def _validate(args: argparse.Namespace) -> int:
     import json
 
     from gateway.config.caveats import caveats
-    from gateway.config.compile import build_snapshot
+    from gateway.providers.snapshots import build_snapshot
     from gateway.config.load import env_with_placeholders
 
     routes, providers = args.routes, args.providers
@@ -138,7 +139,7 @@ def _diff(args: argparse.Namespace) -> int:
     import contextlib
     import json
 
-    from gateway.config.revision import RevisionError, compile_dir, compiled_at
+    from gateway.ops.revision import RevisionError, compile_dir, compiled_at
     from gateway.ops.diff import diff_snapshots, render_markdown, render_text
 
     if args.git is None and len(args.dirs) != 2:
@@ -177,7 +178,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
-    from gateway.config.compile import build_snapshot
+    from gateway.providers.snapshots import build_snapshot
     from gateway.ops.explain import ExplainError, as_dict, explain, read_body, render_text
 
     try:

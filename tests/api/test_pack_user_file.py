@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.server.app import create_app
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from tests.support.acme_upstream import AcmeUpstream
 from tests.support.servers import serve_app
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from tests.support.configs import ECHO_PROVIDER, openai_provider
 from tests.support.servers import gateway_process, serve_app
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.store.breaker import CLOSED, HALF_OPEN, OPEN, MemoryCircuits
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from gateway.config.snapshot import CircuitPolicy, Target
 from tests.support.configs import write_config
 

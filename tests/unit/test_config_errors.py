@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from gateway.observe import metrics
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from tests.support.servers import ROOT
 
 K8S = ROOT / "deploy" / "k8s"

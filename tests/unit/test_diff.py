@@ -11,7 +11,7 @@ import pytest
 
 from gateway.pipeline.identify import hash_key
 from gateway.server.cli import main
-from gateway.config.revision import compile_dir
+from gateway.ops.revision import compile_dir
 from gateway.ops.diff import MARKER, ConfigDiff, diff_snapshots
 from tests.support.configs import write_config
 

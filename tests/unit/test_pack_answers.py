@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.providers.packs.wire import UpstreamFailure, load_pack
+from gateway.providers.packs.loader import load_pack
+from gateway.providers.packs.wire import UpstreamFailure
 from gateway.config.snapshot import Limits, Price, Target
 
 BODY = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}

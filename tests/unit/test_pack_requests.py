@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.providers.packs.wire import load_pack
+from gateway.providers.packs.loader import load_pack
 from gateway.providers.packs.templates import Origin, compile_text
 from gateway.config.snapshot import Limits, Price, Target
 

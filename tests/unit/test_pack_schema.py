@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.config.schema import SCHEMAS, render
+from gateway.ops.schemas import SCHEMAS, render
 from gateway.providers.packs.loader import BUILTIN_DIR, builtin_names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.store.breaker import MemoryCircuits
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError
 from gateway.errors import BadRequest, Forbidden, NoTargetAvailable
 from gateway.store.latency import LatencyAverages

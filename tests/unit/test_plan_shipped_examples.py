@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from gateway.config.compile import build_snapshot
+from gateway.providers.snapshots import build_snapshot
 from tests.support.servers import ROOT
 
 EXAMPLE_LINE = re.compile(r"^  # ([a-z][a-z0-9-]*:$|  +\S)")  # "  # alias:" or an indented line under it

@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from gateway.config.schema import SCHEMAS, render
+from gateway.ops.schemas import SCHEMAS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 

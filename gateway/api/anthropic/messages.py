@@ -25,7 +25,7 @@ from gateway.pipeline.complete import CHAT, complete
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.api.body import read_json
 from gateway.pipeline.plan import MAX_TIER_HEADER, find_route
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Snapshot
 from gateway.providers.tokens import estimate_prompt_tokens
 

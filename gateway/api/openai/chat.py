@@ -10,7 +10,7 @@ from gateway.pipeline.complete import CHAT, complete
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.api.body import read_json
 from gateway.pipeline.plan import MAX_TIER_HEADER
-from gateway.server.runtime import Runtime
+from gateway.pipeline.runtime import Runtime
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 

@@ -48,8 +48,13 @@ def embedding_for(text: str, dimensions: int) -> list[float]:
 
 
 class EchoPack:
+    """The built-in `echo` pack: answers in the process, so a fresh install works with no key."""
+
     name = "echo"
     local = True
+    user_file = None
+    serves_chat = True
+    serves_embeddings = True
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
         text = "Echo: " + last_user_text(body["messages"])

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from gateway.config.load import ConfigIssue
 from gateway.providers.packs.template_pack import Auth, CompiledCall, RateLimitMap, TemplatePack
 from gateway.providers.packs.streams import CompiledStream
-from gateway.providers.packs.wire import Pack, PackError, PackNotFound
+from gateway.config.load import PackError, PackNotFound
+from gateway.providers.packs.wire import Pack
 from gateway.providers.packs.source import PackSource, PackSyntaxError, read_pack_text
 from gateway.providers.packs.spec import PackSpec, RateLimits
 from gateway.providers.packs.templates import Origin, TemplateProblem, compile_text, compile_value
@@ -208,3 +209,18 @@ def _rate_limits(spec: RateLimits | None) -> RateLimitMap | None:
         if header
     )
     return RateLimitMap(pairs, spec.reset_format) if pairs else None
+
+
+def load_pack(
+    api: str,
+    base_dir: str,
+    templates: Mapping[str, str] | None = None,
+    where: Callable[[str], tuple[str, int, int]] | None = None,
+) -> Pack:
+    """The compiled pack a provider's `api:` names: a built-in name or a pack file path.
+
+    A path is relative to the directory of providers.yaml. `templates` replaces single
+    templates of the pack (a provider's `templates:`); `where` locates each override in
+    providers.yaml for error messages. Every template is compiled here, once per snapshot.
+    """
+    return compile_pack(find_pack(api, base_dir), templates or {}, where)

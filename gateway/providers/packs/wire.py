@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.config.load import ConfigIssue
 from gateway.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -78,40 +77,7 @@ class Pack(Protocol):
     def embeddings_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
-class PackNotFound(LookupError):
-    pass
-
-
-class PackError(Exception):
-    """A pack file (or a provider's template override) that cannot be used.
-
-    Carries every problem found as config issues at file:line:col, so `gateway validate`
-    reports them with the rest of the config.
-    """
-
-    def __init__(self, issues: list[ConfigIssue]):
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
-
-
 FALLBACK_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"})
-
-
-def load_pack(
-    api: str,
-    base_dir: str,
-    templates: Mapping[str, str] | None = None,
-    where: Callable[[str], tuple[str, int, int]] | None = None,
-) -> Pack:
-    """The compiled pack a provider's `api:` names: a built-in name or a pack file path.
-
-    A path is relative to the directory of providers.yaml. `templates` replaces single
-    templates of the pack (a provider's `templates:`); `where` locates each override in
-    providers.yaml for error messages. Every template is compiled here, once per snapshot.
-    """
-    from gateway.providers.packs.loader import compile_pack, find_pack
-
-    return compile_pack(find_pack(api, base_dir), templates or {}, where)
 
 
 def classify_status(status: int, code: str | None = None) -> str | None:

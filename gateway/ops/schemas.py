@@ -1,6 +1,6 @@
 """JSON Schemas for routes.yaml and providers.yaml, generated from the pydantic models.
 
-Run `python -m gateway.config.schema schemas` (or `make schemas`) after changing
+Run `python -m gateway.ops.schemas schemas` (or `make schemas`) after changing
 `model.py`; a test fails while the committed schemas differ from the models.
 """
 
