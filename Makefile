@@ -5,7 +5,7 @@ PY = $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run test schemas validate bench clean
+.PHONY: install run test lint schemas validate bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ run: install
 
 test: install
 	bash .ci/system-deps
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# The layering contracts of pyproject.toml: a wrong-way import or an import cycle fails.
+lint: install
+	$(VENV)/bin/lint-imports
 
 validate: install
 	$(VENV)/bin/gateway validate routes.yaml providers.yaml

@@ -1,8 +1,4 @@
-"""Reading the client's JSON body: one decode, then the checks every later step relies on.
-
-Only the fields the gateway itself acts on are checked; anything else passes through
-to the provider untouched, so new OpenAI parameters work without a release.
-"""
+"""Reading a client's JSON body: once, bounded in size, into a dict (any API's front-end)."""
 
 from __future__ import annotations
 
@@ -13,8 +9,6 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 from gateway.errors import BadRequest, ClientGone, PayloadTooLarge
-
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -50,65 +44,3 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-# The optional chat fields the gateway reads, and the JSON types each must have.
-_CHAT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
-    "stream": ((bool,), "a boolean"),
-    "max_tokens": ((int,), "an integer"),
-    "max_completion_tokens": ((int,), "an integer"),
-    "n": ((int,), "an integer"),
-    "temperature": ((int, float), "a number"),
-    "top_p": ((int, float), "a number"),
-    "tools": ((list,), "a list"),
-    "stream_options": ((dict,), "an object"),
-    "response_format": ((dict,), "an object"),
-    "stop": ((str, list), "a string or a list of strings"),
-}
-
-
-def _check_types(body: dict[str, Any], rules: dict[str, tuple[tuple[type, ...], str]]) -> None:
-    """Each field the body has that `rules` names must be null or of its types (a bool is
-    not an integer). Walks the body's few fields rather than every rule."""
-    for name, value in body.items():
-        rule = rules.get(name)
-        if rule is None or value is None:
-            continue
-        kinds, what = rule
-        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
-            raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
-
-
-def model_of(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' is required and must be a string naming a route", param="model")
-    return model
-
-
-def check_chat(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("'messages' is required and must be a non-empty list", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise BadRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = message.get("role")
-        if role not in ROLES:
-            raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role")
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
-    _check_types(body, _CHAT_FIELDS)
-
-
-def check_embeddings(body: dict[str, Any]) -> None:
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
-        raise BadRequest("'dimensions' must be a positive integer", param="dimensions", code="invalid_type")
-    value = body.get("input")
-    if isinstance(value, str):
-        return
-    if isinstance(value, list) and value and all(isinstance(v, (str, int, list)) and not isinstance(v, bool) for v in value):
-        return
-    raise BadRequest("'input' is required: a string, a list of strings, or token arrays", param="input")

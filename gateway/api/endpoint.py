@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,37 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.observe import telemetry
 from gateway.errors import GatewayError, InternalError
+from gateway.observe import telemetry
+from gateway.observe.exchange import Exchange
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-@dataclass(slots=True)
-class Exchange:
-    """What is known about one request as it goes down the path."""
-
-    request_id: str
-    started: float
-    endpoint: str
-    route: str = ""
-    target: str = ""
-    key: str = ""  # the client key's name; "" on an open gateway
-    cache: str = ""  # hit | miss on a route that caches
-    config: str = ""  # version of the config serving the request
-    traffic: Any = None  # the process's gateway.observe.traffic.Traffic, fed when the request ends
-    outcome: Any = None  # dispatch's Outcome once a target answered: usage, target price
-    error: GatewayError | None = None
-    # Filled by gateway.observe.telemetry:
-    attempts: int = 0
-    fallbacks: int = 0
-    upstream_seconds: float = 0.0
-    last_target: str = ""
-    ready: float = 0.0  # when the answer (a stream's head) was ready
-    first_byte: float = 0.0
-    stream_end: str = ""  # done | error | disconnected, for streams
-    span: Any = None
-    attempt_span: Any = None
 
 
 def request_id(request: Request) -> str:
@@ -109,7 +82,7 @@ class Endpoint:
         if runtime is not None:
             exchange.config = runtime.snapshot.version
             exchange.traffic = runtime.traffic
-        tokens = telemetry.begin(exchange, request)
+        tokens = telemetry.begin(exchange, request.headers)
         try:
             response = await self.handler(request, exchange)
             # Appended rather than set: no handler writes this header, so there is nothing to replace.
@@ -130,7 +103,7 @@ class Endpoint:
         telemetry.leave(tokens)
         exchange.ready = time.perf_counter()
         if isinstance(response, StreamingResponse):
-            return telemetry.observed_stream(response, exchange)
+            return ObservedStream(response, exchange)
         telemetry.finish(exchange, response.status_code)
         return response
 
@@ -140,3 +113,46 @@ def endpoint(name: str, error_body: ErrorBody = openai_error_body) -> Callable[[
         return Endpoint(name, handler, error_body)
 
     return wrap
+
+
+class ObservedStream(StreamingResponse):
+    """A streamed answer whose end is the request's end: `telemetry.finish` runs when it
+    stops, however it stops (complete, cut, or the client gone). How it ended is already
+    on the exchange (the pipeline read it from the stream's `End`); this adds the time of
+    the first byte and the end itself."""
+
+    def __init__(self, inner: StreamingResponse, exchange: Exchange) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._exchange = exchange
+        self._inner = inner.body_iterator
+        self.body_iterator = self._relay()
+
+    async def _relay(self) -> AsyncIterator[bytes | str | memoryview]:
+        exchange = self._exchange
+        try:
+            async for chunk in self._inner:
+                if not exchange.first_byte:
+                    exchange.first_byte = time.perf_counter()
+                yield chunk
+        finally:
+            await _close(self._inner)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await _close(self.body_iterator)
+            await _close(self._inner)
+            self._exchange.stream_end = self._exchange.stream_end or "disconnected"
+            telemetry.finish(self._exchange, self.status_code)
+
+
+async def _close(iterator: Any) -> None:
+    """Close an async generator now, so the upstream connection is released at once."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        pass

@@ -44,7 +44,7 @@ def build_snapshot(
     providers = _validate(providers_file, model.ProvidersFile, issues)
     routes = _validate(routes_file, model.RoutesFile, issues)
     if providers is None or routes is None:
-        _check_references(routes_file, providers_file, routes, providers, issues)
+        _check_references(routes_file, providers_file, routes, providers, issues, packs)
         raise ConfigError(issues)
     compiler = _Compiler(routes_file, providers_file, routes, providers, issues, packs)
     result = compiler.compile()
@@ -73,6 +73,7 @@ def _check_references(
     routes: model.RoutesFile | None,
     providers: model.ProvidersFile | None,
     issues: list[ConfigIssue],
+    packs: CompilePack,
 ) -> None:
     """After schema errors, still compile the valid parts to find cross-file mistakes.
 
@@ -88,7 +89,7 @@ def _check_references(
         return
     found: list[ConfigIssue] = []
     try:
-        _Compiler(routes_file, providers_file, routes, providers, found).compile()
+        _Compiler(routes_file, providers_file, routes, providers, found, packs).compile()
     except Exception:  # a best-effort pass over a config already known to be invalid
         return
     seen = set(issues)

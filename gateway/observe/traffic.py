@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.api.endpoint import Exchange
+    from gateway.observe.exchange import Exchange
 
 SLOT_SECONDS = 5.0
 WINDOW_SECONDS = 300.0
@@ -121,8 +121,7 @@ class Traffic:
     def request_ended(self, exchange: Exchange, status: int, seconds: float) -> None:
         """The one call the request path makes, where a request ends (a stream: at its last byte)."""
         if exchange.endpoint not in IGNORED_ENDPOINTS:
-            attempts = failed_attempts(exchange.outcome, exchange.error)
-            self.record(exchange.route, exchange.target, status, seconds, attempts)
+            self.record(exchange.route, exchange.target, status, seconds, exchange.failed)
 
     def record(
         self,
@@ -306,20 +305,3 @@ def _percentiles(slots: list[_Slot], marks: tuple[int, ...] = (50, 90, 99)) -> d
                 out[f"p{mark}"] = round(min(_UPPER[index], slowest) * 1000, 2)
                 break
     return out
-
-
-def failed_attempts(outcome: Any, error: Any) -> list[tuple[str, bool]]:
-    """The upstream calls of one request that did not answer, as (target, the target's fault).
-
-    They come from dispatch's `Outcome.attempts` when a target answered in the end, or
-    from the error's `attempts` list when none did. A call without a fallback class was
-    refused as the client's fault (a bad request): it counts as a call, not a failure.
-    """
-    attempts = getattr(outcome, "attempts", None)
-    if attempts is not None:
-        return [(a.target, a.fallback_class is not None) for a in attempts]
-    listed = getattr(error, "extra", {}).get("attempts") if error is not None else None
-    if not isinstance(listed, list):
-        return []
-    return [(str(a.get("target", "")), a.get("class") is not None) for a in listed if isinstance(a, dict)]
-

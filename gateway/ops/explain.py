@@ -20,6 +20,7 @@ from gateway.store.breaker import MemoryCircuits
 from gateway.errors import GatewayError
 from gateway.store.latency import LatencyAverages
 from gateway.pipeline.plan import Plan, plan_candidates, usable
+from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
 from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.providers.tokens import requested_output_tokens
 
@@ -76,7 +77,7 @@ def explain(
         error = GatewayError(f"key '{key_name}' may not use model '{alias}'", status=403, code="forbidden")
         return Explanation(snapshot, route, None, key, body, latency, error)
     try:
-        plan = plan_candidates(snapshot, route, body, key, circuits, latency, tier, rng)
+        plan = plan_candidates(snapshot, route, _request(route, body, tier), key, circuits, latency, rng)
     except GatewayError as exc:  # e.g. an unknown tier name
         return Explanation(snapshot, route, None, key, body, latency, exc)
     error = None
@@ -85,6 +86,12 @@ def explain(
     except GatewayError as exc:
         error = exc
     return Explanation(snapshot, route, plan, key, body, latency, error)
+
+
+def _request(route: Route, body: dict[str, Any], tier: str | None) -> ModelRequest:
+    """The request as a client's API front-end would build it (the body is in the pipeline's shape)."""
+    build = embedding_request if route.kind == "embedding" else chat_request
+    return build("openai", {**body, "model": route.alias}, max_tier=tier)
 
 
 def _find_key(snapshot: Snapshot, name: str | None) -> Key | None:

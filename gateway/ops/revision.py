@@ -43,7 +43,7 @@ def compiled_at(ref: str, directory: str | os.PathLike[str], routes: str, provid
     temporary directory that lives as long as the context, since a diff reads pack files.
     Issues are reported as `REF:path:line:col`.
     """
-    from gateway.server.reload import config_files
+    from gateway.config.reload import config_files
 
     with tempfile.TemporaryDirectory(prefix="gateway-diff-") as tmp:
         for name in (routes, providers):

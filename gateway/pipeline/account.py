@@ -1,14 +1,18 @@
 """Accounting: what an answer used, what it cost, and settling the admission with it.
 
-Real usage comes from the answer (`usage`), for streams from the final chunk that
-carries it; when an upstream sends none, tokens are estimated from the text. Cost is
+Real usage comes from the answer (`usage`), for streams from their `Usage` event; when
+an upstream sends none, tokens are estimated: the prompt from the request's own
+estimate, the completion from the characters the stream's text events carried. Cost is
 the answering target's price from providers.yaml. Settling replaces the admission's
 estimates with these figures, frees its concurrency slots and adds to the usage totals.
 
+A stream is accounted by `metered`, which reads the same events every other consumer
+reads: it is settled when the stream ends, however it ends, and stored in the cache
+only when its `End` says complete.
+
 On Redis, the settle round trip runs after the answer has gone out, so the client never
 waits for it; the estimates it replaces were high, so until it lands limits are only
-stricter. A cached streamed miss is assembled here, as the frames pass, and stored only
-when the stream ended with `[DONE]`.
+stricter.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from typing import Any
 
 import orjson
 
+from gateway.config.snapshot import Target
+from gateway.observe.exchange import Exchange
 from gateway.pipeline import cache
 from gateway.pipeline.admit import Admission, settlement
-from gateway.config.snapshot import Target
-from gateway.store import Usage
-from gateway.providers.tokens import CHARS_PER_TOKEN, estimate_input_tokens, estimate_prompt_tokens
+from gateway.pipeline.dispatch import Answer
+from gateway.pipeline.request import CHAT, ModelRequest
+from gateway.providers.events import End, Event, EventStream, TextDelta, ToolCallDelta, Usage as UsageEvent
+from gateway.providers.tokens import CHARS_PER_TOKEN
+from gateway.store import StoreUnavailable, Usage
 
-DONE = b"data: [DONE]\n\n"
+# Where an answer is stored when it completes: (cache key, ttl), or None on a route that does not cache.
+Keep = tuple[str, float] | None
 
 
 def usage_tokens(
@@ -42,10 +51,6 @@ def usage_tokens(
         prompt if isinstance(prompt, int) else prompt_estimate(),
         completion if isinstance(completion, int) else (0 if "prompt_tokens" in usage else completion_estimate()),
     )
-
-
-def prompt_estimate(body: dict[str, Any], kind: str) -> int:
-    return estimate_input_tokens(body.get("input")) if kind == "embedding" else estimate_prompt_tokens(body)
 
 
 def answer_text_tokens(answer: dict[str, Any]) -> int:
@@ -80,8 +85,6 @@ async def close(
 
 
 async def _settle_quietly(admission: Admission, settled: Any) -> None:
-    from gateway.store import StoreUnavailable
-
     try:
         await admission.store.settle(settled)
     except StoreUnavailable:
@@ -93,51 +96,73 @@ async def failed(admission: Admission) -> None:
     await close(admission, None, 0, 0)
 
 
+def reported(exchange: Exchange, target: Target, usage: Any) -> None:
+    """What the provider reported, for the request's log line, metrics and span."""
+    if not isinstance(usage, dict):
+        return
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    exchange.prompt_tokens = prompt if isinstance(prompt, int) and prompt >= 0 else None
+    exchange.completion_tokens = completion if isinstance(completion, int) and completion >= 0 else None
+    exchange.cost_usd = target.price.cost(exchange.prompt_tokens or 0, exchange.completion_tokens or 0)
+
+
 async def answered(
-    admission: Admission, target: Target, answer: dict[str, Any], body: dict[str, Any], kind: str,
-    cache_key: str | None, ttl: float | None,
+    admission: Admission, target: Target, answer: Answer, request: ModelRequest, exchange: Exchange, keep: Keep
 ) -> None:
     """A plain answer: settle it and, when the route caches, store it."""
+    body = answer.body
+    usage = answer.usage
     prompt, completion = usage_tokens(
-        answer.get("usage"), lambda: prompt_estimate(body, kind),
-        lambda: answer_text_tokens(answer) if kind == "chat" else 0,
+        usage, lambda: request.prompt_tokens, lambda: answer_text_tokens(body) if request.kind == CHAT else 0
     )
+    reported(exchange, target, usage)
     await close(admission, target, prompt, completion)
-    if cache_key is not None and ttl is not None:
-        admission.spawn(cache.save(admission.store, cache_key, target.id, orjson.dumps(answer), ttl))
+    if keep is not None:
+        admission.spawn(cache.save(admission.store, keep[0], target.id, orjson.dumps(body), keep[1]))
 
 
-async def metered(
-    frames: AsyncIterator[bytes], admission: Admission, target: Target, outcome: Any, body: dict[str, Any],
-    cache_key: str | None, ttl: float | None,
-) -> AsyncIterator[bytes]:
-    """Pass a stream through; when it ends (or the client leaves), account for it and maybe cache it.
+def metered(
+    stream: EventStream, admission: Admission, target: Target, request: ModelRequest, exchange: Exchange, keep: Keep
+) -> EventStream:
+    """The stream, accounted (and cached, when `keep` and complete) once it ends."""
+    return EventStream(_metered(stream.events, admission, target, request, exchange, keep), stream.wire)
 
-    Frames are read back only to cache the answer; the completion estimate for an upstream
-    that reports no usage comes from the characters `dispatch` counted as it wrote them.
-    """
-    assembler = cache.Assembler() if cache_key is not None else None
-    complete = False
-    frames_seen = 0
+
+async def _metered(
+    events: AsyncIterator[Event], admission: Admission, target: Target, request: ModelRequest, exchange: Exchange,
+    keep: Keep,
+) -> AsyncIterator[Event]:
+    assembler = cache.Assembler(target.model) if keep is not None else None
+    usage: dict[str, Any] | None = None
+    chars = 0
+    end: End | None = None
     try:
-        async for frame in frames:
-            frames_seen += 1
-            if frame == DONE:
-                complete = True
-            elif assembler is not None and frame.startswith(b"data: {"):
-                chunk = orjson.loads(frame[6:])
-                if "error" in chunk:
-                    cache_key = None  # a stream that ends in an error is never cached
-                else:
-                    assembler.add(chunk)
-            yield frame
+        async for event in events:
+            if isinstance(event, (TextDelta, ToolCallDelta)):
+                chars += len(event.text) if isinstance(event, TextDelta) else len(event.name or "") + len(event.arguments)
+            elif isinstance(event, UsageEvent):
+                usage = event.usage
+            elif isinstance(event, End):
+                end = event
+            if assembler is not None:
+                assembler.add(event)
+            yield event
     finally:
-        chars = getattr(outcome, "stream_chars", 0) or (assembler.text_length() if assembler is not None else 0)
-        estimate = (
-            (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if chars
-            else max(0, frames_seen - 3)  # a native stream without usage: about one token per content chunk
-        )
-        prompt, completion = usage_tokens(outcome.usage, lambda: prompt_estimate(body, "chat"), lambda: estimate)
-        await close(admission, target, prompt, completion)
-        if complete and cache_key is not None and ttl is not None and assembler is not None:
-            admission.spawn(cache.save(admission.store, cache_key, target.id, orjson.dumps(assembler.answer()), ttl))
+        await _account(events, admission, target, request, exchange, usage, chars)
+        exchange.stream_end = "disconnected" if end is None else "done" if end.complete else "error"
+        if keep is not None and assembler is not None and end is not None and end.complete:
+            admission.spawn(cache.save(admission.store, keep[0], target.id, orjson.dumps(assembler.answer()), keep[1]))
+
+
+async def _account(
+    events: AsyncIterator[Event], admission: Admission, target: Target, request: ModelRequest, exchange: Exchange,
+    usage: dict[str, Any] | None, chars: int,
+) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()  # the upstream connection goes back at once, even when the client left early
+    prompt, completion = usage_tokens(
+        usage, lambda: request.prompt_tokens, lambda: (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+    )
+    reported(exchange, target, usage)
+    await close(admission, target, prompt, completion)

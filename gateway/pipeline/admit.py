@@ -31,8 +31,9 @@ from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
 from gateway.providers.rate_limits import duration
 from gateway.config.snapshot import Key, Limits, Route, Snapshot, StoreSettings, Target
 from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
-from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens, requested_output_tokens
+from gateway.pipeline.request import EMBEDDING, ModelRequest
 
+DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request names no output ceiling and its route none either
 OPEN_KEY = "anonymous"  # the usage name of callers on a gateway without keys
 DAY_HOLD_TTL = 2 * 86400
 MONTH_HOLD_TTL = 33 * 86400
@@ -127,29 +128,24 @@ def seconds_to_rollover(per: str, now: float | None = None) -> int:
     return max(1, math.ceil(end - now))
 
 
-def check_max_tokens(route: Route, body: dict[str, Any]) -> None:
+def check_max_tokens(route: Route, request: ModelRequest) -> None:
     cap = route.limits.max_tokens
-    if cap is None:
+    asked = request.output_tokens
+    if cap is None or asked is None or asked <= cap:
         return
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and value > cap:
-            metrics.limit_rejected("route", route.alias, "max_tokens")
-            raise BadRequest(
-                f"'{name}' is {value}, over the limit of {cap} for model '{route.alias}'",
-                param=name, code="max_tokens_exceeded",
-            )
+    metrics.limit_rejected("route", route.alias, "max_tokens")
+    raise BadRequest(
+        f"'{request.output_field}' is {asked}, over the limit of {cap} for model '{route.alias}'",
+        param=request.output_field, code="max_tokens_exceeded",
+    )
 
 
-def estimate_tokens(body: dict[str, Any], kind: str, route: Route, prompt: int | None = None) -> tuple[int, int]:
-    """(prompt, output) tokens expected before the upstream answers; `prompt` when the
-    plan has already estimated it."""
-    if kind == "embedding":
-        return estimate_input_tokens(body.get("input")), 0
-    default = route.limits.max_tokens or 256
-    if prompt is None:
-        prompt = estimate_prompt_tokens(body)
-    return prompt, requested_output_tokens(body, default)
+def estimate_tokens(request: ModelRequest, route: Route) -> tuple[int, int]:
+    """(prompt, output) tokens expected before the upstream answers: the request's own
+    estimate, and the output it asked for (else the route's cap, else a default)."""
+    if request.kind == EMBEDDING:
+        return request.prompt_tokens, 0
+    return request.prompt_tokens, request.output_tokens or route.limits.max_tokens or DEFAULT_OUTPUT_TOKENS
 
 
 def estimate_cost(candidates: tuple[Target, ...], prompt: int, output: int) -> float:
@@ -162,17 +158,13 @@ async def admit(
     snapshot: Snapshot,
     key: Key | None,
     route: Route,
-    body: dict[str, Any],
+    request: ModelRequest,
     candidates: tuple[Target, ...],
     tasks: set[asyncio.Task[Any]] | None = None,
-    prompt_tokens: int | None = None,
 ) -> Admission:
-    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed).
-
-    `prompt_tokens` is the plan's estimate of the prompt, when it made one.
-    """
-    check_max_tokens(route, body)
-    prompt, output = estimate_tokens(body, route.kind, route, prompt_tokens)
+    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed)."""
+    check_max_tokens(route, request)
+    prompt, output = estimate_tokens(request, route)
     admission = Admission(
         store, snapshot.store, key.name if key is not None else OPEN_KEY, route.alias, prompt + output,
         windows_now(), tasks=tasks,

@@ -24,7 +24,7 @@ The cache fails open: a store that cannot answer is a miss.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ import orjson
 
 from gateway.observe import metrics
 from gateway.config.snapshot import Key
+from gateway.providers.events import COMPLETE, End, Event, Finish, Start, TextDelta, ToolCallDelta, Usage
 from gateway.store import Store, StoreUnavailable
 
 # Fields that change how or for whom an answer is delivered, never what it says.
@@ -102,86 +103,72 @@ async def save(store: Store, key: str, target: str, answer: bytes, ttl: float) -
         pass
 
 
-def replay(answer: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
-    """A complete chat answer as the SSE frames of a stream that says the same."""
-    base = {
-        "id": answer.get("id", "chatcmpl-cached"),
-        "object": "chat.completion.chunk",
-        "created": answer.get("created", 0),
-        "model": answer.get("model", ""),
-    }
+async def replay(answer: dict[str, Any], model: str) -> AsyncIterator[Event]:
+    """A complete chat answer as the events of a stream that says the same."""
+    created = answer.get("created")
+    yield Start(str(answer.get("id") or "chatcmpl-cached"), str(answer.get("model") or model),
+                created if isinstance(created, int) else 0)
     for choice in answer.get("choices") or ():
         index = choice.get("index", 0)
         message = choice.get("message") or {}
-        delta: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content")}
-        if message.get("tool_calls"):
-            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
-        if message.get("refusal"):
-            delta["refusal"] = message["refusal"]
-        yield _frame({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
-        finish = {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
-        yield _frame({**base, "choices": [finish]})
-    if include_usage and answer.get("usage") is not None:
-        yield _frame({**base, "choices": [], "usage": answer["usage"]})
-    yield b"data: [DONE]\n\n"
-
-
-def _frame(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        for name in ("content", "refusal", "reasoning_content"):
+            if message.get(name):
+                yield TextDelta(message[name], index, name)
+        for position, call in enumerate(message.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            yield ToolCallDelta(position, call.get("id"), function.get("name"), function.get("arguments") or "", index)
+        yield Finish(choice.get("finish_reason") or "stop", index)
+    if answer.get("usage") is not None:
+        yield Usage(answer["usage"])
+    yield End(COMPLETE)
 
 
 class Assembler:
-    """Rebuilds the complete answer from a stream's chunks, to cache a streamed miss."""
+    """Rebuilds the complete answer from a stream's events, to cache a streamed miss."""
 
-    def __init__(self) -> None:
-        self.head: dict[str, Any] = {}
+    def __init__(self, model: str) -> None:
+        self.start = Start("chatcmpl-cached", model, 0)
         self.choices: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
 
-    def add(self, chunk: dict[str, Any]) -> None:
-        if not self.head:
-            self.head = {k: chunk.get(k) for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for part in chunk.get("choices") or ():
-            choice = self.choices.setdefault(
-                part.get("index", 0), {"role": "assistant", "content": [], "tools": {}, "finish": None}
-            )
-            delta = part.get("delta") or {}
-            if delta.get("role"):
-                choice["role"] = delta["role"]
-            if delta.get("content"):
-                choice["content"].append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                slot = choice["tools"].setdefault(call.get("index", 0), {"id": None, "name": "", "arguments": []})
-                slot["id"] = call.get("id") or slot["id"]
-                function = call.get("function") or {}
-                slot["name"] += function.get("name") or ""
-                slot["arguments"].append(function.get("arguments") or "")
-            if part.get("finish_reason"):
-                choice["finish"] = part["finish_reason"]
+    def _choice(self, index: int) -> dict[str, Any]:
+        choice = self.choices.get(index)
+        if choice is None:
+            choice = self.choices[index] = {"text": {}, "tools": {}, "finish": None}
+        return choice
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self._choice(event.choice)["text"].setdefault(event.field, []).append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            slot = self._choice(event.choice)["tools"].setdefault(event.index, {"id": None, "name": "", "arguments": []})
+            slot["id"] = event.id or slot["id"]
+            slot["name"] += event.name or ""
+            slot["arguments"].append(event.arguments)
+        elif isinstance(event, Finish):
+            self._choice(event.choice)["finish"] = event.reason
+        elif isinstance(event, Usage):
+            self.usage = event.usage
+        elif isinstance(event, Start):
+            self.start = event
 
     def answer(self) -> dict[str, Any]:
         choices = []
         for index in sorted(self.choices):
             choice = self.choices[index]
-            message: dict[str, Any] = {"role": choice["role"], "content": "".join(choice["content"]) or None}
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(choice["text"].get("content", ())) or None}
+            for name in ("refusal", "reasoning_content"):
+                if choice["text"].get(name):
+                    message[name] = "".join(choice["text"][name])
             if choice["tools"]:
                 message["tool_calls"] = [
                     {"id": t["id"], "type": "function", "function": {"name": t["name"], "arguments": "".join(t["arguments"])}}
                     for _, t in sorted(choice["tools"].items())
                 ]
             choices.append({"index": index, "message": message, "finish_reason": choice["finish"] or "stop"})
-        answer = {"object": "chat.completion", **self.head, "choices": choices}
+        start = self.start
+        answer = {"id": start.id, "object": "chat.completion", "created": start.created, "model": start.model,
+                  "choices": choices}
         if self.usage is not None:
             answer["usage"] = self.usage
         return answer
-
-    def text_length(self) -> int:
-        """Characters of content and tool arguments so far (to estimate tokens when no usage came)."""
-        total = 0
-        for choice in self.choices.values():
-            total += sum(len(piece) for piece in choice["content"])
-            for tool in choice["tools"].values():
-                total += len(tool["name"]) + sum(len(a) for a in tool["arguments"])
-        return total

@@ -1,43 +1,32 @@
-"""What every model endpoint does between reading the client's body and writing its answer.
+"""The pipeline: what every model request goes through between its API front-end
+reading it and writing the answer.
 
-Chat (OpenAI's and Anthropic's shape) and embeddings share it, so a route, its key's
-access, limits, budget, cache and fallbacks behave the same whatever the endpoint:
-check the body, find the route, plan the candidates, admit, answer from the cache or
-dispatch, then settle what the answer used. The endpoint only reads the body before
-and writes the `Completion` in its client's shape after.
+Chat and embeddings, from any client API, share it, so a route, its key's access,
+limits, budget, cache and fallbacks behave the same whatever the endpoint: find the
+route, check the caller may use it, plan the candidates, admit, answer from the cache
+or dispatch, then settle what the answer used. The front-end reads the client's body
+into a `ModelRequest` before and writes the `Completion` in its client's shape after;
+nothing here names an API.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
+from gateway.config.snapshot import Key, Snapshot
+from gateway.observe.exchange import Exchange
 from gateway.pipeline import account, cache
 from gateway.pipeline.admit import Admission, admit
+from gateway.pipeline.dispatch import Answer, Outcome, dispatch
 from gateway.pipeline.identify import authorize
-from gateway.pipeline.dispatch import NativeCall, Outcome, dispatch_chat, dispatch_embeddings
-from gateway.api.endpoint import Exchange
-from gateway.api.body import check_chat, check_embeddings, model_of
 from gateway.pipeline.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
+from gateway.pipeline.request import ModelRequest
 from gateway.pipeline.runtime import Runtime
-from gateway.config.snapshot import Key, Snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """How one kind of model request differs: its body check and its names in routes and the cache."""
-
-    route_kind: str  # a route's `kind` in the snapshot
-    cache_name: str  # the endpoint name that keeps its cache entries apart
-    check: Callable[[dict[str, Any]], None]
-
-
-CHAT = Kind("chat", "chat", check_chat)
-EMBEDDING = Kind("embedding", "embeddings", check_embeddings)
+from gateway.providers.events import End, Event, EventStream
 
 
 @dataclass(slots=True)
@@ -47,56 +36,49 @@ class Completion:
     outcome: Outcome
     headers: dict[str, str]
 
+    @property
+    def model(self) -> str:
+        """The upstream model name of the target that answered."""
+        target = self.outcome.target
+        return target.model if target is not None else ""
+
 
 async def complete(
-    runtime: Runtime, snapshot: Snapshot, key: Key | None, body: dict[str, Any], exchange: Exchange,
-    kind: Kind, max_tier: str | None = None, native: NativeCall | None = None, cache_control: str | None = None,
+    runtime: Runtime, snapshot: Snapshot, key: Key | None, request: ModelRequest, exchange: Exchange
 ) -> Completion:
-    """Everything after identify and parse, for an OpenAI-shaped body of `kind`.
-
-    `max_tier` is the request's x-gateway-max-tier header, if it sent one; `native` the
-    client's own body for targets that speak its API (see `dispatch_chat`);
-    `cache_control` the request's cache-control header.
-    """
-    alias = model_of(body)
-    kind.check(body)
-    route = find_route(snapshot, alias, kind.route_kind)
+    """Everything after the front-end has identified the caller and read the request."""
+    alias = request.alias
+    route = find_route(snapshot, alias, request.kind)
     authorize(key, alias)
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
-    plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
+    plan = plan_candidates(snapshot, route, request, key, runtime.circuits, runtime.latency)
     candidates = usable(plan)
-    admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
-    stream = kind is CHAT and body.get("stream") is True
-    cache_key = None
+    admission = await admit(runtime.store, snapshot, key, route, request, candidates, runtime.tasks)
+    keep: account.Keep = None
     if route.cache_ttl:
-        look, keep = cache.request_control(cache_control)
-        exchange.cache = "miss" if keep else "bypass"
-        if keep:
+        look, store = cache.request_control(request.cache_control)
+        exchange.cache = "miss" if store else "bypass"
+        if store:
             owner = cache.owner(route.cache_scope, key)
-            cache_key = cache.cache_key(kind.cache_name, alias, body, owner, plan.tier_cap)
-        if look and cache_key is not None:
-            hit = await cache.lookup(runtime.store, alias, cache_key)
+            keep = (cache.cache_key(request.kind, alias, request.body, owner, plan.tier_cap), route.cache_ttl)
+        if look and keep is not None:
+            hit = await cache.lookup(runtime.store, alias, keep[0])
             if hit is not None and may_serve(plan, hit.target):
-                return await from_cache(exchange, snapshot, admission, hit, body, stream)
+                return await from_cache(exchange, snapshot, admission, hit, request)
     try:
-        if kind is CHAT:
-            outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
-        else:
-            outcome = await dispatch_embeddings(runtime, route, candidates, body, admission.take_target)
+        outcome = await dispatch(runtime, route, candidates, request, exchange, admission.take_target)
     except BaseException:
         await account.failed(admission)
         raise
     target = outcome.target
     assert target is not None
     exchange.target = target.id
-    exchange.outcome = outcome
     if outcome.stream is not None:
-        outcome.stream = account.metered(outcome.stream, admission, target, outcome, body, cache_key, route.cache_ttl)
+        outcome.stream = account.metered(outcome.stream, admission, target, request, exchange, keep)
     else:
-        await account.answered(
-            admission, target, outcome.answer or {}, body, kind.route_kind, cache_key, route.cache_ttl
-        )
+        assert outcome.answer is not None
+        await account.answered(admission, target, outcome.answer, request, exchange, keep)
     return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission))
 
 
@@ -112,54 +94,44 @@ def may_serve(plan: Plan, target_id: str) -> bool:
 def answer_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission) -> dict[str, str]:
     """The gateway's own headers, then rate limits: the key's and route's own when they have
     any (that is what the client is held to), else the answering provider's."""
-    headers = gateway_headers(exchange, snapshot, outcome)
+    headers = gateway_headers(exchange, snapshot)
     headers.update(admission.headers or outcome.rate_limits or {})
     if exchange.cache:
         headers["x-gateway-cache"] = exchange.cache
     return headers
 
 
-def gateway_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome) -> dict[str, str]:
-    overhead = time.perf_counter() - exchange.started - outcome.upstream_seconds
+def gateway_headers(exchange: Exchange, snapshot: Snapshot) -> dict[str, str]:
     return {
         "x-gateway-route": exchange.route,
         "x-gateway-target": exchange.target,
-        "x-gateway-attempts": str(outcome.calls),
-        "x-gateway-overhead-ms": f"{max(overhead, 0.0) * 1000:.2f}",
+        "x-gateway-attempts": str(exchange.attempts),
+        "x-gateway-overhead-ms": f"{exchange.overhead(time.perf_counter()) * 1000:.2f}",
         "x-gateway-config": snapshot.version,
     }
 
 
-def cache_header(exchange: Exchange) -> dict[str, str]:
-    return {"x-gateway-cache": exchange.cache} if exchange.cache else {}
-
-
 async def from_cache(
-    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, body: dict[str, Any], stream: bool
+    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, request: ModelRequest
 ) -> Completion:
     """A cached answer, plain or replayed as a stream; it costs no tokens and no budget."""
     exchange.cache = "hit"
     exchange.target = hit.target
     await account.close(admission, None, 0, 0, hit=True)
-    answer = orjson.loads(hit.answer)
-    outcome = Outcome(target=snapshot.targets[hit.target])  # who answered it first (for its model name)
-    if stream:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        outcome.stream = iterate(cache.replay(answer, include_usage))
+    body = orjson.loads(hit.answer)
+    target = snapshot.targets[hit.target]  # who answered it first (for its model name)
+    outcome = Outcome(target=target)
+    if request.stream:
+        outcome.stream = EventStream(_replayed(cache.replay(body, target.model), exchange))
     else:
-        outcome.answer = answer
-    headers = {
-        "x-gateway-route": exchange.route,
-        "x-gateway-target": hit.target,
-        "x-gateway-attempts": "0",
-        "x-gateway-overhead-ms": f"{(time.perf_counter() - exchange.started) * 1000:.2f}",
-        "x-gateway-config": snapshot.version,
-        **admission.headers,
-        **cache_header(exchange),
-    }
+        outcome.answer = Answer(body)
+    headers = {**gateway_headers(exchange, snapshot), **admission.headers, "x-gateway-cache": "hit"}
     return Completion(outcome, headers)
 
 
-async def iterate(frames: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for frame in frames:
-        yield frame
+async def _replayed(events: AsyncIterator[Event], exchange: Exchange) -> AsyncIterator[Event]:
+    """A cached stream, telling the request's record that it reached its end."""
+    async for event in events:
+        if isinstance(event, End):
+            exchange.stream_end = "done"
+        yield event

@@ -23,22 +23,22 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-import orjson
 
-from gateway.observe import metrics, telemetry
-from gateway.store.breaker import TRIPPING_CLASSES
-from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
-from gateway.providers.packs.wire import UpstreamFailure
-from gateway.observe.redact import redact
-from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Retry, Route, Target
+from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
+from gateway.observe import metrics, tracing
+from gateway.observe.exchange import Exchange
+from gateway.observe.redact import redact
+from gateway.pipeline.request import EMBEDDING, ModelRequest
+from gateway.pipeline.runtime import Runtime
+from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
+from gateway.providers.packs.wire import StreamCut, UpstreamFailure, UpstreamRequest, bad_upstream_body, pack_of
 from gateway.providers.upstream import Upstream, lines
+from gateway.store.breaker import TRIPPING_CLASSES
 
-DONE = b"data: [DONE]\n\n"
-NATIVE_END = b"event: message_stop\n"  # how an Anthropic event stream ends when it is complete
 # Worth another try on the same target; context_length and content_filter are not.
 TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})
 # Rejected provider credentials count as the target's outage (server_error) and fall
@@ -58,30 +58,31 @@ class Attempt:
         return {"target": self.target, "status": self.status, "class": self.fallback_class, "message": self.message}
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What the endpoint needs to answer: who answered, how, and at what cost in time."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A plain (not streamed) answer: in the pipeline's shape, and the upstream's own bytes
+    when they already are in the shape of the API named by `wire`."""
 
-    target: Target | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    upstream_seconds: float = 0.0
-    answer: dict[str, Any] | None = None
-    stream: AsyncIterator[bytes] | None = None
-    usage: dict[str, Any] | None = None
-    # Set when the target was sent the client's own (Anthropic) body: the provider's answer
-    # as it came, or `stream` carries its events rather than OpenAI frames. `answer` and
-    # `usage` stay in OpenAI's shape either way, for the cache and accounting.
-    native_answer: bytes | None = None
-    native_stream: bool = False
-    # Characters of generated text a stream has sent so far: the completion estimate when
-    # the upstream reports no usage, counted as the chunks pass rather than re-read later.
-    stream_chars: int = 0
-    # The answering provider's rate-limit headers under OpenAI's names (its pack's `rate_limits`).
-    rate_limits: dict[str, str] | None = None
+    body: dict[str, Any]
+    raw: bytes | None = None
+    wire: str | None = None
 
     @property
-    def calls(self) -> int:
-        return len(self.attempts) + (1 if self.target is not None else 0)
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.body.get("usage")
+        return usage if isinstance(usage, dict) else None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Who answered and how: a plain answer or a committed stream of events."""
+
+    target: Target | None = None
+    failures: list[Attempt] = field(default_factory=list)  # the calls that did not answer, in order
+    answer: Answer | None = None
+    stream: EventStream | None = None
+    # The answering provider's rate-limit headers under OpenAI's names (its pack's `rate_limits`).
+    rate_limits: dict[str, str] | None = None
 
 
 # Asked right before a candidate is tried: False skips it (its provider is at its own quota).
@@ -92,44 +93,28 @@ async def _always(target: Target) -> bool:
     return True
 
 
-async def dispatch_chat(
-    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], stream: bool,
-    native: NativeCall | None = None, gate: Gate = _always,
+Call = Callable[[Target, Outcome], Awaitable[None]]
+
+
+async def dispatch(
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], request: ModelRequest, exchange: Exchange,
+    gate: Gate = _always,
 ) -> Outcome:
-    """`native` (for an Anthropic client's request) takes the targets that speak the client's
-    own API; every other target gets `body`, the OpenAI-shaped translation, as usual."""
+    """Try the candidates in order until one answers `request`; every call is counted in `exchange`."""
     upstream = runtime.upstream
 
-    def call(target: Target, outcome: Outcome) -> Any:
-        if native is not None and native.speaks(target):
-            return native.call(upstream, target, outcome)
-        if stream:
-            return _open_stream(upstream, target, body, outcome)
-        return _chat_once(upstream, target, body, outcome)
+    def call(target: Target, outcome: Outcome) -> Awaitable[None]:
+        if request.kind == EMBEDDING:
+            return _embeddings_once(upstream, target, request, outcome)
+        if request.stream:
+            return _open_stream(runtime, target, request, outcome)
+        return _chat_once(upstream, target, request, outcome)
 
-    return await _run(runtime, route, candidates, call, gate)
-
-
-class NativeCall(Protocol):
-    """A request that some targets take in the client's own wire format (see `anthropic_native`)."""
-
-    def speaks(self, target: Target) -> bool: ...
-
-    def call(self, upstream: Upstream, target: Target, outcome: Outcome) -> Awaitable[None]: ...
-
-
-async def dispatch_embeddings(
-    runtime: Runtime, route: Route, candidates: tuple[Target, ...], body: dict[str, Any], gate: Gate = _always
-) -> Outcome:
-    upstream = runtime.upstream
-    return await _run(runtime, route, candidates, lambda t, o: _embeddings_once(upstream, t, body, o), gate)
-
-
-Call = Callable[[Target, Outcome], Any]
+    return await _run(runtime, route, candidates, call, exchange, gate)
 
 
 async def _run(
-    runtime: Runtime, route: Route, candidates: tuple[Target, ...], call: Call, gate: Gate = _always
+    runtime: Runtime, route: Route, candidates: tuple[Target, ...], call: Call, exchange: Exchange, gate: Gate
 ) -> Outcome:
     if not candidates:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request")
@@ -144,10 +129,8 @@ async def _run(
                 continue
             if not await gate(target):
                 continue  # its provider is at its own quota: skipped, never waited for
-            if await _try_target(runtime, route, target, outcome, call, deadline):
+            if await _try_target(runtime, route, target, outcome, call, exchange, deadline):
                 outcome.target = target
-                if outcome.stream is not None:
-                    outcome.stream = _watched(outcome.stream, target, runtime)
                 return outcome
             metrics.fell_back(route.alias)
     except asyncio.CancelledError:
@@ -155,26 +138,26 @@ async def _run(
             raise  # the client left (or the server is stopping): not the deadline
         raise DeadlineExceeded(
             f"'{route.alias}' did not answer within its {route.timeout:g}s deadline",
-            extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+            extra={"attempts": [a.as_dict() for a in outcome.failures]},
         ) from None
     finally:
         runtime.deadlines.release(watch)
-    if not outcome.attempts:
+    if not outcome.failures:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: open circuits or provider limits)")
     raise AllTargetsFailed(
         f"every target of '{route.alias}' failed",
-        extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+        extra={"attempts": [a.as_dict() for a in outcome.failures]},
     )
 
 
 async def _try_target(
-    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, deadline: float
+    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, exchange: Exchange, deadline: float
 ) -> bool:
     """Up to `retry.attempts` tries on one target. True: it answered; False: fall back."""
     loop = asyncio.get_running_loop()
     tries = route.retry.attempts
     for number in range(1, tries + 1):
-        failure = await _attempt(runtime, route, target, outcome, call, deadline)
+        failure = await _attempt(runtime, route, target, outcome, call, exchange, deadline)
         if failure is None:
             return True
         if number == tries or failure.fallback_class not in TRANSIENT_CLASSES or failure.status in _NOT_AGAIN:
@@ -203,24 +186,33 @@ def backoff_delay(retry: Retry, number: int, rng: random.Random | None = None) -
 
 
 async def _attempt(
-    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, deadline: float
+    runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, exchange: Exchange, deadline: float
 ) -> Attempt | None:
     """One call to one target. None when it answered, else the failed `Attempt` (recorded).
 
-    A client error (no fallback class) is raised at once: it is the request's fault and
-    no retry or other target would change it.
+    The call is counted here and only here: in the request's `Exchange` (attempts,
+    fallbacks, upstream time), in the metrics, in the target's circuit and latency, and
+    as a child span when tracing is on. A client error (no fallback class) is raised at
+    once: it is the request's fault and no retry or other target would change it.
     """
+    if exchange.failed and exchange.failed[-1][0] != target.id:
+        exchange.fallbacks += 1
+    exchange.attempts += 1
+    span = token = None
+    if tracing.enabled:
+        span, token = tracing.start_attempt(route.alias, target)
     started = time.perf_counter()
     try:
-        await telemetry.attempt(route, target, call(target, outcome))
+        await call(target, outcome)
     except UpstreamFailure as failure:
         message = redact(str(failure.error.get("message", "")), (target.api_key,))
         attempt = Attempt(target.id, failure.status, failure.fallback_class, message, failure.retry_after)
         if failure.fallback_class is None:
-            outcome.upstream_seconds += time.perf_counter() - started
-            outcome.attempts.append(attempt)
+            elapsed = _count(exchange, started, span, token, "client_error", failure.status)
+            outcome.failures.append(attempt)
+            exchange.failed.append((target.id, False))
             runtime.circuits.record_success(target)  # it answered: the target is healthy
-            metrics.upstream_called(route.alias, target.id, "client_error", time.perf_counter() - started)
+            metrics.upstream_called(route.alias, target.id, "client_error", elapsed)
             raise _client_error(failure, message) from None
     except TimeoutError:
         # aiohttp's connect/read timeouts; the route deadline arrives as a cancellation instead.
@@ -228,35 +220,54 @@ async def _attempt(
         runtime.latency.observe(target.id, time.perf_counter() - started)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         attempt = Attempt(target.id, None, "connection", f"could not reach {target.id} ({type(exc).__name__})")
+    except GatewayError as exc:  # the pack could not translate the request: the client's to fix
+        _count(exchange, started, span, token, "client_error" if exc.status < 500 else "error", None)
+        raise
     except asyncio.CancelledError:
         # The route deadline (or the client leaving) cut this call short. Past the deadline
         # it counts against the target like any timeout: a hang longer than the deadline
         # must still open the circuit.
-        elapsed = time.perf_counter() - started
-        outcome.upstream_seconds += elapsed
-        outcome.attempts.append(Attempt(target.id, None, "timeout", f"{target.id} was still working at the deadline"))
+        elapsed = _count(exchange, started, span, token, "deadline", None)
+        outcome.failures.append(Attempt(target.id, None, "timeout", f"{target.id} was still working at the deadline"))
+        exchange.failed.append((target.id, True))
         if asyncio.get_running_loop().time() >= deadline:
             runtime.circuits.record_failure(target)
             runtime.latency.observe(target.id, elapsed)
             metrics.upstream_called(route.alias, target.id, "timeout", elapsed)
         raise
+    except BaseException:
+        _count(exchange, started, span, token, "error", None)
+        raise
     else:
-        elapsed = time.perf_counter() - started
-        outcome.upstream_seconds += elapsed
-        if outcome.stream is None:  # a stream's verdict waits for its end (see _watched)
+        elapsed = _count(exchange, started, span, token, "ok", None)
+        if outcome.stream is None:  # a stream's verdict waits for its end (see _committed)
             runtime.circuits.record_success(target)
         runtime.latency.observe(target.id, elapsed)
         metrics.upstream_called(route.alias, target.id, "ok", elapsed)
         return None
-    elapsed = time.perf_counter() - started
-    outcome.upstream_seconds += elapsed
-    outcome.attempts.append(attempt)
+    elapsed = _count(exchange, started, span, token, attempt.fallback_class or "error", attempt.status)
+    outcome.failures.append(attempt)
+    exchange.failed.append((target.id, True))
     metrics.upstream_called(route.alias, target.id, attempt.fallback_class or "error", elapsed)
     if attempt.fallback_class in TRIPPING_CLASSES:
         runtime.circuits.record_failure(target)
     else:
         runtime.circuits.record_success(target)
     return attempt
+
+
+def _count(exchange: Exchange, started: float, span: Any, token: Any, result: str, status: int | None) -> float:
+    """One finished call: its upstream time on the request, its span ended (or kept, when it
+    answered, to carry the token counts known at the request's end). Returns its seconds."""
+    elapsed = time.perf_counter() - started
+    exchange.upstream_seconds += elapsed
+    if span is not None:
+        tracing.detach(token)
+        if result == "ok":
+            exchange.attempt_span = span
+        else:
+            tracing.end_attempt(span, result, status)
+    return elapsed
 
 
 def _final_error(route: Route, attempt: Attempt, outcome: Outcome) -> GatewayError:
@@ -267,11 +278,11 @@ def _final_error(route: Route, attempt: Attempt, outcome: Outcome) -> GatewayErr
         type_ = "rate_limit_error" if attempt.fallback_class == "rate_limit" else "invalid_request_error"
         return GatewayError(
             attempt.message, status=status, type=type_, code=_class_code(attempt.fallback_class), headers=headers,
-            extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+            extra={"attempts": [a.as_dict() for a in outcome.failures]},
         )
     return AllTargetsFailed(
         f"{attempt.target} failed ({attempt.fallback_class}) and '{route.alias}' does not fall back on that",
-        extra={"attempts": [a.as_dict() for a in outcome.attempts]},
+        extra={"attempts": [a.as_dict() for a in outcome.failures]},
     )
 
 
@@ -288,24 +299,6 @@ def _class_code(fallback_class: str | None) -> str | None:
     }.get(fallback_class or "")
 
 
-async def _watched(frames: AsyncIterator[bytes], target: Target, runtime: Runtime) -> AsyncIterator[bytes]:
-    """The committed stream, reporting its end to the circuit: [DONE] (message_stop for a
-    native Anthropic stream) is a success, an error
-    event a failure. A client that leaves early says nothing about the target."""
-    last = b""
-    try:
-        async for frame in frames:
-            last = frame
-            yield frame
-    finally:
-        await frames.aclose()  # type: ignore[attr-defined]
-    if last == DONE or last.startswith(NATIVE_END):
-        runtime.circuits.record_success(target)
-    else:
-        runtime.circuits.record_failure(target)
-        metrics.stream_cut(target.id)
-
-
 def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
     """An upstream's refusal that is the client's doing goes back with the upstream's status."""
     error = failure.error
@@ -316,46 +309,66 @@ def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
     )
 
 
-async def _read_answer(upstream: Upstream, target: Target, request: Any, outcome: Outcome) -> bytes:
+async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequest, outcome: Outcome) -> bytes:
     response = await upstream.send(request, target.connect_timeout, target.read_timeout)
     try:
         raw = await response.read()
     finally:
         response.release()
+    pack = pack_of(target)
     if response.status >= 300:
-        raise target.pack.error(target, response.status, raw, response.headers)
-    outcome.rate_limits = target.pack.rate_limit_headers(response.headers)
+        raise pack.error(target, response.status, raw, response.headers)
+    outcome.rate_limits = pack.rate_limit_headers(response.headers)
     return raw
 
 
-async def _chat_once(upstream: Upstream, target: Target, body: dict[str, Any], outcome: Outcome) -> None:
-    pack = target.pack
+def _native(target: Target, request: ModelRequest) -> bool:
+    """Whether the target takes the client's own body: its pack speaks the client's API."""
+    return request.native_body is not None and pack_of(target).speaks == request.api
+
+
+def _chat_request(target: Target, request: ModelRequest, stream: bool) -> UpstreamRequest:
+    pack = pack_of(target)
+    if not _native(target, request):
+        return pack.chat_request(target, request.body, stream)
+    rendered = pack.native_chat_request(target, request.native_body or {}, stream)
+    if not request.native_headers:
+        return rendered
+    return UpstreamRequest(rendered.method, rendered.url, {**request.native_headers, **rendered.headers}, rendered.body)
+
+
+async def _chat_once(upstream: Upstream, target: Target, request: ModelRequest, outcome: Outcome) -> None:
+    pack = pack_of(target)
     if pack.local:
-        outcome.answer = pack.chat_local(target, body)
-    else:
-        raw = await _read_answer(upstream, target, pack.chat_request(target, body, False), outcome)
-        outcome.answer = pack.chat_answer(target, body, raw)
-    outcome.usage = outcome.answer.get("usage")
+        outcome.answer = Answer(pack.chat_local(target, request.body))
+        return
+    raw = await _read_answer(upstream, target, _chat_request(target, request, False), outcome)
+    # The pack's reading checks the answer (a 502 that may fall back when it is not one)
+    # and is what accounting and the cache use, whichever bytes the client is sent.
+    body = pack.chat_answer(target, request.body, raw)
+    wire = pack.speaks if _native(target, request) else pack.answer_wire("chat")
+    outcome.answer = Answer(body, raw if wire else None, wire)
 
 
-async def _embeddings_once(upstream: Upstream, target: Target, body: dict[str, Any], outcome: Outcome) -> None:
-    pack = target.pack
+async def _embeddings_once(upstream: Upstream, target: Target, request: ModelRequest, outcome: Outcome) -> None:
+    pack = pack_of(target)
     if pack.local:
-        outcome.answer = pack.embeddings_local(target, body)
-    else:
-        raw = await _read_answer(upstream, target, pack.embeddings_request(target, body), outcome)
-        outcome.answer = pack.embeddings_answer(target, body, raw)
-    outcome.usage = outcome.answer.get("usage")
+        outcome.answer = Answer(pack.embeddings_local(target, request.body))
+        return
+    raw = await _read_answer(upstream, target, pack.embeddings_request(target, request.body), outcome)
+    wire = pack.answer_wire("embedding")
+    outcome.answer = Answer(pack.embeddings_answer(target, request.body, raw), raw if wire else None, wire)
 
 
-async def _open_stream(upstream: Upstream, target: Target, body: dict[str, Any], outcome: Outcome) -> None:
-    """Start the stream and read its first chunk; only then is the target committed."""
-    pack = target.pack
+async def _open_stream(runtime: Runtime, target: Target, request: ModelRequest, outcome: Outcome) -> None:
+    """Start the stream and read its first event; only then is the target committed."""
+    pack = pack_of(target)
     response = None
     if pack.local:
-        chunks = pack.chat_local_stream(target, body)
+        stream = EventStream(pack.chat_local_events(target, request.body))
     else:
-        response = await upstream.send(pack.chat_request(target, body, True), target.connect_timeout, target.read_timeout)
+        rendered = _chat_request(target, request, True)
+        response = await runtime.upstream.send(rendered, target.connect_timeout, target.read_timeout)
         if response.status >= 300:
             try:
                 raw = await response.read()
@@ -363,62 +376,64 @@ async def _open_stream(upstream: Upstream, target: Target, body: dict[str, Any],
                 response.release()
             raise pack.error(target, response.status, raw, response.headers)
         outcome.rate_limits = pack.rate_limit_headers(response.headers)
-        chunks = pack.chat_stream(target, body, lines(response))
+        stream = pack.chat_events(target, request.body, lines(response), request.api)
     try:
-        first = await anext(chunks)
+        first = await anext(stream.events)
     except StopAsyncIteration:
         if response is not None:
             response.release()
-        raise UpstreamFailure(502, {"message": f"{target.id} sent an empty stream"}, "server_error") from None
+        raise bad_upstream_body(target, "an empty stream") from None
     except BaseException:
         if response is not None:
             response.release()
         raise
-    outcome.stream = _sse(target, first, chunks, response, outcome)
+    outcome.stream = EventStream(_committed(runtime, target, first, stream.events, response), stream.wire)
 
 
-async def _sse(
-    target: Target, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]], response: Any, outcome: Outcome
-) -> AsyncIterator[bytes]:
-    """OpenAI SSE frames; a failure after the first byte ends with an error event and no [DONE]."""
+async def _committed(
+    runtime: Runtime, target: Target, first: Event, events: AsyncIterator[Event], response: Any
+) -> AsyncIterator[Event]:
+    """The committed stream, ended by exactly one `End`: the one place that decides how a
+    stream ended. The pack's own `End` says complete; a failure the provider reported
+    is `failed`; a stream that broke off or stopped early is `cut`. The end is reported
+    to the target's circuit; a client that leaves early says nothing about the target."""
+    end: End | None = first if isinstance(first, End) else None
     try:
-        outcome.stream_chars += text_chars(first)
-        yield b"data: " + orjson.dumps(first) + b"\n\n"
-        async for chunk in chunks:
-            usage = chunk.get("usage")
-            if usage:
-                outcome.usage = usage
-            outcome.stream_chars += text_chars(chunk)
-            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-        yield DONE
+        if end is None:
+            yield first
+            async for event in events:
+                if isinstance(event, End):
+                    end = event
+                    break
+                yield event
+            else:
+                end = _cut(f"the upstream stream from {target.id} ended before its last event")
+    except StreamCut as failure:
+        end = _cut(redact(str(failure.error.get("message", "")), (target.api_key,)))
     except UpstreamFailure as failure:
         message = redact(str(failure.error.get("message", "")), (target.api_key,))
-        yield _error_event(message, failure.error.get("type") or "upstream_error", failure.error.get("code"))
+        end = End(FAILED, {"message": message, "type": failure.error.get("type") or "upstream_error",
+                           "code": failure.error.get("code")})
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        kind = "timeout" if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)) else "connection"
-        yield _error_event(f"the upstream stream from {target.id} broke off ({kind})", "upstream_error", "stream_interrupted")
+        kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
+        end = _cut(f"the upstream stream from {target.id} broke off ({kind})")
     finally:
+        await _close(events)
         if response is not None:
             response.release()
+    if end.status == COMPLETE:
+        runtime.circuits.record_success(target)
+    else:
+        runtime.circuits.record_failure(target)
+        metrics.stream_cut(target.id)
+    yield end
 
 
-def text_chars(chunk: dict[str, Any]) -> int:
-    """Characters of text and tool-call arguments in one OpenAI stream chunk."""
-    chars = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if not delta:
-            continue
-        content = delta.get("content")
-        if content:
-            chars += len(content)
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                chars += len(function.get("name") or "") + len(function.get("arguments") or "")
-    return chars
+def _cut(message: str) -> End:
+    return End(CUT, {"message": message, "type": "upstream_error", "code": "stream_interrupted"})
 
 
-def _error_event(message: str, type_: str, code: Any) -> bytes:
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+async def _close(events: AsyncIterator[Event]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

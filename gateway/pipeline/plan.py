@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.store.breaker import CircuitStore
 from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
 from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
-from gateway.providers.tokens import estimate_prompt_tokens, requested_output_tokens
+from gateway.pipeline.request import ModelRequest
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
+DEFAULT_OUTPUT_TOKENS = 256  # what `cheapest` prices when the request sets no output ceiling
 EXPLORE = 0.1  # share of `fastest` requests sent first to a target that is not the fastest
 
 # Skip reasons, as shown by `gateway explain` and in a 503's `error.skipped`.
@@ -71,23 +72,22 @@ def find_route(snapshot: Snapshot, alias: str, kind: str) -> Route:
 def plan_candidates(
     snapshot: Snapshot,
     route: Route,
-    body: dict[str, Any],
+    request: ModelRequest,
     key: Key | None,
     circuits: CircuitStore,
     latency: Latencies,
-    max_tier: str | None = None,
     rng: random.Random | None = None,
 ) -> Plan:
     """The ordered candidates for this request and, for every other target, why not."""
     rng = rng or _RNG
     chat = route.kind == "chat"
-    needs = required_capabilities(body) if chat else frozenset()
-    prompt = estimate_prompt_tokens(body) if chat else 0
-    window_need = prompt + _explicit_output_tokens(body)
+    needs = request.needs
+    prompt = request.prompt_tokens if chat else 0
+    window_need = prompt + (request.output_tokens or 0)
     tiers = snapshot.tiers
     key_cap = key.max_tier if key is not None else None
-    cap, cap_by = _tier_cap(tiers, key_cap, max_tier, key)
-    ordered = order_targets(route, body, prompt, latency, rng) + route.fallback_targets
+    cap, cap_by = _tier_cap(tiers, key_cap, request.max_tier, key)
+    ordered = order_targets(route, request, prompt, latency, rng) + route.fallback_targets
 
     candidates: list[Target] = []
     skipped: list[Skipped] = []
@@ -146,7 +146,7 @@ def usable(plan: Plan) -> tuple[Target, ...]:
 
 
 def order_targets(
-    route: Route, body: dict[str, Any], prompt: int, latency: Latencies, rng: random.Random
+    route: Route, request: ModelRequest, prompt: int, latency: Latencies, rng: random.Random
 ) -> tuple[RouteTarget, ...]:
     """The route's targets in the order its strategy tries them."""
     targets = route.targets
@@ -155,7 +155,7 @@ def order_targets(
     if route.strategy == "weighted":
         return weighted_order(targets, rng)
     if route.strategy == "cheapest":
-        output = requested_output_tokens(body)
+        output = request.output_tokens or DEFAULT_OUTPUT_TOKENS
         return tuple(sorted(targets, key=lambda rt: rt.target.price.cost(prompt, output)))
     if route.strategy == "fastest":
         return fastest_order(targets, latency, rng)
@@ -192,27 +192,6 @@ def fastest_order(targets: tuple[RouteTarget, ...], latency: Latencies, rng: ran
 
 
 # ------------------------------------------------------------------ what the request needs
-
-
-def required_capabilities(body: dict[str, Any]) -> frozenset[str]:
-    needs: set[str] = set()
-    if body.get("tools") or body.get("functions"):
-        needs.add("tools")
-    response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
-        needs.add("json")
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
-            needs.add("vision")
-            break
-    return frozenset(needs)
-
-
-def _explicit_output_tokens(body: dict[str, Any]) -> int:
-    """Output tokens the client asked for; they share the context window with the prompt."""
-    value = body.get("max_completion_tokens") or body.get("max_tokens")
-    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _lacks(target: Target, needs: frozenset[str]) -> Skipped | None:

@@ -1,4 +1,4 @@
-"""OpenAI chunk streams written as Anthropic's event sequence."""
+"""Typed event streams written as Anthropic's event sequence (translated and native)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from typing import Any
 
 import orjson
 
-from gateway.api.anthropic.stream import MessageEvents, anthropic_events
+from gateway.api.anthropic.stream import MessageEvents, anthropic_sse
+from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream, Frame, Start, chunk_events
 
 
-def frames(*chunks: Any, done: bool = True) -> list[bytes]:
-    out = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
-    return out + ([b"data: [DONE]\n\n"] if done else [])
+def frames(*chunks: Any, done: bool = True, end: End | None = None) -> list[Event]:
+    """The events a pack reads from these OpenAI-shaped chunks, ended as said."""
+    out: list[Event] = [Start("chatcmpl-1", "up", 0)]
+    for chunk in chunks:
+        chunk_events(chunk, out)
+    return out + [end or End(COMPLETE if done else CUT, None if done else {"message": "cut", "code": "stream_interrupted"})]
 
 
 def delta(**fields: Any) -> dict[str, Any]:
@@ -23,13 +27,13 @@ def finish(reason: str) -> dict[str, Any]:
     return {"model": "up", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}
 
 
-async def translate(pieces: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
-    async def source() -> AsyncIterator[bytes]:
+async def translate(pieces: list[Event], wire: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    async def source() -> AsyncIterator[Event]:
         for piece in pieces:
             yield piece
 
     out = []
-    async for raw in anthropic_events(source(), MessageEvents("target-model", 12)):
+    async for raw in anthropic_sse(EventStream(source(), wire), MessageEvents("target-model", 12)):
         name_line, data_line = raw.decode().strip().split("\n")
         out.append((name_line.removeprefix("event: "), orjson.loads(data_line.removeprefix("data: "))))
     return out
@@ -71,11 +75,10 @@ async def test_text_then_two_tool_calls_get_their_own_block_indexes():
     assert message_delta["usage"] == {"input_tokens": 30, "output_tokens": 9}
 
 
-async def test_an_error_frame_after_content_is_an_error_event_and_no_stop():
+async def test_a_failed_end_after_content_is_an_error_event_and_no_stop():
     events = await translate(frames(
         delta(content="partial"),
-        {"error": {"message": "broke off", "type": "upstream_error", "code": "stream_interrupted"}},
-        done=False,
+        end=End(FAILED, {"message": "broke off", "type": "upstream_error", "code": "stream_interrupted"}),
     ))
     names = [name for name, _ in events]
     assert names == ["message_start", "content_block_start", "content_block_delta", "error"]
@@ -88,11 +91,14 @@ async def test_a_stream_that_stops_without_done_is_an_error_not_a_clean_end():
     assert "message_stop" not in [name for name, _ in events]
 
 
-async def test_frames_split_across_reads_are_reassembled():
-    whole = b"".join(frames(delta(content="ab"), finish("length")))
-    events = await translate([whole[:7], whole[7:40], whole[40:]])
-    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
-    assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
+async def test_a_native_stream_forwards_its_frames_and_writes_its_own_end():
+    upstream = [b'event: message_start\ndata: {"type":"message_start"}\n\n',
+                b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n']
+    events = [Start("m", "up", 0), Frame(upstream[0]), Frame(upstream[1])]
+    names = [name for name, _ in await translate([*events, End(COMPLETE)], wire="anthropic")]
+    assert names == ["message_start", "content_block_delta", "message_stop"]
+    cut = [name for name, _ in await translate([*events, End(CUT, {"message": "gone"})], wire="anthropic")]
+    assert cut == ["message_start", "content_block_delta", "error"]
 
 
 async def test_without_usage_the_output_is_estimated():

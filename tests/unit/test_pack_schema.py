@@ -27,7 +27,7 @@ def test_the_seven_built_in_packs_exist():
 @pytest.mark.parametrize("name", builtin_names())
 def test_built_in_pack_points_editors_at_the_schema_and_passes_it(name):
     text = (BUILTIN_DIR / f"{name}.yaml").read_text()
-    assert text.splitlines()[0] == "# yaml-language-server: $schema=../../schemas/pack.schema.json"
+    assert text.splitlines()[0] == "# yaml-language-server: $schema=../../../schemas/pack.schema.json"
     jsonschema.validate(yaml.safe_load(text), yaml.safe_load(SCHEMA.read_text()))
 
 

@@ -16,6 +16,7 @@ from gateway.config.load import ConfigError
 from gateway.errors import BadRequest, Forbidden, NoTargetAvailable
 from gateway.store.latency import LatencyAverages
 from gateway.pipeline.plan import EXPLORE, Plan, plan_candidates, usable
+from gateway.pipeline.request import chat_request, embedding_request
 from gateway.config.snapshot import Snapshot
 from tests.support.configs import write_config
 
@@ -46,8 +47,10 @@ def plan(snapshot: Snapshot, alias: str, body: dict[str, Any] | None = None, key
          rng: random.Random | None = None) -> Plan:
     body = body or {"model": alias, "messages": [{"role": "user", "content": "hi"}]}
     key = next((k for k in snapshot.keys.values() if k.name == key_name), None)
-    return plan_candidates(snapshot, snapshot.routes[alias], body, key, circuits or MemoryCircuits(),
-                           latency or LatencyAverages(), tier, rng)
+    route = snapshot.routes[alias]
+    build = embedding_request if route.kind == "embedding" else chat_request
+    request = build("openai", {**body, "model": alias}, max_tier=tier)
+    return plan_candidates(snapshot, route, request, key, circuits or MemoryCircuits(), latency or LatencyAverages(), rng)
 
 
 def ids(p: Plan) -> list[str]:

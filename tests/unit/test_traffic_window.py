@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.observe.traffic import Traffic, failed_attempts
+from gateway.observe.exchange import Exchange
+from gateway.observe.traffic import Traffic
 
 T0 = 1_800_000_000.0  # a slot boundary for 5-second slots
 
@@ -75,17 +76,11 @@ def test_idle_series_are_forgotten_so_memory_stays_bounded():
     assert len(traffic._routes) == 1 and len(traffic._targets) == 1
 
 
-def test_failed_attempts_read_both_an_outcome_and_an_error():
-    class Attempt:
-        def __init__(self, target: str, fallback_class: str | None) -> None:
-            self.target, self.fallback_class = target, fallback_class
-
-    class Outcome:
-        attempts = [Attempt("a/m", "server_error"), Attempt("a/m", None)]
-
-    class Error:
-        extra = {"attempts": [{"target": "a/m", "class": "timeout"}, {"target": "b/m", "class": None}]}
-
-    assert failed_attempts(Outcome(), None) == [("a/m", True), ("a/m", False)]
-    assert failed_attempts(None, Error()) == [("a/m", True), ("b/m", False)]
-    assert failed_attempts(None, None) == []
+def test_a_request_end_records_the_calls_that_failed_before_the_answer():
+    traffic = Traffic()
+    exchange = Exchange("r1", 0.0, "chat", route="r", target="b/m", failed=[("a/m", True), ("a/m", False)])
+    traffic.request_ended(exchange, 200, 0.2)
+    targets = {t["target"]: t for t in traffic.targets()}
+    assert targets["a/m"]["calls"] == 2 and targets["a/m"]["failures"] == 1
+    assert targets["b/m"]["answered"] == 1
+    assert traffic.report()["routes"][0]["fallbacks"] == 1

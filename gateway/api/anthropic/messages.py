@@ -1,37 +1,46 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API.
 
-The client's body is translated to OpenAI's chat shape once and served by the same
-request path as /v1/chat/completions (`completion.complete`): same routes, keys, limits,
-cache and fallbacks. A target whose pack is `anthropic` is sent the client's own body
-instead (`anthropic_native`) and its answer comes back untouched; any other target's
-answer, or each of its stream events, is written back in Anthropic's shape. Errors are
-too, so Anthropic's SDKs raise their own exception classes.
+The client's body is translated once into the pipeline's shape and served by the same
+pipeline as /v1/chat/completions: same routes, keys, limits, cache and fallbacks. The
+client's own body goes along too: a target whose pack speaks Anthropic's API is sent it
+as it is, and its answer or stream comes back untouched; any other target's answer, or
+its stream's events, is written here in Anthropic's shape. Errors are too, so
+Anthropic's SDKs raise their own exception classes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.api.anthropic.native import NativeMessages, speaks_messages
 from gateway.api.anthropic.request import Untranslatable, prompt_to_openai, to_openai
 from gateway.api.anthropic.shape import error_body, from_openai
-from gateway.api.anthropic.stream import MessageEvents, anthropic_events
-from gateway.pipeline.identify import authorize, identify
-from gateway.api.openai.chat import SSE_HEADERS
-from gateway.pipeline.complete import CHAT, complete
-from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.anthropic.stream import WIRE, MessageEvents, anthropic_sse
 from gateway.api.body import read_json
-from gateway.pipeline.plan import MAX_TIER_HEADER, find_route
-from gateway.pipeline.runtime import Runtime
+from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.config.snapshot import Snapshot
+from gateway.pipeline.complete import complete
+from gateway.pipeline.identify import authorize, identify
+from gateway.pipeline.plan import MAX_TIER_HEADER, find_route
+from gateway.pipeline.request import ModelRequest, chat_request
+from gateway.pipeline.runtime import Runtime
 from gateway.providers.tokens import estimate_prompt_tokens
+
+FORWARDED_HEADERS = ("anthropic-beta",)  # what the client asks of Anthropic that the body cannot say
+
+
+def speaks_messages(snapshot: Snapshot, alias: str) -> bool:
+    """Whether some target of the route takes an Anthropic body as it is."""
+    route = snapshot.routes.get(alias)
+    return route is not None and any(getattr(rt.target.pack, "speaks", None) == WIRE for rt in route.targets)
 
 
 def openai_body(snapshot: Snapshot, body: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAI-shaped body for the route's other targets.
+    """The body in the pipeline's shape, for the route's other targets.
 
     Blocks OpenAI's shape cannot hold (server tool results and the like) are refused,
     unless the route has an Anthropic target that can take the body as it is: then they
@@ -40,10 +49,19 @@ def openai_body(snapshot: Snapshot, body: dict[str, Any]) -> dict[str, Any]:
     try:
         return to_openai(body)
     except Untranslatable:
-        route = snapshot.routes.get(body["model"])  # a string: to_openai checked it first
-        if route is not None and not any(speaks_messages(rt.target) for rt in route.targets):
+        if not speaks_messages(snapshot, body["model"]):  # a string: to_openai checked it first
             raise
         return to_openai(body, lenient=True)
+
+
+def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) -> ModelRequest:
+    return chat_request(
+        WIRE, openai_body(snapshot, body),
+        native_body=body,
+        native_headers={name: headers[name] for name in FORWARDED_HEADERS if name in headers},
+        max_tier=headers.get(MAX_TIER_HEADER),
+        cache_control=headers.get("cache-control"),
+    )
 
 
 @endpoint("messages", error_body=error_body)
@@ -51,24 +69,17 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
-    body = await read_json(request, snapshot.max_body_bytes)
-    chat_body = openai_body(snapshot, body)
-    native = NativeMessages.of(body, chat_body, request.headers)
-    done = await complete(
-        runtime, snapshot, key, chat_body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER), native,
-        request.headers.get("cache-control"),
-    )
-    outcome = done.outcome
-    model = outcome.target.model  # type: ignore[union-attr]
-    if outcome.native_stream:
-        return StreamingResponse(outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
-    if outcome.native_answer is not None:
-        return Response(outcome.native_answer, headers=done.headers, media_type="application/json")
-    if outcome.stream is not None:
-        state = MessageEvents(model, estimate_prompt_tokens(chat_body))
-        events = anthropic_events(outcome.stream, state)
+    model_request = read_messages(snapshot, await read_json(request, snapshot.max_body_bytes), request.headers)
+    done = await complete(runtime, snapshot, key, model_request, exchange)
+    stream = done.outcome.stream
+    if stream is not None:
+        events = anthropic_sse(stream, MessageEvents(done.model, model_request.prompt_tokens))
         return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
-    return json_response(from_openai(outcome.answer or {}, model), headers=done.headers)
+    answer = done.outcome.answer
+    assert answer is not None
+    if answer.raw is not None and answer.wire == WIRE:
+        return Response(answer.raw, headers=done.headers, media_type="application/json")
+    return json_response(from_openai(answer.body, done.model), headers=done.headers)
 
 
 @endpoint("count_tokens", error_body=error_body)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.pipeline.identify import identify
-from gateway.pipeline.complete import CHAT, complete
-from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.api.body import read_json
-from gateway.pipeline.plan import MAX_TIER_HEADER
+from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.openai import stream
+from gateway.api.openai.request import read_chat
+from gateway.pipeline.complete import Completion, complete
+from gateway.pipeline.identify import identify
 from gateway.pipeline.runtime import Runtime
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 @endpoint("chat")
@@ -20,13 +19,18 @@ async def chat_completions(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
     key = identify(snapshot, request.headers)
-    body = await read_json(request, snapshot.max_body_bytes)
-    done = await complete(
-        runtime, snapshot, key, body, exchange, CHAT, request.headers.get(MAX_TIER_HEADER),
-        cache_control=request.headers.get("cache-control"),
-    )
+    model_request = read_chat(await read_json(request, snapshot.max_body_bytes), request.headers)
+    done = await complete(runtime, snapshot, key, model_request, exchange)
     if done.outcome.stream is not None:
-        return StreamingResponse(
-            done.outcome.stream, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS}
-        )
-    return json_response(done.outcome.answer, headers=done.headers)
+        events = stream.sse(done.outcome.stream, done.model, model_request.include_usage)
+        return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **stream.HEADERS})
+    return answer_response(done)
+
+
+def answer_response(done: Completion) -> Response:
+    """A plain answer in OpenAI's shape: the upstream's own bytes when they already are."""
+    answer = done.outcome.answer
+    assert answer is not None
+    if answer.raw is not None and answer.wire == stream.WIRE:
+        return Response(answer.raw, headers=done.headers, media_type="application/json")
+    return json_response(answer.body, headers=done.headers)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from gateway.errors import BadRequest
+from gateway.providers.events import COMPLETE, End, Event, EventStream, Finish, Start, TextDelta, Usage
 from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest
 from gateway.config.snapshot import Target
 from gateway.providers.tokens import estimate_text_tokens, estimate_prompt_tokens
@@ -55,6 +56,7 @@ class EchoPack:
     user_file = None
     serves_chat = True
     serves_embeddings = True
+    speaks = None
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
         text = "Echo: " + last_user_text(body["messages"])
@@ -76,19 +78,16 @@ class EchoPack:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
 
-    async def chat_local_stream(self, target: Target, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_local_events(self, target: Target, body: dict[str, Any]) -> AsyncIterator[Event]:
+        """The answer a word at a time, as a provider would stream it."""
         answer = self.chat_local(target, body)
         text = answer["choices"][0]["message"]["content"]
-        base = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"], "model": target.model}
-        words = text.split(" ")
-        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-        for i, word in enumerate(words):
-            piece = word if i == 0 else " " + word
-            yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        options = body.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage"):
-            yield {**base, "choices": [], "usage": answer["usage"]}
+        yield Start(answer["id"], target.model, answer["created"])
+        for i, word in enumerate(text.split(" ")):
+            yield TextDelta(word if i == 0 else " " + word)
+        yield Finish("stop")
+        yield Usage(answer["usage"])
+        yield End(COMPLETE)
 
     def embeddings_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
         raw = body["input"]
@@ -120,8 +119,16 @@ class EchoPack:
 
     embeddings_answer = chat_answer
 
-    def chat_stream(self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
         raise NotImplementedError("echo answers in-process")
+
+    def chat_events(
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+    ) -> EventStream:
+        raise NotImplementedError("echo answers in-process")
+
+    def answer_wire(self, kind: str) -> str | None:
+        return None
 
     def error(self, target: Target, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamFailure:
         raise NotImplementedError("echo answers in-process")

@@ -106,7 +106,7 @@ class _Compiler:
             raise PackError(self.issues)
         return TemplatePack(
             spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
-            _rate_limits(spec.rate_limits),
+            _rate_limits(spec.rate_limits), spec.speaks,
         )
 
     def _overridable(self, name: str) -> bool:

@@ -93,6 +93,11 @@ class PackSpec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
     local: Literal["echo"] | None = Field(None, description="answered in-process by a built-in implementation; no HTTP")
+    speaks: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_-]*$",
+        description="the client API whose requests this provider takes as they are (`anthropic`): a client of that API "
+        "has its own body sent with only `model` replaced, and gets the provider's answer and stream bytes unchanged",
+    )
     constants: dict[str, Any] = Field(default_factory=dict, description="values every template reads as `constants` (mapping tables, defaults)")
     auth: Auth = Field(default_factory=Auth)
     headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers sent on every call")

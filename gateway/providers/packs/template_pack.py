@@ -24,7 +24,8 @@ import orjson
 from gateway.errors import BadRequest
 from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest, bad_upstream_body, classify_status, retry_after_seconds
 from gateway.providers.packs.helpers import StreamState
-from gateway.providers.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_chunks, translated_chunks
+from gateway.providers.events import EventStream
+from gateway.providers.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
 from gateway.providers.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
 from gateway.providers.rate_limits import RESET_PREFIX, reset_duration
 from gateway.providers.packs.values import (
@@ -77,6 +78,9 @@ class Auth:
     name: str | None
 
 
+OPENAI_WIRE = "openai"  # the shape every pack reads requests in and templates write answers in
+
+
 class TemplatePack:
     """The `Pack` every YAML pack with HTTP calls compiles to."""
 
@@ -93,8 +97,11 @@ class TemplatePack:
         error: ValueTemplate | None,
         constants: Mapping[str, Any] | None = None,
         rate_limits: RateLimitMap | None = None,
+        speaks: str | None = None,
     ):
         self.name = name
+        # The client API whose requests this provider takes as they are (see `native_chat_request`).
+        self.speaks = speaks
         self.source = source
         self._auth = auth
         self._headers = headers
@@ -250,19 +257,28 @@ class TemplatePack:
 
     # ------------------------------------------------------------------- streams
 
-    def chat_stream(
-        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes]
-    ) -> AsyncIterator[dict[str, Any]]:
+    def chat_events(
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+    ) -> EventStream:
+        """The upstream's stream as typed events; with the upstream's own bytes as frames
+        when its wire format is `client_api`, the API the client speaks."""
         call = self._need(self._chat, target, "chat")
         spec = call.stream or OPENAI_STREAM
         if not spec.events and spec.framing == "sse":
-            return openai_chunks(target, spec, lines)
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            frames = client_api == OPENAI_WIRE
+            return EventStream(openai_events(target, spec, lines, frames), OPENAI_WIRE if frames else None)
         state = StreamState()
-        variables = self._variables(target, {"body": body, "state": state, "include_usage": include_usage})
-        return translated_chunks(target, spec, variables, state, lines)
+        # Usage is always asked of the templates: metering needs it; a writer drops it
+        # for a client that did not ask.
+        variables = self._variables(target, {"body": body, "state": state, "include_usage": True})
+        frames = self.speaks is not None and client_api == self.speaks
+        return EventStream(translated_events(target, spec, variables, state, lines, frames), self.speaks if frames else None)
 
+    def answer_wire(self, kind: str) -> str | None:
+        """The wire format of an upstream answer read as it came (OpenAI's, when the call
+        has no answer template), so its bytes can go to a client of that API unchanged."""
+        call = self._chat if kind == "chat" else self._embeddings
+        return OPENAI_WIRE if call is not None and call.answer is None else None
 
     # -------------------------------------------------------------------- errors
 

@@ -1,23 +1,21 @@
-"""What the request path needs from a pack, and how a provider's `api:` finds its pack.
+"""What crosses the wire between the request path and a pack: the upstream request a
+pack renders, the classified failure it reads, and the interface the request path calls.
 
 The dispatcher never knows which provider it talks to: it asks the target's pack to
 render the upstream request, makes the HTTP call itself, and asks the pack to read the
-answer, each stream line, or the error. A pack that answers in-process (`local`, the
-built-in `echo`) is asked for the answer directly and makes no HTTP call.
-
-Stream readers yield OpenAI chunk dicts; the dispatcher serializes them once.
+answer, the stream (as typed events) or the error. A pack that answers in-process
+(`local`, the built-in `echo`) is asked for the answer directly and makes no HTTP call.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, cast
 
+from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
-
-if TYPE_CHECKING:
-    from gateway.config.snapshot import Target
+from gateway.providers.events import Event, EventStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +41,32 @@ class UpstreamFailure(Exception):
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+class StreamCut(UpstreamFailure):
+    """A stream that stopped before its end marker: cut, not refused."""
+
+
 class Pack(Protocol):
+    """What the request path calls on a compiled pack (the config holds it as `config.snapshot.Pack`)."""
+
     name: str
     local: bool
+    speaks: str | None  # the client API whose requests this pack takes as they are, if any
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest: ...
 
+    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        """A body already in the pack's own wire format (a client that `speaks` it): sent with only `model` replaced."""
+        ...
+
     def chat_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]: ...
 
-    def chat_stream(
-        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes]
-    ) -> AsyncIterator[dict[str, Any]]: ...
+    def chat_events(
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+    ) -> EventStream: ...
+
+    def answer_wire(self, kind: str) -> str | None:
+        """The client API whose shape an upstream answer already has, if any (its bytes go out unchanged)."""
+        ...
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest: ...
 
@@ -72,9 +85,14 @@ class Pack(Protocol):
     # Only for local packs:
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
 
-    def chat_local_stream(self, target: Target, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+    def chat_local_events(self, target: Target, body: dict[str, Any]) -> AsyncIterator[Event]: ...
 
     def embeddings_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def pack_of(target: Target) -> Pack:
+    """The target's pack, as the request path sees it (the snapshot types it by what the config needs)."""
+    return cast(Pack, target.pack)
 
 
 FALLBACK_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"})
@@ -111,6 +129,14 @@ def bad_upstream_body(target: Target, what: str) -> UpstreamFailure:
     return UpstreamFailure(
         502,
         {"message": f"{target.id} returned {what}", "type": "upstream_error", "param": None, "code": "bad_upstream_response"},
+        "server_error",
+    )
+
+
+def stream_cut(target: Target, what: str) -> StreamCut:
+    return StreamCut(
+        502,
+        {"message": f"{target.id} sent {what}", "type": "upstream_error", "param": None, "code": "stream_interrupted"},
         "server_error",
     )
 

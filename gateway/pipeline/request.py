@@ -1,0 +1,93 @@
+"""The one typed value a client's request becomes, whatever API it came in by.
+
+An API front-end reads the client's body once, checks it, and builds a `ModelRequest`:
+the alias, the kind of call, whether it streams, what it needs of a model, its prompt
+estimate and output ceiling, and the body in the pipeline's own shape (the chat or
+embeddings body every pack renders from, which is OpenAI's). Planning, admission, the
+cache, dispatch and accounting read this value; none of them goes back to the raw body
+to count tokens again.
+
+A front-end whose API some provider speaks natively (Anthropic's Messages) also hands
+over the client's own body: a target whose pack `speaks` that API is sent it as it is.
+The pipeline compares the names; it never branches on which API it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens
+
+CHAT = "chat"
+EMBEDDING = "embedding"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    api: str  # the client's API ("openai", "anthropic", ...): a pack that speaks it gets `native_body`
+    kind: str  # CHAT | EMBEDDING: the kind of route that serves it
+    alias: str
+    body: dict[str, Any]  # in the pipeline's shape: OpenAI's chat or embeddings body
+    stream: bool = False
+    needs: frozenset[str] = frozenset()  # tools | vision | json: what a target must support
+    prompt_tokens: int = 0  # estimated before any upstream call
+    output_tokens: int | None = None  # the output ceiling the client asked for, if any
+    output_field: str = "max_tokens"  # the client's name for that ceiling, for errors
+    include_usage: bool = False  # a streamed answer ends with usage (OpenAI's stream_options)
+    native_body: dict[str, Any] | None = None  # the client's own body, for a pack that speaks `api`
+    native_headers: Mapping[str, str] = field(default_factory=dict)  # client headers such a pack is sent
+    max_tier: str | None = None  # the request's own tier cap (x-gateway-max-tier)
+    cache_control: str | None = None  # the request's cache-control header
+
+
+def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
+    """A chat request from a checked body in the pipeline's shape: needs and estimates, once."""
+    ceiling, field_name = output_ceiling(body)
+    options = body.get("stream_options")
+    return ModelRequest(
+        api=api,
+        kind=CHAT,
+        alias=body["model"],
+        body=body,
+        stream=body.get("stream") is True,
+        needs=required_capabilities(body),
+        prompt_tokens=estimate_prompt_tokens(body),
+        output_tokens=ceiling,
+        output_field=field_name,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        **extra,
+    )
+
+
+def embedding_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
+    return ModelRequest(
+        api=api, kind=EMBEDDING, alias=body["model"], body=body,
+        prompt_tokens=estimate_input_tokens(body.get("input")), **extra,
+    )
+
+
+def output_ceiling(body: dict[str, Any]) -> tuple[int | None, str]:
+    """The most output tokens the request asks for, and the field that says so."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value, name
+    return None, "max_tokens"
+
+
+def required_capabilities(body: dict[str, Any]) -> frozenset[str]:
+    """What a target's `supports` must include to take this chat body."""
+    needs: set[str] = set()
+    if body.get("tools") or body.get("functions"):
+        needs.add("tools")
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
+        needs.add("json")
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            needs.add("vision")
+            break
+    return frozenset(needs)
