@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-
 from calls import Call
 from summary import percentile
 

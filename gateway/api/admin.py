@@ -16,13 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.config import reload
-from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.config import reload
+from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target
 from gateway.errors import GatewayError
 from gateway.observe.redact import MASK
+from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.pipeline.runtime import Runtime
-from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target
 
 
 @endpoint("admin")

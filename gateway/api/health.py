@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.observe import metrics
 from gateway.api.endpoint import json_response
+from gateway.observe import metrics
 
 
 async def health(request: Request) -> Response:

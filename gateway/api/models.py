@@ -14,11 +14,11 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.pipeline.identify import identify, may_use
 from gateway.api.endpoint import Exchange, endpoint, json_response
-from gateway.errors import ModelNotFound
-from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Snapshot
+from gateway.errors import ModelNotFound
+from gateway.pipeline.identify import identify, may_use
+from gateway.pipeline.runtime import Runtime
 
 ANTHROPIC_HEADER = "anthropic-version"
 

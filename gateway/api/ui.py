@@ -25,11 +25,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
-from gateway.errors import BadRequest, NotFound
-from gateway.pipeline.runtime import Runtime
 from gateway.config.snapshot import Route, RouteTarget
+from gateway.errors import BadRequest, NotFound
+from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
+from gateway.pipeline.runtime import Runtime
 
 # The page's own files, read once: name -> (body, content type).
 ASSET_TYPES = {

@@ -14,12 +14,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.config.snapshot import Snapshot
+from gateway.errors import BadRequest
 from gateway.pipeline.admit import StoreDown, windows_now
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
-from gateway.api.endpoint import Exchange, endpoint, json_response
-from gateway.errors import BadRequest
 from gateway.pipeline.runtime import Runtime
-from gateway.config.snapshot import Snapshot
 from gateway.store import Store, StoreUnavailable, UsageRow
 
 COUNTS = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gateway.config import snapshot as snap
 from gateway.config import model
+from gateway.config import snapshot as snap
 from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, PackError, PackNotFound, load_yaml
 from gateway.config.snapshot import CompilePack
 

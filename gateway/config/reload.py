@@ -32,12 +32,11 @@ from typing import Any, Protocol
 import yaml
 from loguru import logger
 
-from gateway.observe import log, metrics
 from gateway.config.compile import pack_path
 from gateway.config.load import ConfigError, ConfigIssue
-from gateway.observe.redact import redact
 from gateway.config.snapshot import Snapshot
-
+from gateway.observe import log, metrics
+from gateway.observe.redact import redact
 
 WATCH_ENV = "GATEWAY_WATCH"  # "0" turns the file watcher off (SIGHUP and /admin/reload still work)
 QUIET_ENV = "GATEWAY_RELOAD_QUIET_MS"  # how long files must stay unchanged before a reload

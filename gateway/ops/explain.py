@@ -15,14 +15,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.pipeline.identify import may_use
-from gateway.store.breaker import MemoryCircuits
+from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.errors import GatewayError
-from gateway.store.latency import LatencyAverages
+from gateway.pipeline.identify import may_use
 from gateway.pipeline.plan import Plan, plan_candidates, usable
 from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
-from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.providers.tokens import requested_output_tokens
+from gateway.store.circuits import MemoryCircuits
+from gateway.store.latency import LatencyAverages
 
 
 class ExplainError(Exception):

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError, ConfigIssue, env_with_placeholders
 from gateway.config.snapshot import Snapshot
+from gateway.providers.snapshots import build_snapshot
 
 
 class RevisionError(Exception):

@@ -28,7 +28,8 @@ from gateway.pipeline import cache
 from gateway.pipeline.admit import Admission, settlement
 from gateway.pipeline.dispatch import Answer
 from gateway.pipeline.request import CHAT, ModelRequest
-from gateway.providers.events import End, Event, EventStream, TextDelta, ToolCallDelta, Usage as UsageEvent
+from gateway.providers.events import End, Event, EventStream, TextDelta, ToolCallDelta
+from gateway.providers.events import Usage as UsageEvent
 from gateway.providers.tokens import CHARS_PER_TOKEN
 from gateway.store import StoreUnavailable, Usage
 

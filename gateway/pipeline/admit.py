@@ -26,12 +26,12 @@ from typing import Any
 
 from loguru import logger
 
-from gateway.observe import metrics
-from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
-from gateway.providers.rate_limits import duration
 from gateway.config.snapshot import Key, Limits, Route, Snapshot, StoreSettings, Target
-from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
+from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
+from gateway.observe import metrics
 from gateway.pipeline.request import EMBEDDING, ModelRequest
+from gateway.providers.rate_limits import duration
+from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
 
 DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request names no output ceiling and its route none either
 OPEN_KEY = "anonymous"  # the usage name of callers on a gateway without keys

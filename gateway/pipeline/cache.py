@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from gateway.observe import metrics
 from gateway.config.snapshot import Key
+from gateway.observe import metrics
 from gateway.providers.events import COMPLETE, End, Event, Finish, Start, TextDelta, ToolCallDelta, Usage
 from gateway.store import Store, StoreUnavailable
 

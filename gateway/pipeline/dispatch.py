@@ -37,7 +37,7 @@ from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
 from gateway.providers.packs.wire import StreamCut, UpstreamFailure, UpstreamRequest, bad_upstream_body, pack_of
 from gateway.providers.upstream import Upstream, lines
-from gateway.store.breaker import TRIPPING_CLASSES
+from gateway.store.circuits import TRIPPING_CLASSES
 
 # Worth another try on the same target; context_length and content_filter are not.
 TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})

@@ -12,8 +12,8 @@ from fnmatch import fnmatchcase
 
 from starlette.datastructures import Headers
 
-from gateway.errors import Forbidden, Unauthorized
 from gateway.config.snapshot import Key, Snapshot
+from gateway.errors import Forbidden, Unauthorized
 
 
 def hash_key(secret: str) -> str:

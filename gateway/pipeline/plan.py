@@ -19,10 +19,10 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.store.breaker import CircuitStore
-from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
 from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
+from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
 from gateway.pipeline.request import ModelRequest
+from gateway.store.circuits import CircuitStore
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
 DEFAULT_OUTPUT_TOKENS = 256  # what `cheapest` prices when the request sets no output ceiling

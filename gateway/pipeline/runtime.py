@@ -14,14 +14,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.store.breaker import CircuitStore, MemoryCircuits
-from gateway.pipeline.deadline import Deadlines
-from gateway.store.latency import LatencyAverages
 from gateway.config.snapshot import Snapshot
-from gateway.store import Store, open_store
-from gateway.store.circuits import SharedCircuits
 from gateway.observe.traffic import Traffic
+from gateway.pipeline.deadline import Deadlines
 from gateway.providers.upstream import Upstream
+from gateway.store import Store, open_store
+from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
+from gateway.store.latency import LatencyAverages
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader

@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.config import reload
-from gateway.observe import log, metrics, tracing
-from gateway.api.anthropic.shape import error_body as anthropic_error_body
-from gateway.providers.snapshots import build_snapshot
 from gateway.api import admin, health, models, ui, usage
 from gateway.api.anthropic import messages
-from gateway.api.openai import chat, embeddings
+from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id
+from gateway.api.openai import chat, embeddings
+from gateway.config import reload
 from gateway.errors import GatewayError, NotFound
+from gateway.observe import log, metrics, tracing
 from gateway.pipeline.runtime import Runtime
+from gateway.providers.snapshots import build_snapshot
 
 ROUTES_ENV = "GATEWAY_ROUTES"
 MESSAGES_PATH = "/v1/messages"

@@ -52,10 +52,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.observe import log
-    from gateway.server.app import PROVIDERS_ENV, ROUTES_ENV
-    from gateway.providers.snapshots import build_snapshot
     from gateway.config.reload import WATCH_ENV
+    from gateway.observe import log
+    from gateway.providers.snapshots import build_snapshot
+    from gateway.server.app import PROVIDERS_ENV, ROUTES_ENV
     from gateway.server.workers import serve_workers
 
     log.setup()
@@ -102,8 +102,8 @@ def _validate(args: argparse.Namespace) -> int:
     import json
 
     from gateway.config.caveats import caveats
-    from gateway.providers.snapshots import build_snapshot
     from gateway.config.load import env_with_placeholders
+    from gateway.providers.snapshots import build_snapshot
 
     routes, providers = args.routes, args.providers
     if os.path.isdir(routes):  # `gateway validate config/`: both files in one directory
@@ -139,8 +139,8 @@ def _diff(args: argparse.Namespace) -> int:
     import contextlib
     import json
 
-    from gateway.ops.revision import RevisionError, compile_dir, compiled_at
     from gateway.ops.diff import diff_snapshots, render_markdown, render_text
+    from gateway.ops.revision import RevisionError, compile_dir, compiled_at
 
     if args.git is None and len(args.dirs) != 2:
         print("gateway diff: give OLD and NEW directories, or --git REF [DIR]", file=sys.stderr)
@@ -178,8 +178,8 @@ def _diff(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
-    from gateway.providers.snapshots import build_snapshot
     from gateway.ops.explain import ExplainError, as_dict, explain, read_body, render_text
+    from gateway.providers.snapshots import build_snapshot
 
     try:
         snapshot = build_snapshot(args.routes, args.providers)

@@ -11,12 +11,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from gateway.store import (
+from gateway.store.interface import (
     WINDOW_SECONDS,
     CircuitRecord,
     Level,
-    Settlement,
     SettingsSource,
+    Settlement,
     Take,
     Usage,
     UsageRow,

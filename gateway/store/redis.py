@@ -34,12 +34,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.observe import metrics
-from gateway.store import (
+from gateway.store.interface import (
     WINDOW_SECONDS,
     CircuitRecord,
     Level,
-    Settlement,
     SettingsSource,
+    Settlement,
     StoreUnavailable,
     Take,
     Usage,

@@ -10,8 +10,8 @@ import hashlib
 import openai
 import pytest
 
-from gateway.pipeline.cache import cache_key, owner
 from gateway.config.snapshot import Key, Limits
+from gateway.pipeline.cache import cache_key, owner
 from tests.support.configs import openai_provider
 
 MESSAGES = [{"role": "user", "content": "what is cached for whom"}]

@@ -7,9 +7,8 @@ upstream, so what is proved is the translation, not one provider's luck.
 from __future__ import annotations
 
 import base64
-from typing import Any
-
 from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import httpx

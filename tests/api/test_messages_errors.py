@@ -8,8 +8,8 @@ import anthropic
 import httpx
 import pytest
 
-from gateway.server.app import create_app
 from gateway.pipeline.identify import hash_key
+from gateway.server.app import create_app
 from tests.support.configs import ECHO_PROVIDER, write_config
 from tests.support.servers import serve_app
 

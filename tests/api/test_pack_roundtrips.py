@@ -16,13 +16,13 @@ from typing import Any
 import openai
 import pytest
 
+from gateway.server.app import create_app
 from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.azure_upstream import AzureUpstream
 from tests.support.cohere_upstream import CohereUpstream
+from tests.support.configs import write_config
 from tests.support.gemini_upstream import GeminiUpstream
 from tests.support.ollama_upstream import OllamaUpstream
-from gateway.server.app import create_app
-from tests.support.configs import write_config
 from tests.support.servers import serve_app
 
 

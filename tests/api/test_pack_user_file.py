@@ -13,8 +13,8 @@ import openai
 import pytest
 import yaml
 
-from gateway.server.app import create_app
 from gateway.providers.snapshots import build_snapshot
+from gateway.server.app import create_app
 from tests.support.acme_upstream import AcmeUpstream
 from tests.support.servers import serve_app
 

@@ -89,8 +89,8 @@ def test_all_circuits_open_is_503_with_retry_after(gateway, upstream):
 
 def test_circuit_state_survives_a_config_reload(upstream, tmp_path):
     """State lives on the Runtime keyed by target id, so swapping the snapshot keeps it."""
-    from gateway.server.app import create_app
     from gateway.providers.snapshots import build_snapshot
+    from gateway.server.app import create_app
     from tests.support.configs import write_config
     from tests.support.servers import serve_app
 

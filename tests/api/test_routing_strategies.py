@@ -6,7 +6,6 @@ import socket
 from collections import Counter
 
 import httpx
-
 import openai
 
 from tests.support.configs import openai_provider

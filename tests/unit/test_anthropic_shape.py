@@ -10,7 +10,15 @@ import pytest
 
 from gateway.api.anthropic.request import Untranslatable, prompt_to_openai, to_openai
 from gateway.api.anthropic.shape import error_body, from_openai
-from gateway.errors import AllTargetsFailed, BadRequest, DeadlineExceeded, GatewayError, ModelNotFound, NoTargetAvailable, PayloadTooLarge
+from gateway.errors import (
+    AllTargetsFailed,
+    BadRequest,
+    DeadlineExceeded,
+    GatewayError,
+    ModelNotFound,
+    NoTargetAvailable,
+    PayloadTooLarge,
+)
 
 
 def request(**fields):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import calendar
 
-from gateway.pipeline.admit import seconds_to_rollover, windows_now
 from gateway.config.snapshot import StoreSettings
+from gateway.pipeline.admit import seconds_to_rollover, windows_now
 from gateway.store import Hold, Take
 from gateway.store.memory import MemoryStore
 

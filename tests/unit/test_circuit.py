@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.store.breaker import CLOSED, HALF_OPEN, OPEN, MemoryCircuits
-from gateway.providers.snapshots import build_snapshot
 from gateway.config.snapshot import CircuitPolicy, Target
+from gateway.providers.snapshots import build_snapshot
+from gateway.store.circuits import CLOSED, HALF_OPEN, OPEN, MemoryCircuits
 from tests.support.configs import write_config
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError
+from gateway.providers.snapshots import build_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 

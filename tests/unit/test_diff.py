@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from gateway.ops.diff import MARKER, ConfigDiff, diff_snapshots
+from gateway.ops.revision import compile_dir
 from gateway.pipeline.identify import hash_key
 from gateway.server.cli import main
-from gateway.ops.revision import compile_dir
-from gateway.ops.diff import MARKER, ConfigDiff, diff_snapshots
 from tests.support.configs import write_config
 
 PROVIDERS: dict[str, Any] = {

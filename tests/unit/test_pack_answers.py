@@ -4,16 +4,15 @@ error status/type/code and fallback class, Retry-After, and unreadable bodies as
 from __future__ import annotations
 
 import functools
-
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 import pytest
 
+from gateway.config.snapshot import Limits, Price, Target
 from gateway.providers.packs.loader import load_pack
 from gateway.providers.packs.wire import UpstreamFailure
-from gateway.config.snapshot import Limits, Price, Target
 
 BODY = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
 

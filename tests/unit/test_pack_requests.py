@@ -9,17 +9,15 @@ pack that changes what goes on the wire shows up here first.
 from __future__ import annotations
 
 import functools
-
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 import pytest
 
+from gateway.config.snapshot import Limits, Price, Target
 from gateway.providers.packs.loader import load_pack
 from gateway.providers.packs.templates import Origin, compile_text
-from gateway.config.snapshot import Limits, Price, Target
-
 
 REQUESTS = {'plain': {'model': 'alias',
            'messages': [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}],

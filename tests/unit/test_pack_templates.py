@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError
 from gateway.providers.packs.templates import Origin, TemplateProblem, compile_text, compile_value
+from gateway.providers.snapshots import build_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = Origin("pack.yaml", 10, 3, True)

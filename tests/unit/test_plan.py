@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from gateway.store.breaker import MemoryCircuits
-from gateway.providers.snapshots import build_snapshot
 from gateway.config.load import ConfigError
+from gateway.config.snapshot import Snapshot
 from gateway.errors import BadRequest, Forbidden, NoTargetAvailable
-from gateway.store.latency import LatencyAverages
 from gateway.pipeline.plan import EXPLORE, Plan, plan_candidates, usable
 from gateway.pipeline.request import chat_request, embedding_request
-from gateway.config.snapshot import Snapshot
+from gateway.providers.snapshots import build_snapshot
+from gateway.store.circuits import MemoryCircuits
+from gateway.store.latency import LatencyAverages
 from tests.support.configs import write_config
 
 PROVIDERS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from gateway.pipeline.dispatch import backoff_delay
 from gateway.config.snapshot import Retry
+from gateway.pipeline.dispatch import backoff_delay
 
 
 def test_backoff_doubles_is_capped_and_jittered_within_bounds():

@@ -15,11 +15,11 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
 from gateway.providers.events import COMPLETE, End, Event, EventStream, Finish, Start, TextDelta, Usage
 from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest
-from gateway.config.snapshot import Target
-from gateway.providers.tokens import estimate_text_tokens, estimate_prompt_tokens
+from gateway.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
 
 
 def last_user_text(messages: list[Any]) -> str:

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.config.load import ConfigIssue
-from gateway.providers.packs.template_pack import Auth, CompiledCall, RateLimitMap, TemplatePack
-from gateway.providers.packs.streams import CompiledStream
-from gateway.config.load import PackError, PackNotFound
-from gateway.providers.packs.wire import Pack
+from gateway.config.load import ConfigIssue, PackError, PackNotFound
 from gateway.providers.packs.source import PackSource, PackSyntaxError, read_pack_text
 from gateway.providers.packs.spec import PackSpec, RateLimits
+from gateway.providers.packs.streams import CompiledStream
+from gateway.providers.packs.template_pack import Auth, CompiledCall, RateLimitMap, TemplatePack
 from gateway.providers.packs.templates import Origin, TemplateProblem, compile_text, compile_value
+from gateway.providers.packs.wire import Pack
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 _BUILTIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

@@ -21,13 +21,12 @@ from urllib.parse import urlencode
 
 import orjson
 
+from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
-from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest, bad_upstream_body, classify_status, retry_after_seconds
-from gateway.providers.packs.helpers import StreamState
 from gateway.providers.events import EventStream
+from gateway.providers.packs.helpers import StreamState
 from gateway.providers.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
 from gateway.providers.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
-from gateway.providers.rate_limits import RESET_PREFIX, reset_duration
 from gateway.providers.packs.values import (
     answer_value,
     decode,
@@ -37,7 +36,14 @@ from gateway.providers.packs.values import (
     reason,
     request_value,
 )
-from gateway.config.snapshot import Target
+from gateway.providers.packs.wire import (
+    UpstreamFailure,
+    UpstreamRequest,
+    bad_upstream_body,
+    classify_status,
+    retry_after_seconds,
+)
+from gateway.providers.rate_limits import RESET_PREFIX, reset_duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from jinja2 import StrictUndefined, Undefined
 
-from gateway.providers.packs.wire import FALLBACK_CLASSES, UpstreamFailure, bad_upstream_body, classify_status
 from gateway.config.snapshot import Target
+from gateway.providers.packs.wire import FALLBACK_CLASSES, UpstreamFailure, bad_upstream_body, classify_status
 
 _UNDEFINED = (Undefined, StrictUndefined)
 _CONTAINERS = (dict, list)
