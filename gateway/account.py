@@ -65,6 +65,7 @@ async def close(
 ) -> None:
     """Record usage and settle the admission with what was really used."""
     cost = target.price.cost(prompt, completion) if target is not None and not hit else 0.0
+    admission.used = (prompt, completion, cost)
     admission.store.record(Usage(
         admission.windows, admission.key_name, admission.route,
         prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost,

@@ -51,10 +51,12 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         await runtime.upstream.start()
         stop_reloading = await reload.start(runtime)
         await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
+        await runtime.open_database()
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
         log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
-                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind, pid=os.getpid())
+                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind,
+                  database=runtime.database.kind, pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
         try:
@@ -62,6 +64,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         finally:
             await stop_reloading()
             await runtime.upstream.close()
+            await runtime.close_database()
             await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())
             if owns_tracing:

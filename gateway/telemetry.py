@@ -8,7 +8,7 @@ no extra arguments) and gives it a child span; dispatch counts the call in the
 metrics itself, where it knows the failure class it acts on.
 
 Everything is recorded once, at the end, from the `Exchange`: one log line, one set of
-metric updates, one span end. Label values are config names only.
+metric updates, one span end, one request-ledger row. Label values are config names only.
 """
 
 from __future__ import annotations
@@ -167,7 +167,11 @@ def finish(exchange: Exchange, status: int) -> None:
         fields["error_message"] = error.message
         if "attempts" in error.extra:
             fields["failures"] = error.extra["attempts"]
+    if exchange.admission is not None and exchange.admission.used is not None:
+        fields["cost_usd"] = round(exchange.admission.used[2], 8)  # what the budget was charged, estimates included
     log.request_line(fields, "WARNING" if status >= 500 else "INFO")
+    if exchange.ledger is not None:
+        exchange.ledger.add(exchange, status, duration)  # no I/O: a row onto the writer's queue
 
     if exchange.span is not None:
         if exchange.attempt_span is not None:

@@ -23,6 +23,16 @@ def fresh_metrics() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's gateways keep their default SQLite ledger in the test's own folder (and
+    a DATABASE_URL from the environment running the tests is not theirs to write)."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return path
+
+
 @pytest.fixture
 def upstream() -> Iterator[tuple[str, OpenAIUpstream]]:
     """A real OpenAI-compatible upstream; yields (base URL, recorder)."""

@@ -17,14 +17,16 @@ from typing import Any
 import orjson
 
 from gateway import account, cache
-from gateway.admit import Admission, admit
+from gateway.admit import Admission, admit, estimate_tokens
 from gateway.auth import authorize
 from gateway.dispatch import NativeCall, Outcome, dispatch_chat, dispatch_embeddings
 from gateway.endpoints.handler import Exchange
 from gateway.payload import check_chat, check_embeddings, model_of
 from gateway.plan import find_route, plan_candidates, usable
 from gateway.runtime import Runtime
-from gateway.snapshot import Key, Snapshot
+from gateway.snapshot import Key, Route, Snapshot
+
+COST_HEADER = "x-gateway-cost-usd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ async def complete(
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
     candidates = usable(plan)
     admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
+    exchange.admission = admission
     stream = kind is CHAT and body.get("stream") is True
     cache_key = cache.cache_key(kind.cache_name, alias, body) if route.cache_ttl else None
     if cache_key is not None:
@@ -91,17 +94,30 @@ async def complete(
         await account.answered(
             admission, target, outcome.answer or {}, body, kind.route_kind, cache_key, route.cache_ttl
         )
-    return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission))
+    return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission, route, body))
 
 
-def answer_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission) -> dict[str, str]:
+def answer_headers(
+    exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission, route: Route, body: dict[str, Any]
+) -> dict[str, str]:
     """The gateway's own headers, then rate limits: the key's and route's own when they have
     any (that is what the client is held to), else the answering provider's."""
     headers = gateway_headers(exchange, snapshot, outcome)
     headers.update(admission.headers or outcome.rate_limits or {})
     if exchange.cache:
         headers["x-gateway-cache"] = exchange.cache
+    headers[COST_HEADER] = _cost(admission, outcome, route, body)
     return headers
+
+
+def _cost(admission: Admission, outcome: Outcome, route: Route, body: dict[str, Any]) -> str:
+    """What the answer cost; a stream's headers leave before its usage, so it gets the estimate
+    (its ledger row and log line keep the real cost)."""
+    if admission.used is not None:
+        return f"{admission.used[2]:.8f}"
+    assert outcome.target is not None
+    prompt, output = estimate_tokens(body, route.kind, route)
+    return f"{outcome.target.price.cost(prompt, output):.8f}"
 
 
 def gateway_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome) -> dict[str, str]:
@@ -141,6 +157,7 @@ async def from_cache(
         "x-gateway-config": snapshot.version,
         **admission.headers,
         **cache_header(exchange),
+        COST_HEADER: "0",
     }
     return Completion(outcome, headers)
 

@@ -41,6 +41,8 @@ class Exchange:
     config: str = ""  # version of the config serving the request
     traffic: Any = None  # the process's gateway.traffic.Traffic, fed when the request ends
     outcome: Any = None  # dispatch's Outcome once a target answered: usage, target price
+    admission: Any = None  # gateway.admit.Admission once admitted: only admitted requests are ledger rows
+    ledger: Any = None  # the process's request ledger (gateway.store.database.ledger.Ledger), if any
     error: GatewayError | None = None
     # Filled by gateway.telemetry:
     attempts: int = 0
@@ -109,6 +111,7 @@ class Endpoint:
         if runtime is not None:
             exchange.config = runtime.snapshot.version
             exchange.traffic = runtime.traffic
+            exchange.ledger = runtime.ledger
         tokens = telemetry.begin(exchange, request)
         try:
             response = await self.handler(request, exchange)
