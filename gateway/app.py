@@ -15,7 +15,7 @@ from starlette.routing import Route
 from gateway import log, metrics, reload, tracing
 from gateway.anthropic_shape import error_body as anthropic_error_body
 from gateway.config.compile import build_snapshot
-from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui, usage
+from gateway.endpoints import admin, chat, embeddings, health, ledger, messages, models, ui, usage
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -88,6 +88,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/admin/reload", admin.reload_config, methods=["POST"]),
             Route("/admin/config", admin.show_config, methods=["GET"]),
             Route("/admin/usage", usage.usage, methods=["GET"]),
+            Route("/admin/requests", ledger.list_requests, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

@@ -70,6 +70,32 @@ def redis_url() -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A real PostgreSQL server (CI's, or one started here); fails in CI when there is none."""
+    import os
+
+    from tests.support.postgres_server import TEST_POSTGRES_ENV, own_server
+
+    given = os.environ.get(TEST_POSTGRES_ENV)
+    if given:
+        yield given
+        return
+    server = own_server()
+    yield server.url()
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test against each database: an embedded SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    from tests.support.postgres_server import create_database
+
+    return create_database(request.getfixturevalue("postgres_server_url"))
+
+
 @pytest.fixture(params=["memory", "redis"])
 def store_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Run a test against each home of the store; returns the routes.yaml `store:` section to use."""

@@ -50,6 +50,7 @@ class Database:
         self._on_ready: OnReady | None = None
         self._pruned_at = 0.0
         self._warned = False  # an outage was logged and has not ended
+        self._lock = asyncio.Lock()
         if self.kind == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -97,7 +98,14 @@ class Database:
                 await self._prune()
 
     async def flush(self) -> bool:
-        """Write every queued row; False when the database refused (the rows stay queued)."""
+        """Write every queued row; False when the database refused (the rows stay queued).
+
+        The writer calls it each interval; a usage report calls it first, so it counts the
+        requests this process has just answered. The lock keeps the two from writing one batch twice."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         ledger = self.ledger
         while ledger.rows and self.migrated:
             batch = ledger.rows[:BATCH_ROWS]
