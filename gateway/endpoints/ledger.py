@@ -151,3 +151,15 @@ def csv_response(rows: list[dict[str, Any]], columns: list[str], filename: str =
     writer.writerows(rows)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{filename}"'})
+
+
+def _int(value: str | None, name: str, low: int, high: int) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise BadRequest(f"'{name}' must be a whole number from {low} to {high}", param=name)
+    return number

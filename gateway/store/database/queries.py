@@ -68,7 +68,7 @@ async def usage(
         result = await connection.execute(query)
         out = []
         for row in result.mappings():
-            entry = dict(row)
+            entry = {str(k): v for k, v in row.items()}
             for name in COUNTS:
                 entry[name] = entry[name] or 0
             entry["cost_usd"] = float(entry["cost_usd"])
@@ -94,7 +94,8 @@ async def list_requests(
     query = select(*columns).where(and_(True, *conditions)).order_by(requests.c.ts.desc(), requests.c.id.desc())
     async with engine.connect() as connection:
         result = await connection.execute(query.limit(limit))
-        return [dict(row) for row in result.mappings()]
+        # Column names come back as SQLAlchemy's str subclass, which JSON encoders refuse.
+        return [{str(k): v for k, v in row.items()} for row in result.mappings()]
 
 
 async def spend(engine: AsyncEngine, windows: Sequence[tuple[str, int]]) -> dict[str, float]:
