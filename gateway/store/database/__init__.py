@@ -48,7 +48,7 @@ class Database:
         self.revision: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._on_ready: OnReady | None = None
-        self._pruned_at = 0.0
+        self._pruned_at: float | None = None  # monotonic time of the last retention sweep
         self._warned = False  # an outage was logged and has not ended
         self._lock = asyncio.Lock()
         if self.kind == "sqlite":
@@ -94,7 +94,7 @@ class Database:
                     metrics.ledger_queued(len(self.ledger.rows))
                     continue
             await self.flush()
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY and self.up:
+            if self.up and (self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_EVERY):
                 await self._prune()
 
     async def flush(self) -> bool:
