@@ -26,13 +26,17 @@ RUN python -m venv /opt/gateway \
 FROM python:${PYTHON_VERSION}-slim
 RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin gateway
+      --shell /usr/sbin/nologin gateway \
+ && install -d -o gateway -g gateway /var/lib/gateway
 COPY --from=build /opt/gateway /opt/gateway
 COPY routes.yaml providers.yaml /etc/gateway/
 ENV PATH=/opt/gateway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    GATEWAY_LOG_FORMAT=json
+    GATEWAY_LOG_FORMAT=json \
+    GATEWAY_DATA_DIR=/var/lib/gateway
+# Without DATABASE_URL the request ledger is a SQLite file here: mount a volume to keep it.
+VOLUME ["/var/lib/gateway"]
 USER 10001:10001
 WORKDIR /etc/gateway
 EXPOSE 8080

@@ -23,6 +23,16 @@ def fresh_metrics() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's gateways keep their default SQLite ledger in the test's own folder (and
+    a DATABASE_URL from the environment running the tests is not theirs to write)."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return path
+
+
 @pytest.fixture
 def upstream() -> Iterator[tuple[str, OpenAIUpstream]]:
     """A real OpenAI-compatible upstream; yields (base URL, recorder)."""
@@ -58,6 +68,32 @@ def redis_url() -> Iterator[str]:
     yield url
     if server is not None:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A real PostgreSQL server (CI's, or one started here); fails in CI when there is none."""
+    import os
+
+    from tests.support.postgres_server import TEST_POSTGRES_ENV, own_server
+
+    given = os.environ.get(TEST_POSTGRES_ENV)
+    if given:
+        yield given
+        return
+    server = own_server()
+    yield server.url()
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test against each database: an embedded SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    from tests.support.postgres_server import create_database
+
+    return create_database(request.getfixturevalue("postgres_server_url"))
 
 
 @pytest.fixture(params=["memory", "redis"])

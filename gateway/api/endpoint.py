@@ -82,6 +82,7 @@ class Endpoint:
         if runtime is not None:
             exchange.config = runtime.snapshot.version
             exchange.traffic = runtime.traffic
+            exchange.ledger = runtime.ledger
         tokens = telemetry.begin(exchange, request.headers)
         try:
             response = await self.handler(request, exchange)

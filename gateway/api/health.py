@@ -20,7 +20,13 @@ async def ready(request: Request) -> Response:
     store = {"kind": runtime.store.kind, "up": await runtime.store.ping()}
     if not store["up"]:
         return json_response({"status": "not ready", "config": runtime.snapshot.version, "store": store}, status=503)
-    return json_response({"status": "ready", "config": runtime.snapshot.version, "store": store})
+    body = {"status": "ready", "config": runtime.snapshot.version, "store": store}
+    if runtime.database is not None:
+        # Reported, not required: requests are served while it is down (ledger rows wait in
+        # the queue), so a database outage must not take every replica out of the balancer.
+        await runtime.database.ping()
+        body["database"] = runtime.database.status()
+    return json_response(body)
 
 
 async def prometheus(request: Request) -> Response:

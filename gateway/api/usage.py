@@ -1,8 +1,10 @@
-"""GET /admin/usage: spend, tokens and requests per key and route for a day or a month.
+"""GET /admin/usage: spend, tokens and requests per key and route for a day, a month or a range.
 
-Keys appear by name only; secrets never leave routes.yaml. The figures are the store's
-usage totals, so with Redis they cover every replica (a replica sends its totals at
-most a second after the answers they count).
+Keys appear by name only; secrets never leave routes.yaml. The figures come from the
+request ledger (gateway.store.database), so they survive restarts and, on a shared
+PostgreSQL, cover every replica; `from`/`to`, `group_by`, `interval` and CSV are read
+there too (gateway.endpoints.ledger). While the database is down, the plain day or month
+report falls back to the store's usage totals (`"source": "store"`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.responses import Response
 
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.config.snapshot import Snapshot
+from gateway.api import ledger
 from gateway.errors import BadRequest
 from gateway.pipeline.admit import StoreDown, windows_now
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
@@ -33,15 +36,42 @@ async def usage(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
     period, window = _window(request.query_params.get("period", "day"), request.query_params.get("at"))
+    since, until, group_by, interval = ledger.usage_query(request)
+    ranged = since is not None or until is not None
+    if ranged:
+        since, until, period = since or 0, until or ledger.now_ms() + 1, "range"
+    else:
+        since, until = ledger.day_range(window)
+    found: dict[str, Any] | None = None
     try:
-        rows = await runtime.store.usage(window)
+        found = await ledger.ledger_usage(runtime, since, until, group_by, interval)
+    except Exception as exc:
+        if ranged or group_by or interval or ledger.wants_csv(request):
+            raise ledger.DatabaseDown("the request ledger cannot be read while the database is down",
+                                      headers={"retry-after": "1"}) from exc
+    try:
+        if found is not None:
+            rows = [UsageRow(r["key"] or "", r["route"], r) for r in found["by_key_route"]]
+        else:
+            rows = await runtime.store.usage(window)
         budgets = await _budgets(runtime.store, snapshot)
     except StoreUnavailable:
         raise StoreDown("usage cannot be read while the shared store is down", headers={"retry-after": "1"}) from None
+    if found is not None and ledger.wants_csv(request):
+        table = found.get("series") or found.get("groups") or [_sum(rows)]
+        columns = (["start"] if interval else []) + group_by + [*COUNTS, "cached_tokens"]
+        return ledger.csv_response(table, columns, "usage.csv")
+    extra: dict[str, Any] = {}
+    if found is not None:
+        extra = {k: found[k] for k in ("groups", "series") if k in found}
     return json_response({
         "object": "usage",
         "period": period,
-        "window": window[2:],
+        "window": window[2:] if not ranged else f"{ledger.iso(since)}/{ledger.iso(until)}",
+        "from": ledger.iso(since),
+        "to": ledger.iso(until),
+        "source": "ledger" if found is not None else "store",
+        **extra,
         "store": runtime.store.kind,
         "totals": _sum(rows),
         "keys": _by(rows, "key", [k.name for k in snapshot.keys.values()], budgets),

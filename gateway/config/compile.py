@@ -195,6 +195,7 @@ class _Compiler:
             sources=(self.rf.path, self.pf.path, *self.pack_files),
             loaded_at=time.time(),
             store=_store_settings(self.routes.store),
+            database=snap.DatabaseSettings(**self.routes.database.model_dump()),
         )
 
     def _compile_targets(self) -> None:

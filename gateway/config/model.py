@@ -210,6 +210,23 @@ class Store(Strict):
     cache_max_entry_bytes: int = Field(1024 * 1024, gt=0, description="larger answers are not cached")
 
 
+class Database(Strict):
+    """What must last: the request ledger (docs/database.md). One setting for one process or a fleet."""
+
+    url: str | None = Field(
+        None,
+        description="postgresql://user:password@host/db for a fleet, or sqlite:///path; absent or empty: "
+        "DATABASE_URL, else a SQLite file under GATEWAY_DATA_DIR (./data)",
+    )
+    retention_days: int = Field(90, ge=1, description="ledger rows older than this many days are deleted")
+    flush_interval: float = Field(
+        1.0, gt=0, le=60, description="seconds between ledger writes: the most a hard kill can lose"
+    )
+    queue_size: int = Field(
+        10000, ge=1, description="ledger rows held while the database is slow or down; past it rows are dropped"
+    )
+
+
 class RoutesFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
@@ -217,3 +234,4 @@ class RoutesFile(Strict):
     routes: dict[str, Route] = Field(min_length=1)
     keys: list[Key] | None = None
     store: Store = Field(default_factory=Store)
+    database: Database = Field(default_factory=Database)

@@ -153,6 +153,16 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """routes.yaml `database:`; read when the process starts (a reload does not move the database)."""
+
+    url: str | None = None
+    retention_days: int = 90
+    flush_interval: float = 1.0
+    queue_size: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     version: str
     routes: Mapping[str, Route]
@@ -164,6 +174,7 @@ class Snapshot:
     sources: tuple[str, ...]
     loaded_at: float
     store: StoreSettings = field(default_factory=StoreSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def open(self) -> bool:

@@ -15,6 +15,12 @@ from typing import Any, Protocol
 from gateway.errors import GatewayError
 
 
+class LedgerSink(Protocol):
+    """Where an ended request becomes a ledger row (`store.database.ledger.Ledger`): no I/O."""
+
+    def add(self, exchange: Exchange, status: int, duration: float) -> None: ...
+
+
 class TrafficSink(Protocol):
     """Where an ended request is counted for the operator's page (`observe.traffic.Traffic`)."""
 
@@ -32,6 +38,9 @@ class Exchange:
     cache: str = ""  # hit | miss | bypass on a route that caches
     config: str = ""  # version of the config serving the request
     traffic: TrafficSink | None = None  # the process's traffic window, fed when the request ends
+    ledger: LedgerSink | None = None  # the process's request ledger, when a database is configured
+    admitted: bool = False  # past limits and budget: only admitted requests are ledger rows
+    usage_name: str = ""  # who the usage totals and ledger count it for (the key's name, or "anonymous")
     error: GatewayError | None = None
     # Upstream calls, counted once, by dispatch:
     attempts: int = 0
@@ -42,6 +51,10 @@ class Exchange:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
+    cached_tokens: int = 0  # prompt tokens the provider served from its own prompt cache
+    # What the request was charged once settled (prompt, completion, USD): reported figures,
+    # or the estimates that stood in for missing ones.
+    charged: tuple[int, int, float] | None = None
     # Times (perf_counter) and how a stream ended:
     ready: float = 0.0  # when the answer (a stream's head) was ready
     first_byte: float = 0.0

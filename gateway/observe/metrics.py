@@ -133,6 +133,20 @@ STORE_UP = Gauge(
     "1 while the shared store (Redis) answers, 0 while it is down (the lowest across workers)",
     multiprocess_mode="livemin",
 )
+DB_UP = Gauge(
+    "gateway_db_up",
+    "1 while the database (the request ledger) answers, 0 while it is down (the lowest across workers)",
+    multiprocess_mode="livemin",
+)
+LEDGER_QUEUE = Gauge(
+    "gateway_ledger_queue_rows",
+    "Ledger rows waiting to be written to the database (they pile up while it is down)",
+    multiprocess_mode="livesum",
+)
+LEDGER_DROPPED = Counter(
+    "gateway_ledger_dropped_rows_total",
+    "Ledger rows dropped because the queue was full (the requests themselves were served)",
+)
 STORE_ERRORS = Counter(
     "gateway_store_errors_total",
     "Shared-store (Redis) calls that failed or were skipped while it was down, by concern",
@@ -249,6 +263,18 @@ def store_failed(concern: str) -> None:
 
 def store_up(up: bool) -> None:
     STORE_UP.set(1 if up else 0)
+
+
+def db_up(up: bool) -> None:
+    DB_UP.set(1 if up else 0)
+
+
+def ledger_queued(rows: int) -> None:
+    LEDGER_QUEUE.set(rows)
+
+
+def ledger_dropped(rows: int = 1) -> None:
+    LEDGER_DROPPED.inc(rows)
 
 
 def cache_lookup(route: str, hit: bool) -> None:

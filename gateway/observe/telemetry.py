@@ -4,7 +4,8 @@ The endpoint wrapper calls `begin` when a request arrives and `finish` when it h
 ended (for a stream: when its last byte is sent). In between, the request path writes
 what it learns into the request's `Exchange` (the route, the target, each upstream
 call, the tokens settled), and everything is recorded once, at the end, from it: one
-log line, one set of metric updates, one span end. Label values are config names only.
+log line, one set of metric updates, one span end, one request-ledger row. Label values
+are config names only.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def finish(exchange: Exchange, status: int) -> None:
         fields["error_message"] = error.message
         if "attempts" in error.extra:
             fields["failures"] = error.extra["attempts"]
+    if exchange.charged is not None:
+        fields["cost_usd"] = round(exchange.charged[2], 8)  # what the budget was charged, estimates included
     log.request_line(fields, "WARNING" if status >= 500 else "INFO")
+    if exchange.ledger is not None:
+        exchange.ledger.add(exchange, status, duration)  # no I/O: a row onto the writer's queue
 
     if exchange.span is not None:
         if exchange.attempt_span is not None:

@@ -67,10 +67,11 @@ def answer_text_tokens(answer: dict[str, Any]) -> int:
 
 
 async def close(
-    admission: Admission, target: Target | None, prompt: int, completion: int, *, hit: bool = False
+    admission: Admission, exchange: Exchange, target: Target | None, prompt: int, completion: int, *, hit: bool = False
 ) -> None:
     """Record usage and settle the admission with what was really used."""
     cost = target.price.cost(prompt, completion) if target is not None and not hit else 0.0
+    exchange.charged = (prompt, completion, cost)
     admission.store.record(Usage(
         admission.windows, admission.key_name, admission.route,
         prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost,
@@ -92,9 +93,9 @@ async def _settle_quietly(admission: Admission, settled: Any) -> None:
         pass  # leases expire on their own; buckets refill; the reservation stays counted
 
 
-async def failed(admission: Admission) -> None:
+async def failed(admission: Admission, exchange: Exchange) -> None:
     """No answer: nothing was used, everything taken is given back."""
-    await close(admission, None, 0, 0)
+    await close(admission, exchange, None, 0, 0)
 
 
 def reported(exchange: Exchange, target: Target, usage: Any) -> None:
@@ -105,6 +106,9 @@ def reported(exchange: Exchange, target: Target, usage: Any) -> None:
     exchange.prompt_tokens = prompt if isinstance(prompt, int) and prompt >= 0 else None
     exchange.completion_tokens = completion if isinstance(completion, int) and completion >= 0 else None
     exchange.cost_usd = target.price.cost(exchange.prompt_tokens or 0, exchange.completion_tokens or 0)
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    exchange.cached_tokens = cached if isinstance(cached, int) else 0
 
 
 async def answered(
@@ -117,7 +121,7 @@ async def answered(
         usage, lambda: request.prompt_tokens, lambda: answer_text_tokens(body) if request.kind == CHAT else 0
     )
     reported(exchange, target, usage)
-    await close(admission, target, prompt, completion)
+    await close(admission, exchange, target, prompt, completion)
     if keep is not None:
         admission.spawn(cache.save(admission.store, keep[0], target.id, orjson.dumps(body), keep[1]))
 
@@ -166,4 +170,4 @@ async def _account(
         usage, lambda: request.prompt_tokens, lambda: (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
     )
     reported(exchange, target, usage)
-    await close(admission, target, prompt, completion)
+    await close(admission, exchange, target, prompt, completion)

@@ -117,6 +117,25 @@ def windows_now(now: float | None = None) -> tuple[str, str]:
 _windows: list[Any] = [None, ()]  # [UTC day number, its windows]
 
 
+def open_holds(snapshot: Snapshot, now: float | None = None) -> list[tuple[str, str, int, int]]:
+    """Each budgeted key's current window as (hold name, key name, window start in ms, ttl):
+    what a starting gateway rebuilds from the ledger, so a restart does not renew a budget."""
+    now = time.time() if now is None else now
+    day, month = windows_now(now)
+    t = time.gmtime(now)
+    day_start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)) * 1000
+    month_start = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)) * 1000
+    out = []
+    for key in snapshot.keys.values():
+        if key.budget is None:
+            continue
+        if key.budget.per == "day":
+            out.append((f"{key.name}:{day}", key.name, day_start, DAY_HOLD_TTL))
+        else:
+            out.append((f"{key.name}:{month}", key.name, month_start, MONTH_HOLD_TTL))
+    return out
+
+
 def seconds_to_rollover(per: str, now: float | None = None) -> int:
     """Seconds until the budget window (UTC day or month) starts again."""
     now = time.time() if now is None else now

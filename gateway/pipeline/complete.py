@@ -17,16 +17,19 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.config.snapshot import Key, Snapshot
+from gateway.config.snapshot import Key, Route, Snapshot
 from gateway.observe.exchange import Exchange
 from gateway.pipeline import account, cache
-from gateway.pipeline.admit import Admission, admit
+from gateway.pipeline.admit import Admission, admit, estimate_tokens
 from gateway.pipeline.dispatch import Answer, Outcome, dispatch
 from gateway.pipeline.identify import authorize
 from gateway.pipeline.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
 from gateway.pipeline.request import ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import End, Event, EventStream
+
+
+COST_HEADER = "x-gateway-cost-usd"
 
 
 @dataclass(slots=True)
@@ -55,6 +58,8 @@ async def complete(
     plan = plan_candidates(snapshot, route, request, key, runtime.circuits, runtime.latency)
     candidates = usable(plan)
     admission = await admit(runtime.store, snapshot, key, route, request, candidates, runtime.tasks)
+    exchange.admitted = True
+    exchange.usage_name = admission.key_name
     keep: account.Keep = None
     if route.cache_ttl:
         look, store = cache.request_control(request.cache_control)
@@ -69,7 +74,7 @@ async def complete(
     try:
         outcome = await dispatch(runtime, route, candidates, request, exchange, admission.take_target)
     except BaseException:
-        await account.failed(admission)
+        await account.failed(admission, exchange)
         raise
     target = outcome.target
     assert target is not None
@@ -79,7 +84,7 @@ async def complete(
     else:
         assert outcome.answer is not None
         await account.answered(admission, target, outcome.answer, request, exchange, keep)
-    return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission))
+    return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission, request, route))
 
 
 def may_serve(plan: Plan, target_id: str) -> bool:
@@ -91,14 +96,27 @@ def may_serve(plan: Plan, target_id: str) -> bool:
     return any(s.target == target_id and s.reason == CIRCUIT for s in plan.skipped)
 
 
-def answer_headers(exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission) -> dict[str, str]:
+def answer_headers(
+    exchange: Exchange, snapshot: Snapshot, outcome: Outcome, admission: Admission, request: ModelRequest, route: Route
+) -> dict[str, str]:
     """The gateway's own headers, then rate limits: the key's and route's own when they have
     any (that is what the client is held to), else the answering provider's."""
     headers = gateway_headers(exchange, snapshot)
     headers.update(admission.headers or outcome.rate_limits or {})
     if exchange.cache:
         headers["x-gateway-cache"] = exchange.cache
+    headers[COST_HEADER] = _cost(exchange, outcome, request, route)
     return headers
+
+
+def _cost(exchange: Exchange, outcome: Outcome, request: ModelRequest, route: Route) -> str:
+    """What the answer cost; a stream's headers leave before its usage, so it gets the
+    estimate (its ledger row and log line keep the real cost)."""
+    if exchange.charged is not None:
+        return f"{exchange.charged[2]:.8f}"
+    assert outcome.target is not None
+    prompt, output = estimate_tokens(request, route)
+    return f"{outcome.target.price.cost(prompt, output):.8f}"
 
 
 def gateway_headers(exchange: Exchange, snapshot: Snapshot) -> dict[str, str]:
@@ -117,7 +135,7 @@ async def from_cache(
     """A cached answer, plain or replayed as a stream; it costs no tokens and no budget."""
     exchange.cache = "hit"
     exchange.target = hit.target
-    await account.close(admission, None, 0, 0, hit=True)
+    await account.close(admission, exchange, None, 0, 0, hit=True)
     body = orjson.loads(hit.answer)
     target = snapshot.targets[hit.target]  # who answered it first (for its model name)
     outcome = Outcome(target=target)
@@ -125,7 +143,7 @@ async def from_cache(
         outcome.stream = EventStream(_replayed(cache.replay(body, target.model), exchange))
     else:
         outcome.answer = Answer(body)
-    headers = {**gateway_headers(exchange, snapshot), **admission.headers, "x-gateway-cache": "hit"}
+    headers = {**gateway_headers(exchange, snapshot), **admission.headers, "x-gateway-cache": "hit", COST_HEADER: "0"}
     return Completion(outcome, headers)
 
 

@@ -42,6 +42,9 @@ class Runtime:
     store: Store = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
     circuit_poller: asyncio.Task[None] | None = None
+    # What must last (gateway.store.database): the request ledger. Opened when the app starts.
+    database: Any = None
+    ledger: Any = None  # the database's row queue, which each request's end feeds
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
@@ -58,6 +61,26 @@ class Runtime:
         circuits = SharedCircuits(self.store, lambda: self.snapshot.targets.values())
         self.circuits = circuits
         self.circuit_poller = asyncio.get_running_loop().create_task(circuits.run())
+
+    async def open_database(self) -> None:
+        """Open the database (migrating it) and rebuild budget spend from its ledger."""
+        from gateway.store.database import open_database
+
+        settings = self.snapshot.database
+        self.database = open_database(settings.url, settings)
+        self.ledger = self.database.ledger
+        await self.database.start(on_ready=self._restore_budgets)
+
+    async def _restore_budgets(self) -> None:
+        from gateway.pipeline.admit import open_holds
+        from gateway.store.database.spend import restore_budgets
+
+        await restore_budgets(self.database, self.store, open_holds(self.snapshot))
+
+    async def close_database(self) -> None:
+        """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""
+        if self.database is not None:
+            await self.database.close()
 
     async def close_store(self) -> None:
         """Let pending settles finish, send batched usage, close the connection."""

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api import admin, health, models, ui, usage
+from gateway.api import admin, health, ledger, models, ui, usage
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id
@@ -54,10 +54,12 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         await runtime.upstream.start()
         runtime.reloader = await reload.start(runtime, build_snapshot)
         await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
+        await runtime.open_database()
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
         log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
-                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind, pid=os.getpid())
+                  config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind,
+                  database=runtime.database.kind, pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
         try:
@@ -65,6 +67,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         finally:
             await runtime.reloader.stop()
             await runtime.upstream.close()
+            await runtime.close_database()
             await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())
             if owns_tracing:
@@ -88,6 +91,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/admin/reload", admin.reload_config, methods=["POST"]),
             Route("/admin/config", admin.show_config, methods=["GET"]),
             Route("/admin/usage", usage.usage, methods=["GET"]),
+            Route("/admin/requests", ledger.list_requests, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

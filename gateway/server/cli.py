@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, diff, explain, hash-key."""
+"""The `gateway` command: serve, validate, diff, explain, db, hash-key."""
 
 from __future__ import annotations
 
@@ -214,6 +214,12 @@ def _fetch_metrics(base_url: str) -> str:
         raise ExplainError(f"--live: could not read {url} ({exc})") from None
 
 
+def _db(args: argparse.Namespace) -> int:
+    from gateway.store.database.command import run
+
+    return run(args)
+
+
 def _hash_key(args: argparse.Namespace) -> int:
     from gateway.pipeline.identify import hash_key
 
@@ -269,6 +275,12 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--providers", default=DEFAULT_PROVIDERS)
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(run=_explain)
+
+    db = commands.add_parser("db", help="the database: apply migrations (upgrade) or show the schema revision (current)")
+    db.add_argument("action", choices=("upgrade", "current"))
+    db.add_argument("--routes", default=DEFAULT_ROUTES, help="read database.url from this routes.yaml")
+    db.add_argument("--url", help="this database instead (default: database.url, DATABASE_URL, ./data SQLite)")
+    db.set_defaults(run=_db)
 
     hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
     hash_key.add_argument("key")

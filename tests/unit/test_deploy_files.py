@@ -109,11 +109,21 @@ def test_compose_runs_two_replicas_behind_a_balancer_with_redis_prometheus_and_g
         targets = {v["target"] for v in replica["volumes"]}
         assert targets == {f"{CONFIG_DIR}/routes.yaml", f"{CONFIG_DIR}/providers.yaml"}
     assert "healthcheck" in services["redis"]
+    # One ledger for the fleet: PostgreSQL on a named volume, each replica waits for it.
+    for replica in replicas:
+        assert replica["environment"]["DATABASE_URL"].startswith("postgresql://gateway:")
+        assert "@postgres:5432/" in replica["environment"]["DATABASE_URL"]
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
+    (data,) = services["postgres"]["volumes"]
+    assert data["type"] == "volume" and data["source"] in compose["volumes"]
     assert {name: dep["condition"] for name, dep in services["lb"]["depends_on"].items()} == {
         "gateway-1": "service_healthy", "gateway-2": "service_healthy"}
     # Every file compose mounts exists in the repository.
     for service in services.values():
         for volume in service.get("volumes", []):
+            if isinstance(volume, dict) and volume.get("type") == "volume":
+                continue  # a named volume, not a file of the repository
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             assert (ROOT / source).exists(), source
 
@@ -256,6 +266,10 @@ def test_deployment_probes_config_volume_secret_and_disruption_budget_agree():
     assert set(configmap["data"]) == {"routes.yaml", "providers.yaml"}
     secret = load(K8S / "secret.yaml")
     assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
+    # The fleet's database comes from the Secret, never from a plain value in the manifest.
+    (database,) = [e for e in container["env"] if e["name"] == "DATABASE_URL"]
+    assert database["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "DATABASE_URL"}
+    assert secret["stringData"]["DATABASE_URL"].startswith("postgresql://")
     # Non-root with a read-only root: the only writable place is the /tmp emptyDir.
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -1,0 +1,89 @@
+"""The request ledger's writer: one row per admitted request, written off the request path.
+
+The request path only builds a dict from values it already holds and appends it to a
+list (`Ledger.add`: no await, no I/O). One background task (`Database.run`) writes
+whatever has piled up every `flush_interval` seconds, in one multi-row INSERT, and
+sooner when a batch is full. The list is bounded by `queue_size`: when the database is
+slow or down rows wait there, and past the bound new rows are dropped, counted
+(`gateway_ledger_dropped_rows_total`) and logged; a request is never slowed or failed.
+
+Rows leave the list only once written, so an outage loses nothing up to the bound. A
+graceful stop writes everything left; a hard kill loses at most one flush interval.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loguru import logger
+
+from gateway.observe import metrics
+from gateway.observe.exchange import Exchange
+
+BATCH_ROWS = 500  # rows per INSERT; a fuller list wakes the writer before its interval
+
+
+class Ledger:
+    """The rows waiting for the database, in arrival order."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.rows: list[dict[str, Any]] = []
+        self.dropped = 0  # since the last report in the log
+        self.wake: Any = None  # the writer's asyncio.Event, set once it runs
+
+    def add(self, exchange: Exchange, status: int, duration: float) -> None:
+        """Queue the row of a request that has ended. Runs on the request path: keep it cheap."""
+        if not exchange.admitted:
+            return  # never admitted (bad body, unknown key, a limit): not a ledger row
+        rows = self.rows
+        if len(rows) >= self.bound:
+            self._drop()
+            return
+        rows.append(row_of(exchange, status, duration))
+        if len(rows) >= BATCH_ROWS and self.wake is not None:
+            self.wake.set()
+
+    def _drop(self) -> None:
+        metrics.ledger_dropped()
+        if not self.dropped:
+            logger.bind(event="ledger_full").warning(
+                "ledger queue full ({} rows): dropping rows until the database catches up", self.bound)
+        self.dropped += 1
+
+    def written(self, count: int) -> None:
+        del self.rows[:count]
+        if self.dropped:
+            logger.bind(event="ledger_dropped", rows=self.dropped).warning(
+                "{} ledger rows were dropped while the queue was full", self.dropped)
+            self.dropped = 0
+
+
+def row_of(exchange: Exchange, status: int, duration: float) -> dict[str, Any]:
+    """The ledger row of one request, from what the request path already knows."""
+    provider, _, model = exchange.target.partition("/")
+    used = exchange.charged
+    if used is None:  # not settled yet (a stream whose end was never read): the upstream's own figures
+        used = (exchange.prompt_tokens or 0, exchange.completion_tokens or 0, exchange.cost_usd or 0.0)
+    error = exchange.error
+    return {
+        "ts": int((time.time() - duration) * 1000),
+        "request_id": exchange.request_id,
+        "key_name": exchange.usage_name,
+        "tenant": None,
+        "route": exchange.route,
+        "provider": provider or None,
+        "model": model or None,
+        "endpoint": exchange.endpoint,
+        "status": status,
+        "error_type": (error.code or error.type) if error is not None else None,
+        "prompt_tokens": used[0],
+        "completion_tokens": used[1],
+        "cached_tokens": exchange.cached_tokens,
+        "cost_usd": used[2],
+        "latency_ms": round(duration * 1000, 3),
+        "attempts": exchange.attempts,
+        "cache_hit": exchange.cache == "hit",
+        "stream": bool(exchange.stream_end),
+    }

@@ -1,0 +1,76 @@
+"""The database setting and its schema: where the URL comes from, that the migrations build
+exactly the tables the code uses, and that retention deletes old ledger rows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.store.database import Database, migrate
+from gateway.store.database.schema import metadata, requests
+from gateway.store.database.url import DatabaseURLError, async_url, resolve_url, safe
+from tests.support.ledger import ledger_rows
+
+
+def test_the_url_comes_from_config_then_environment_then_the_data_folder():
+    env = {"DATABASE_URL": "postgresql://u:p@db/gw", "GATEWAY_DATA_DIR": "/var/lib/gw"}
+    assert resolve_url("sqlite:///x.db", env) == "sqlite:///x.db"
+    assert resolve_url("", env) == "postgresql://u:p@db/gw"  # `url: ${DATABASE_URL:-}` left empty
+    assert resolve_url(None, {"GATEWAY_DATA_DIR": "/var/lib/gw"}) == "sqlite:////var/lib/gw/gateway.db"
+    assert resolve_url(None, {}) == "sqlite:///data/gateway.db"
+    assert async_url("postgresql://u:p@db/gw").drivername == "postgresql+asyncpg"
+    assert "p@" not in safe("postgresql://u:p@db/gw")
+    with pytest.raises(DatabaseURLError):
+        async_url("mysql://u:p@db/gw")
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(tmp_path, database_url):
+    async def diff() -> list:
+        engine = create_async_engine(async_url(database_url))
+        try:
+            assert await migrate.upgrade(engine) == migrate.head()
+            assert await migrate.upgrade(engine) == migrate.head()  # a second start changes nothing
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(diff()) == []
+
+
+def test_retention_deletes_rows_older_than_its_days(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    now = int(time.time() * 1000)
+    row = {"request_id": "r", "key_name": "k", "route": "echo", "endpoint": "chat", "status": 200,
+           "prompt_tokens": 1, "completion_tokens": 1, "cached_tokens": 0, "cost_usd": 0.0, "latency_ms": 1.0,
+           "attempts": 1, "cache_hit": False, "stream": False}
+
+    async def run() -> None:
+        database = Database(url, retention_days=2, flush_interval=0.05)
+        await database.start()
+        async with database.engine.begin() as connection:
+            await connection.execute(insert(requests), [
+                {**row, "request_id": "old", "ts": now - 3 * 86_400_000},
+                {**row, "request_id": "recent", "ts": now - 1 * 86_400_000},
+            ])
+        database._pruned_at = None  # the writer sweeps at its next turn, as it does once an hour
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(await _count(database)) != 1:
+            await asyncio.sleep(0.05)
+        await database.close()
+
+    async def _count(database: Database) -> list:
+        from sqlalchemy import select
+
+        async with database.engine.connect() as connection:
+            return (await connection.execute(select(requests.c.request_id))).all()
+
+    asyncio.run(run())
+    assert [r["request_id"] for r in ledger_rows(url)] == ["recent"]
