@@ -15,7 +15,7 @@ An entry also names the target that wrote it; the caller must be allowed that ta
 now (see `completion.may_serve`), or the entry is a miss.
 
 A plain answer and a streamed answer fill the same entry, and either can serve both: a
-streamed request is answered from a cached answer as a stream of chunks. Only complete
+streamed request is answered from a cached answer replayed as the events of a stream. Only complete
 answers are stored: errors and streams that broke off or were abandoned never are.
 
 The cache fails open: a store that cannot answer is a miss.

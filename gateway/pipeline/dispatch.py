@@ -12,8 +12,9 @@ falls back. The route's `timeout` bounds all attempts together, backoff waits in
 Every call reports to the target's circuit breaker and, on success or timeout, to its
 latency average; those live on the `Runtime` and outlive config reloads.
 
-Streams are committed only once the first chunk has arrived: until then a failing
-target is replaced exactly as for a plain request, so the client never sees it.
+Streams are committed only once their first event has arrived: until then a failing
+target is replaced exactly as for a plain request, so the client never sees it. A
+committed stream then ends with exactly one `End` (see `_committed`).
 """
 
 from __future__ import annotations
