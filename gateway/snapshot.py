@@ -100,6 +100,7 @@ class Route:
     kind: str  # chat | embedding: what the route's first target serves
     # `fallback: equivalents`: the last target's class members, tried after `targets`.
     fallback_targets: tuple[RouteTarget, ...] = ()
+    validate_output: bool = False  # json_schema answers are checked (gateway.output_check)
 
 
 @dataclass(frozen=True, slots=True)

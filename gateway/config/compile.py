@@ -299,6 +299,7 @@ class _Compiler:
             fallback_equivalents=spec.fallback == "equivalents",
             kind=targets[0].target.kind,
             fallback_targets=fallback_targets,
+            validate_output=spec.validate_output,
         )
 
     def _equivalent_fallbacks(

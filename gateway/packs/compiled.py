@@ -93,6 +93,8 @@ class TemplatePack:
         error: ValueTemplate | None,
         constants: Mapping[str, Any] | None = None,
         rate_limits: RateLimitMap | None = None,
+        completions: CompiledCall | None = None,
+        maps: frozenset[str] | None = None,
     ):
         self.name = name
         self.source = source
@@ -103,11 +105,14 @@ class TemplatePack:
         self._error = error
         self._constants = constants or {}
         self._rate_limits = rate_limits
+        self._completions = completions
+        self.serves_completions = completions is not None  # the legacy /v1/completions, passed through
+        self.maps = maps  # request fields the chat call carries; None: all (see gateway.mapping)
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
         # Calls with no template at all (the openai pack) never build a template scope.
-        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings) if c is not None}
+        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings, completions) if c is not None}
         # Filled by `prepare` while the snapshot is built, only read after (by target object).
         self._prepared: dict[int, _Prepared] = {}
 
@@ -137,7 +142,10 @@ class TemplatePack:
         return found if found is not None and found.target is target else None
 
     def _scope(self, target: Target) -> dict[str, Any]:
-        view = {"id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url}
+        view = {
+            "id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url,
+            "supports": sorted(target.supports) if target.supports is not None else None,
+        }
         return scope({"target": view, "params": target.params, "constants": self._constants})
 
     # ------------------------------------------------------------------ requests
@@ -151,6 +159,11 @@ class TemplatePack:
         `anthropic` pack): URL, auth and headers as usual, the body sent as it is with only
         `model` replaced. No body template runs, so nothing the client said is lost."""
         call = self._need(self._chat, target, "chat")
+        return self._request(call, target, body, stream, {"body": body, "stream": stream}, native=True)
+
+    def completions_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        """A legacy /v1/completions body, sent as it is with only `model` replaced."""
+        call = self._need(self._completions, target, "completions")
         return self._request(call, target, body, stream, {"body": body, "stream": stream}, native=True)
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:

@@ -94,7 +94,9 @@ class PackError(Exception):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-FALLBACK_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"})
+FALLBACK_CLASSES = frozenset({
+    "rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter", "invalid_output",
+})
 
 
 def load_pack(
