@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from gateway.circuit import CircuitStore
 from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
+from gateway.mapping import param_of, unmapped, used_fields
 from gateway.snapshot import Key, Route, RouteTarget, Snapshot, Target
 from gateway.tokens import estimate_prompt_tokens, requested_output_tokens
 
@@ -43,6 +44,8 @@ class Skipped:
     target: str
     reason: str  # tier | capability | context_window | circuit
     detail: str = ""
+    param: str = ""  # for capability: the request field the target cannot honour
+
 
     def as_dict(self) -> dict[str, str]:
         return {"target": self.target, "reason": self.reason, "detail": self.detail}
@@ -82,6 +85,7 @@ def plan_candidates(
     rng = rng or _RNG
     chat = route.kind == "chat"
     needs = required_capabilities(body) if chat else frozenset()
+    fields = used_fields(body) if chat else frozenset()
     prompt = estimate_prompt_tokens(body) if chat else 0
     window_need = prompt + _explicit_output_tokens(body)
     tiers = snapshot.tiers
@@ -96,7 +100,7 @@ def plan_candidates(
         target = entry.target
         reason = _above_cap(tiers, entry, cap, cap_by)
         if reason is None:
-            reason = _lacks(target, needs) or _too_long(target, window_need, prompt)
+            reason = _lacks(target, needs) or _unmapped(target, fields) or _too_long(target, window_need, prompt)
         if reason is None:
             view = circuits.view(target)
             if not view.usable:
@@ -134,6 +138,15 @@ def usable(plan: Plan) -> tuple[Target, ...]:
             f"the prompt (about {plan.prompt_tokens} tokens) is too long for every model of '{alias}'",
             param="messages", code="context_length_exceeded",
         )
+    if plan.skipped and all(s.reason in (CAPABILITY, CONTEXT_WINDOW) for s in plan.skipped):
+        # Nothing is down: the request asks for something no target of the route can do.
+        params = sorted({s.param for s in plan.skipped if s.reason == CAPABILITY and s.param})
+        if params:
+            why = "; ".join(f"{s.target}: {s.detail}" for s in plan.skipped)
+            raise BadRequest(
+                f"no target of '{alias}' can honour {', '.join(repr(p) for p in params)} ({why})",
+                param=params[0], code="unsupported_parameter", extra={"skipped": [s.as_dict() for s in plan.skipped]},
+            )
     reasons = ", ".join(sorted({s.reason.replace("_", " ") for s in plan.skipped}))
     headers = {"retry-after": str(max(1, round(plan.retry_after + 0.5)))} if plan.retry_after is not None else None
     raise NoTargetAvailable(
@@ -221,7 +234,23 @@ def _lacks(target: Target, needs: frozenset[str]) -> Skipped | None:
     missing = sorted(needs - target.supports)
     if not missing:
         return None
-    return Skipped(target.id, CAPABILITY, f"the request uses {', '.join(missing)}, which the model does not support")
+    return Skipped(
+        target.id, CAPABILITY, f"the request uses {', '.join(missing)}, which the model does not support",
+        _CAPABILITY_PARAMS.get(missing[0], missing[0]),
+    )
+
+
+_CAPABILITY_PARAMS = {"json": "response_format", "vision": "messages", "tools": "tools"}
+
+
+def _unmapped(target: Target, fields: frozenset[str]) -> Skipped | None:
+    missing = unmapped(target, fields)
+    if not missing:
+        return None
+    return Skipped(
+        target.id, CAPABILITY,
+        f"its pack '{target.pack.name}' does not carry {', '.join(missing)} to the provider", param_of(missing[0]),
+    )
 
 
 def _too_long(target: Target, need: int, prompt: int) -> Skipped | None:
