@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from gateway import metrics, telemetry
+from gateway import metrics, output_check, telemetry
 from gateway.circuit import TRIPPING_CLASSES
 from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
 from gateway.packs.engine import UpstreamFailure
@@ -107,7 +107,9 @@ async def dispatch_chat(
             return _open_stream(upstream, target, body, outcome)
         return _chat_once(upstream, target, body, outcome)
 
-    return await _run(runtime, route, candidates, call, gate)
+    # A route with validate_output checks answers to json_schema requests (gateway.output_check).
+    outcome = await _run(runtime, route, candidates, output_check.guarded(route, body, call), gate)
+    return output_check.checked(route, body, outcome)
 
 
 class NativeCall(Protocol):

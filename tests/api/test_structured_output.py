@@ -131,3 +131,85 @@ def test_forced_tool_and_tools_together_are_refused(client: openai.OpenAI) -> No
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="old", messages=ASK, response_format=JSON_SCHEMA, tools=tools)
     assert "response_format" in caught.value.message
+
+
+# ------------------------------------------------------------------ validate_output
+
+
+@pytest.fixture
+def checking(gateway: Callable[..., str], claude: tuple[str, StructuredUpstream]) -> Callable[..., openai.OpenAI]:
+    url, _ = claude
+
+    def start(**route: object) -> openai.OpenAI:
+        provider = anthropic_provider(url)
+        provider["models"]["nonconforming-1"] = {}
+        routes = {"defaults": {"retry": {"attempts": 1, "backoff": 0}}, "routes": {
+            "checked": {"targets": ["claude/nonconforming-1", "claude/claude-new"], "validate_output": True, **route},
+        }}
+        base = gateway(routes, {"claude": provider})
+        return openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+
+    return start
+
+
+def scrape_invalid(client: openai.OpenAI) -> str:
+    import httpx
+
+    text = httpx.get(str(client.base_url).removesuffix("/v1/") + "/metrics").text
+    return "\n".join(line for line in text.splitlines() if line.startswith("gateway_invalid_output_total"))
+
+
+def test_a_nonconforming_answer_falls_back_to_the_next_target(checking, claude) -> None:
+    _, fake = claude
+    client = checking(fallback_on=["invalid_output", "server_error"])
+    raw = client.chat.completions.with_raw_response.create(model="checked", messages=ASK, response_format=JSON_SCHEMA)
+    assert raw.headers["x-gateway-target"] == "claude/claude-new"
+    assert raw.headers["x-gateway-attempts"] == "2"
+    assert orjson.loads(raw.parse().choices[0].message.content) == {"name": "text", "population": 1}
+    assert [r["model"] for r in fake.requests] == ["nonconforming-1", "claude-new"]
+    assert 'route="checked",target="claude/nonconforming-1"} 1.0' in scrape_invalid(client)
+
+
+def test_a_nonconforming_answer_without_that_fallback_is_a_502(checking) -> None:
+    client = checking()  # the default fallback_on does not list invalid_output
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="checked", messages=ASK, response_format=JSON_SCHEMA)
+    assert caught.value.status_code == 502
+    assert caught.value.body["attempts"][0]["class"] == "invalid_output"
+
+
+def test_answers_without_a_schema_are_not_checked(checking) -> None:
+    client = checking()
+    answer = client.chat.completions.create(model="checked", messages=ASK, response_format={"type": "json_object"})
+    assert orjson.loads(answer.choices[0].message.content) == {"unexpected": True}
+
+
+def test_a_nonconforming_stream_ends_with_an_error_event(checking) -> None:
+    client = checking(fallback_on=["invalid_output"])
+    stream = client.chat.completions.create(model="checked", messages=ASK, response_format=JSON_SCHEMA, stream=True)
+    text = ""
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+    assert "does not conform" in caught.value.message
+    assert orjson.loads(text) == {"unexpected": True}  # the content went out before the check
+    assert 'target="claude/nonconforming-1"} 1.0' in scrape_invalid(client)
+
+
+def test_a_conforming_stream_ends_with_done(gateway, claude) -> None:
+    url, _ = claude
+    base = gateway({"routes": {"r": {"targets": ["claude/claude-old"], "validate_output": True}}},
+                   {"claude": anthropic_provider(url)})
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+    with client.chat.completions.stream(model="r", messages=ASK, response_format=City) as stream:
+        final = stream.get_final_completion()
+    assert isinstance(final.choices[0].message.parsed, City)
+
+
+def test_an_invalid_schema_is_the_clients_400(checking) -> None:
+    client = checking()
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "no-such-type"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="checked", messages=ASK, response_format=bad)
+    assert caught.value.body["param"] == "response_format"
