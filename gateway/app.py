@@ -16,6 +16,7 @@ from gateway import log, metrics, reload, tracing
 from gateway.anthropic_shape import error_body as anthropic_error_body
 from gateway.config.compile import build_snapshot
 from gateway.endpoints import admin, chat, embeddings, health, messages, models, ui, usage
+from gateway.endpoints.completions import create_completion
 from gateway.endpoints.handler import error_response, request_id
 from gateway.errors import GatewayError, NotFound
 from gateway.runtime import Runtime
@@ -70,6 +71,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+            Route("/v1/completions", create_completion, methods=["POST"]),
             Route("/v1/messages", messages.create_message, methods=["POST"]),
             Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),

@@ -109,6 +109,8 @@ class Assembler:
                 choice["role"] = delta["role"]
             if delta.get("content"):
                 choice["content"].append(delta["content"])
+            elif part.get("text"):  # a legacy text completion chunk (a native /v1/completions stream)
+                choice["content"].append(part["text"])
             for call in delta.get("tool_calls") or ():
                 slot = choice["tools"].setdefault(call.get("index", 0), {"id": None, "name": "", "arguments": []})
                 slot["id"] = call.get("id") or slot["id"]

@@ -37,6 +37,7 @@ class Kind:
 
 
 CHAT = Kind("chat", "chat", check_chat)
+COMPLETIONS = Kind("chat", "completions", check_chat)  # legacy /v1/completions, translated to chat: chat routes
 EMBEDDING = Kind("embedding", "embeddings", check_embeddings)
 
 
@@ -64,9 +65,12 @@ async def complete(
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
     plan = plan_candidates(snapshot, route, body, key, runtime.circuits, runtime.latency, max_tier)
+    narrow = getattr(native, "narrow", None)  # a native request some targets cannot take (legacy completions)
+    if narrow is not None:
+        plan = narrow(plan)
     candidates = usable(plan)
     admission = await admit(runtime.store, snapshot, key, route, body, candidates, runtime.tasks, plan.prompt_tokens)
-    stream = kind is CHAT and body.get("stream") is True
+    stream = kind.route_kind == "chat" and body.get("stream") is True
     cache_key = cache.cache_key(kind.cache_name, alias, body) if route.cache_ttl else None
     if cache_key is not None:
         exchange.cache = "miss"
@@ -74,7 +78,7 @@ async def complete(
         if hit is not None and hit.target in snapshot.targets:  # a target since removed: a miss
             return await from_cache(exchange, snapshot, admission, hit, body, stream)
     try:
-        if kind is CHAT:
+        if kind.route_kind == "chat":
             outcome = await dispatch_chat(runtime, route, candidates, body, stream, native, admission.take_target)
         else:
             outcome = await dispatch_embeddings(runtime, route, candidates, body, admission.take_target)
