@@ -171,3 +171,12 @@ def test_native_answers_are_cached_apart_by_their_legacy_fields(gateway, upstrea
     assert again.headers["x-gateway-cache"] == "hit"
     assert again.parse().choices[0].text == text == "Upstream instruct: q"
     assert len(fake.requests) == 3
+
+
+def test_completions_are_counted_like_chat(client: openai.OpenAI) -> None:
+    import httpx
+
+    client.completions.create(model="echo", prompt="count me")
+    text = httpx.get(str(client.base_url).removesuffix("/v1/") + "/metrics").text
+    assert 'gateway_requests_total{endpoint="completions",route="echo",status="200",target="echo/echo-1"} 1.0' in text
+    assert 'gateway_tokens_total{key="",kind="completion",route="echo",target="echo/echo-1"}' in text
