@@ -46,7 +46,6 @@ class Skipped:
     detail: str = ""
     param: str = ""  # for capability: the request field the target cannot honour
 
-
     def as_dict(self) -> dict[str, str]:
         return {"target": self.target, "reason": self.reason, "detail": self.detail}
 
