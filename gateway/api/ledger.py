@@ -16,9 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.errors import BadRequest, GatewayError
+from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.pipeline.runtime import Runtime
 from gateway.store.database import queries
 

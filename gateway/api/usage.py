@@ -16,9 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api import ledger
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.config.snapshot import Snapshot
-from gateway.api import ledger
 from gateway.errors import BadRequest
 from gateway.pipeline.admit import StoreDown, windows_now
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin

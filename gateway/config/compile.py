@@ -310,6 +310,7 @@ class _Compiler:
             kind=targets[0].target.kind,
             fallback_targets=fallback_targets,
             cache_scope=spec.cache.scope if spec.cache else "key",
+            validate_output=spec.validate_output,
         )
 
     def _equivalent_fallbacks(

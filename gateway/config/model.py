@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-Capability = Literal["tools", "vision", "json"]
-FallbackClass = Literal["rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"]
+Capability = Literal["tools", "vision", "json", "structured_output"]
+FallbackClass = Literal[
+    "rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter", "invalid_output"
+]
 Strategy = Literal["fallback", "weighted", "cheapest", "fastest"]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 TargetRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*/.+$", description="provider/model")]
@@ -33,7 +35,11 @@ class ModelSpec(Strict):
     input_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens")
     output_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
     context_window: int | None = Field(None, gt=0, description="prompt tokens the model accepts")
-    supports: list[Capability] | None = Field(None, description="absent: assumed to support everything")
+    supports: list[Capability] | None = Field(
+        None,
+        description="absent: assumed to support everything; structured_output: the provider's own schema-constrained "
+        "output (without it, packs that can fall back on a forced tool do so)",
+    )
     tier: str | None = Field(None, description="cost tier of this model (a name from routes.yaml tiers)")
 
 
@@ -152,6 +158,11 @@ class Route(Strict):
     timeout: float | None = Field(None, gt=0)
     limits: RouteLimits | None = None
     cache: Cache | None = None
+    validate_output: bool = Field(
+        False,
+        description="check answers to json_schema requests against the schema; a non-conforming answer is an "
+        "`invalid_output` failure (falls back when listed in fallback_on; ends a stream with an error event)",
+    )
     description: str | None = None
 
     @model_validator(mode="after")

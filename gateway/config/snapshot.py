@@ -119,6 +119,7 @@ class Route:
     # `fallback: equivalents`: the last target's class members, tried after `targets`.
     fallback_targets: tuple[RouteTarget, ...] = ()
     cache_scope: str = "key"  # key | tenant | route: who shares this route's cached answers
+    validate_output: bool = False  # json_schema answers are checked (pipeline/output_check.py)
 
 
 @dataclass(frozen=True, slots=True)

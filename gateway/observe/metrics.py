@@ -92,6 +92,11 @@ UPSTREAM_ERRORS = Counter(
     "Failed upstream calls, by target and failure class",
     ["target", "class"],
 )
+INVALID_OUTPUTS = Counter(
+    "gateway_invalid_output_total",
+    "Answers to json_schema requests that did not conform to the schema (routes with validate_output), by route and target",
+    ["route", "target"],
+)
 FALLBACKS = Counter(
     "gateway_fallbacks_total",
     "Times a request moved on from a failed target to the next candidate, by route",
@@ -308,6 +313,11 @@ def upstream_called(route: str, target: str, result: str, seconds: float) -> Non
 def stream_cut(target: str) -> None:
     """A committed stream that broke off (error event instead of [DONE])."""
     child(UPSTREAM_ERRORS, target, "stream_cut").inc()
+
+
+def invalid_output(route: str, target: str) -> None:
+    """An answer that failed its route's validate_output check."""
+    child(INVALID_OUTPUTS, route, target).inc()
 
 
 def fell_back(route: str) -> None:

@@ -135,6 +135,10 @@ def _diff_route(a: Route, b: Route, out: _Collector) -> None:
         out.add("alias", alias, f"`{alias}` cache {_ttl(a.cache_ttl)} → {_ttl(b.cache_ttl)}")
         out.client(alias, "answers are cached for " + _ttl(b.cache_ttl) if b.cache_ttl else "answers are no longer cached")
     _diff_cache_scope(a, b, out)
+    if a.validate_output != b.validate_output:
+        out.add("alias", alias, f"`{alias}` validate_output {str(a.validate_output).lower()} → {str(b.validate_output).lower()}")
+        out.client(alias, "json_schema answers are checked against the schema" if b.validate_output
+                   else "json_schema answers are no longer checked against the schema")
     if (a.equivalent, a.fallback_equivalents) != (b.equivalent, b.fallback_equivalents):
         out.add("alias", alias, f"`{alias}` equivalents {_equiv(a)} → {_equiv(b)}")
     _diff_route_prices(a, b, out)

@@ -28,7 +28,6 @@ from gateway.pipeline.request import ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import End, Event, EventStream
 
-
 COST_HEADER = "x-gateway-cost-usd"
 
 

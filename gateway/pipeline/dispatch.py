@@ -33,6 +33,7 @@ from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoT
 from gateway.observe import metrics, tracing
 from gateway.observe.exchange import Exchange
 from gateway.observe.redact import redact
+from gateway.pipeline import output_check
 from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
@@ -111,7 +112,9 @@ async def dispatch(
             return _open_stream(runtime, target, request, outcome)
         return _chat_once(upstream, target, request, outcome)
 
-    return await _run(runtime, route, candidates, call, exchange, gate)
+    # A route with validate_output checks answers to json_schema requests (pipeline/output_check.py).
+    outcome = await _run(runtime, route, candidates, output_check.guarded(route, request, call), exchange, gate)
+    return output_check.checked(route, request, outcome)
 
 
 async def _run(
@@ -325,14 +328,14 @@ async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequ
 
 def _native(target: Target, request: ModelRequest) -> bool:
     """Whether the target takes the client's own body: its pack speaks the client's API."""
-    return request.native_body is not None and pack_of(target).speaks == request.api
+    return request.native_body is not None and request.api in pack_of(target).speaks
 
 
 def _chat_request(target: Target, request: ModelRequest, stream: bool) -> UpstreamRequest:
     pack = pack_of(target)
     if not _native(target, request):
         return pack.chat_request(target, request.body, stream)
-    rendered = pack.native_chat_request(target, request.native_body or {}, stream)
+    rendered = pack.native_request(target, request.api, request.native_body or {}, stream)
     if not request.native_headers:
         return rendered
     return UpstreamRequest(rendered.method, rendered.url, {**request.native_headers, **rendered.headers}, rendered.body)
@@ -346,8 +349,10 @@ async def _chat_once(upstream: Upstream, target: Target, request: ModelRequest, 
     raw = await _read_answer(upstream, target, _chat_request(target, request, False), outcome)
     # The pack's reading checks the answer (a 502 that may fall back when it is not one)
     # and is what accounting and the cache use, whichever bytes the client is sent.
-    body = pack.chat_answer(target, request.body, raw)
-    wire = pack.speaks if _native(target, request) else pack.answer_wire("chat")
+    if _native(target, request):
+        body, wire = pack.native_answer(target, request.api, request.body, raw), request.api
+    else:
+        body, wire = pack.chat_answer(target, request.body, raw), pack.answer_wire("chat")
     outcome.answer = Answer(body, raw if wire else None, wire)
 
 
@@ -377,7 +382,7 @@ async def _open_stream(runtime: Runtime, target: Target, request: ModelRequest, 
                 response.release()
             raise pack.error(target, response.status, raw, response.headers)
         outcome.rate_limits = pack.rate_limit_headers(response.headers)
-        stream = pack.chat_events(target, request.body, lines(response), request.api)
+        stream = pack.chat_events(target, request.body, lines(response), request.api, _native(target, request))
     try:
         first = await anext(stream.events)
     except StopAsyncIteration:

@@ -21,7 +21,9 @@ from typing import Protocol
 
 from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
 from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
+from gateway.pipeline.mapping import param_of, unmapped
 from gateway.pipeline.request import ModelRequest
+from gateway.providers.packs.wire import pack_of
 from gateway.store.circuits import CircuitStore
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
@@ -44,6 +46,7 @@ class Skipped:
     target: str
     reason: str  # tier | capability | context_window | circuit
     detail: str = ""
+    param: str = ""  # for capability: the request field the target cannot honour
 
     def as_dict(self) -> dict[str, str]:
         return {"target": self.target, "reason": self.reason, "detail": self.detail}
@@ -84,6 +87,7 @@ def plan_candidates(
     needs = request.needs
     prompt = request.prompt_tokens if chat else 0
     window_need = prompt + (request.output_tokens or 0)
+    fields = request.fields if chat else frozenset()
     tiers = snapshot.tiers
     key_cap = key.max_tier if key is not None else None
     cap, cap_by = _tier_cap(tiers, key_cap, request.max_tier, key)
@@ -96,7 +100,8 @@ def plan_candidates(
         target = entry.target
         reason = _above_cap(tiers, entry, cap, cap_by)
         if reason is None:
-            reason = _lacks(target, needs) or _too_long(target, window_need, prompt)
+            reason = (_lacks(target, needs) or _unmapped(target, fields) or _not_native(target, request)
+                      or _too_long(target, window_need, prompt))
         if reason is None:
             view = circuits.view(target)
             if not view.usable:
@@ -134,6 +139,15 @@ def usable(plan: Plan) -> tuple[Target, ...]:
             f"the prompt (about {plan.prompt_tokens} tokens) is too long for every model of '{alias}'",
             param="messages", code="context_length_exceeded",
         )
+    if plan.skipped and all(s.reason in (CAPABILITY, CONTEXT_WINDOW) for s in plan.skipped):
+        # Nothing is down: the request asks for something no target of the route can do.
+        params = sorted({s.param for s in plan.skipped if s.reason == CAPABILITY and s.param})
+        if params:
+            why = "; ".join(f"{s.target}: {s.detail}" for s in plan.skipped)
+            raise BadRequest(
+                f"no target of '{alias}' can honour {', '.join(repr(p) for p in params)} ({why})",
+                param=params[0], code="unsupported_parameter", extra={"skipped": [s.as_dict() for s in plan.skipped]},
+            )
     reasons = ", ".join(sorted({s.reason.replace("_", " ") for s in plan.skipped}))
     headers = {"retry-after": str(max(1, round(plan.retry_after + 0.5)))} if plan.retry_after is not None else None
     raise NoTargetAvailable(
@@ -200,7 +214,34 @@ def _lacks(target: Target, needs: frozenset[str]) -> Skipped | None:
     missing = sorted(needs - target.supports)
     if not missing:
         return None
-    return Skipped(target.id, CAPABILITY, f"the request uses {', '.join(missing)}, which the model does not support")
+    return Skipped(
+        target.id, CAPABILITY, f"the request uses {', '.join(missing)}, which the model does not support",
+        _CAPABILITY_PARAMS.get(missing[0], missing[0]),
+    )
+
+
+_CAPABILITY_PARAMS = {"json": "response_format", "vision": "messages", "tools": "tools"}
+
+
+def _unmapped(target: Target, fields: frozenset[str]) -> Skipped | None:
+    missing = unmapped(target, fields)
+    if not missing:
+        return None
+    return Skipped(
+        target.id, CAPABILITY,
+        f"its pack '{target.pack.name}' does not carry {', '.join(missing)} to the provider", param_of(missing[0]),
+    )
+
+
+def _not_native(target: Target, request: ModelRequest) -> Skipped | None:
+    """A request using fields only its own API can carry needs a target whose pack speaks that API."""
+    if not request.native_only or request.api in pack_of(target).speaks:
+        return None
+    return Skipped(
+        target.id, CAPABILITY,
+        f"the request uses {', '.join(request.native_only)}, which only a target taking the client's own body can honour",
+        request.native_only[0],
+    )
 
 
 def _too_long(target: Target, need: int, prompt: int) -> Skipped | None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.pipeline.mapping import used_fields
 from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens
 
 CHAT = "chat"
@@ -32,12 +33,14 @@ class ModelRequest:
     body: dict[str, Any]  # in the pipeline's shape: OpenAI's chat or embeddings body
     stream: bool = False
     needs: frozenset[str] = frozenset()  # tools | vision | json: what a target must support
+    fields: frozenset[str] = frozenset()  # fields that change the answer's meaning: a target's pack must carry them
     prompt_tokens: int = 0  # estimated before any upstream call
     output_tokens: int | None = None  # the output ceiling the client asked for, if any
     output_field: str = "max_tokens"  # the client's name for that ceiling, for errors
     include_usage: bool = False  # a streamed answer ends with usage (OpenAI's stream_options)
     native_body: dict[str, Any] | None = None  # the client's own body, for a pack that speaks `api`
     native_headers: Mapping[str, str] = field(default_factory=dict)  # client headers such a pack is sent
+    native_only: tuple[str, ...] = ()  # fields only a target taking `native_body` can honour
     max_tier: str | None = None  # the request's own tier cap (x-gateway-max-tier)
     cache_control: str | None = None  # the request's cache-control header
 
@@ -53,6 +56,7 @@ def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
         body=body,
         stream=body.get("stream") is True,
         needs=required_capabilities(body),
+        fields=used_fields(body),
         prompt_tokens=estimate_prompt_tokens(body),
         output_tokens=ceiling,
         output_field=field_name,

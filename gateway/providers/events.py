@@ -105,7 +105,8 @@ def start_of(chunk: dict[str, Any], model: str) -> Start:
 
 
 def chunk_events(chunk: dict[str, Any], out: list[Event]) -> None:
-    """Append the events one chunk in OpenAI's shape says (what pack templates produce)."""
+    """Append the events one chunk in OpenAI's shape says (what pack templates produce;
+    a legacy text completion chunk's `text` reads as content)."""
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict):
             continue
@@ -119,6 +120,9 @@ def chunk_events(chunk: dict[str, Any], out: list[Event]) -> None:
             calls = delta.get("tool_calls")
             if calls:
                 _tool_call_events(calls, index, out)
+        text = choice.get("text")  # a legacy text completion's chunk
+        if isinstance(text, str) and text:
+            out.append(TextDelta(text, index))
         reason = choice.get("finish_reason")
         if reason:
             out.append(Finish(str(reason), index))

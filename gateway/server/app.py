@@ -16,7 +16,7 @@ from gateway.api import admin, health, ledger, models, ui, usage
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id
-from gateway.api.openai import chat, embeddings
+from gateway.api.openai import chat, completions, embeddings
 from gateway.config import reload
 from gateway.errors import GatewayError, NotFound
 from gateway.observe import log, metrics, tracing
@@ -76,6 +76,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions.create_completion, methods=["POST"]),
             Route("/v1/messages", messages.create_message, methods=["POST"]),
             Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),

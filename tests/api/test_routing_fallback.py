@@ -212,14 +212,14 @@ def test_header_lowers_the_cap_and_503_lists_what_was_skipped(gateway, upstream)
         free.chat.completions.create(model="mixed", messages=HI, extra_headers={"x-gateway-max-tier": "gold"})
 
 
-def test_a_request_with_tools_is_503_when_no_target_supports_them(gateway, upstream):
+def test_a_request_with_tools_is_400_naming_them_when_no_target_supports_them(gateway, upstream):
     base, fake = upstream
     url = keyed(gateway, base)
     free = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client-free-00002", max_retries=0)
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
-    with pytest.raises(openai.InternalServerError) as caught:
+    with pytest.raises(openai.BadRequestError) as caught:
         free.chat.completions.create(model="tools-only", messages=HI, tools=[tool])
-    assert caught.value.status_code == 503
+    assert caught.value.body["param"] == "tools"
     assert caught.value.body["skipped"][0]["reason"] == "capability"
     assert fake.models_called() == []
 

@@ -61,6 +61,7 @@ class OpenAIUpstream:
         return Starlette(routes=[
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
         ])
 
     async def _record(self, request: Request) -> dict[str, Any]:
@@ -108,6 +109,28 @@ class OpenAIUpstream:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }, headers={**RATE_LIMITS, "set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep the cookie
+
+    async def completions(self, request: Request) -> Response:
+        """The legacy text completions: `Upstream <model>: <prompt>[<suffix>]`, plain or streamed."""
+        body = await self._record(request)
+        model = body["model"]
+        fault = fault_response(model, request)
+        if fault is not None:
+            return fault
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else " | ".join(map(str, body["prompt"]))
+        text = f"Upstream {model}: {prompt}{body.get('suffix') or ''}"
+        base = {"id": "cmpl-upstream", "object": "text_completion", "created": int(time.time()), "model": model}
+        usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+        if not body.get("stream"):
+            choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+            return json({**base, "choices": [choice], "usage": usage}, headers=RATE_LIMITS)
+        frames = [frame({**base, "choices": [{"text": w if i == 0 else " " + w, "index": 0, "logprobs": None, "finish_reason": None}]})
+                  for i, w in enumerate(text.split(" "))]
+        frames.append(frame({**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            frames.append(frame({**base, "choices": [], "usage": usage}))
+        frames.append(b"data: [DONE]\n\n")
+        return StreamingResponse(iter(frames), media_type="text/event-stream")
 
     async def embeddings(self, request: Request) -> Response:
         body = await self._record(request)

@@ -28,6 +28,7 @@ from gateway.pipeline.identify import authorize, identify
 from gateway.pipeline.plan import MAX_TIER_HEADER, find_route
 from gateway.pipeline.request import ModelRequest, chat_request
 from gateway.pipeline.runtime import Runtime
+from gateway.providers.packs.wire import pack_of
 from gateway.providers.tokens import estimate_prompt_tokens
 
 FORWARDED_HEADERS = ("anthropic-beta",)  # what the client asks of Anthropic that the body cannot say
@@ -36,7 +37,7 @@ FORWARDED_HEADERS = ("anthropic-beta",)  # what the client asks of Anthropic tha
 def speaks_messages(snapshot: Snapshot, alias: str) -> bool:
     """Whether some target of the route takes an Anthropic body as it is."""
     route = snapshot.routes.get(alias)
-    return route is not None and any(getattr(rt.target.pack, "speaks", None) == WIRE for rt in route.targets)
+    return route is not None and any(WIRE in pack_of(rt.target).speaks for rt in route.targets)
 
 
 def openai_body(snapshot: Snapshot, body: dict[str, Any]) -> dict[str, Any]:

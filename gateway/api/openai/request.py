@@ -21,13 +21,13 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 
 
 def read_chat(body: dict[str, Any], headers: Headers) -> ModelRequest:
-    _model_of(body)
+    model_of(body)
     check_chat(body)
     return chat_request(API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"))
 
 
 def read_embeddings(body: dict[str, Any], headers: Headers) -> ModelRequest:
-    _model_of(body)
+    model_of(body)
     check_embeddings(body)
     return embedding_request(
         API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control")
@@ -61,7 +61,7 @@ def _check_types(body: dict[str, Any], rules: dict[str, tuple[tuple[type, ...], 
             raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
 
 
-def _model_of(body: dict[str, Any]) -> str:
+def model_of(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a string naming a route", param="model")

@@ -56,7 +56,8 @@ class EchoPack:
     user_file = None
     serves_chat = True
     serves_embeddings = True
-    speaks = None
+    speaks: frozenset[str] = frozenset()
+    maps = None  # not filtered by what it carries (pipeline/mapping.py): it only echoes
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
         text = "Echo: " + last_user_text(body["messages"])
@@ -119,11 +120,14 @@ class EchoPack:
 
     embeddings_answer = chat_answer
 
-    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+    def native_request(self, target: Target, api: str, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        raise NotImplementedError("echo answers in-process")
+
+    def native_answer(self, target: Target, api: str, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         raise NotImplementedError("echo answers in-process")
 
     def chat_events(
-        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str, native: bool = False
     ) -> EventStream:
         raise NotImplementedError("echo answers in-process")
 

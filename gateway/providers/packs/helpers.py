@@ -150,6 +150,40 @@ def tool_name(messages: Any, tool_call_id: Any) -> str:
     raise TemplateValueError(f"no earlier assistant tool call has the id '{tool_call_id}'")
 
 
+JSON_OUTPUT_TOOL = "json_answer"  # the forced tool's name when the request names no schema
+
+
+def json_output(body: Any, supports: Any = None) -> dict[str, Any] | None:
+    """What the request's `response_format` asks for, ready for a provider that has its own
+    schema-constrained output and tool calling: null for plain text, else
+    `{type, name, schema, native}`.
+
+    `schema` is the requested JSON Schema (`{"type": "object"}` for `json_object`). `native`
+    says whether the provider's own structured output can carry it: a `json_schema` request
+    to a model whose `supports` (the target's list; null means everything) names
+    `structured_output`. Otherwise the pack forces a single tool whose input schema is
+    `schema` and reads its input back as the answer's content.
+    """
+    fmt = body.get("response_format") if isinstance(body, Mapping) else None
+    if not isinstance(fmt, Mapping) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None
+    spec = fmt.get("json_schema") if fmt.get("type") == "json_schema" else None
+    spec = spec if isinstance(spec, Mapping) else {}
+    schema = spec.get("schema")
+    name = spec.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        name = JSON_OUTPUT_TOOL
+    native = fmt.get("type") == "json_schema" and isinstance(schema, Mapping) and (
+        supports is None or "structured_output" in supports
+    )
+    return {
+        "type": fmt.get("type"),
+        "name": name,
+        "schema": schema if isinstance(schema, Mapping) else {"type": "object"},
+        "native": native,
+    }
+
+
 def fail(message: str) -> None:
     """Refuse what the provider cannot take, with a message for the client (a 400 for requests)."""
     raise TemplateValueError(str(message))
@@ -295,6 +329,7 @@ FILTERS: dict[str, Any] = {
 GLOBALS: dict[str, Any] = {
     **FILTERS,
     "tool_name": tool_name,
+    "json_output": json_output,
     "fail": fail,
     "new_id": new_id,
     "now": now,

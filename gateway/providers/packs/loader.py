@@ -100,12 +100,14 @@ class _Compiler:
         headers = self._mapping(("headers",), spec.headers)
         chat = self._call(("chat",), spec.chat) if spec.chat else None
         embeddings = self._call(("embeddings",), spec.embeddings) if spec.embeddings else None
+        completions = self._call(("completions",), spec.completions) if spec.completions else None
         error = self._value(("error",), spec.error)
         if self.issues:
             raise PackError(self.issues)
         return TemplatePack(
             spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
-            _rate_limits(spec.rate_limits), spec.speaks,
+            _rate_limits(spec.rate_limits), spec.speaks, completions,
+            frozenset(spec.maps) if spec.maps is not None else None,
         )
 
     def _overridable(self, name: str) -> bool:
@@ -147,8 +149,8 @@ class _Compiler:
             url=url,  # type: ignore[arg-type]
             query=self._mapping(loc + ("query",), spec.query),
             headers=self._mapping(loc + ("headers",), spec.headers),
-            body=self._value(loc + ("body",), spec.body),
-            answer=self._value(loc + ("answer",), spec.answer),
+            body=self._value(loc + ("body",), getattr(spec, "body", None)),
+            answer=self._value(loc + ("answer",), getattr(spec, "answer", None)),
             stream=stream,
         )
 

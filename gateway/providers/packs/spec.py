@@ -87,6 +87,16 @@ class RateLimits(Strict):
     )
 
 
+class Completions(Strict):
+    """The legacy text completions call (OpenAI's POST /v1/completions), for upstreams that
+    still serve it. The client's body is sent as it is, with only `model` replaced."""
+
+    method: Literal["POST"] = "POST"
+    url: TextTemplate = Field(description="path appended to the provider's base_url")
+    query: dict[str, TextTemplate] = Field(default_factory=dict, description="query parameters")
+    headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers for this call only")
+
+
 class PackSpec(Strict):
     """A provider's wire format."""
 
@@ -103,6 +113,17 @@ class PackSpec(Strict):
     headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers sent on every call")
     chat: Chat | None = None
     embeddings: Call | None = None
+    completions: Completions | None = Field(
+        None,
+        description="the legacy POST /v1/completions, passed through; absent: /v1/completions requests are "
+        "translated to this pack's chat call",
+    )
+    maps: list[str] | None = Field(
+        None,
+        description="the OpenAI request fields the chat call carries to the provider (`images` for image parts); "
+        "a request using a field that changes the answer's meaning (response_format, tools, tool_choice, n > 1, "
+        "logprobs, stop, ...) skips targets whose pack does not list it; absent: every field is passed on",
+    )
     rate_limits: RateLimits | None = Field(None, description="where the provider's answers state its rate limits; absent: none are passed on")
     error: ValueTemplate | None = Field(
         None,

@@ -29,6 +29,7 @@ from gateway.providers.packs.streams import OPENAI_STREAM, CompiledStream, Heade
 from gateway.providers.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
 from gateway.providers.packs.values import (
     answer_value,
+    chat_of_text_completion,
     decode,
     failure_from_value,
     openai_failure,
@@ -85,6 +86,7 @@ class Auth:
 
 
 OPENAI_WIRE = "openai"  # the shape every pack reads requests in and templates write answers in
+LEGACY_COMPLETIONS = "openai-completions"  # OpenAI's legacy text completions, which a `completions` call speaks
 
 
 class TemplatePack:
@@ -104,10 +106,12 @@ class TemplatePack:
         constants: Mapping[str, Any] | None = None,
         rate_limits: RateLimitMap | None = None,
         speaks: str | None = None,
+        completions: CompiledCall | None = None,
+        maps: frozenset[str] | None = None,
     ):
         self.name = name
-        # The client API whose requests this provider takes as they are (see `native_chat_request`).
-        self.speaks = speaks
+        # The client APIs whose requests this provider takes as they are (see `native_request`).
+        self.speaks = frozenset(({speaks} if speaks else set()) | ({LEGACY_COMPLETIONS} if completions else set()))
         self.source = source
         self._auth = auth
         self._headers = headers
@@ -116,11 +120,13 @@ class TemplatePack:
         self._error = error
         self._constants = constants or {}
         self._rate_limits = rate_limits
+        self._completions = completions
+        self.maps = maps  # request fields the chat call carries; None: all (see gateway.mapping)
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
         # Calls with no template at all (the openai pack) never build a template scope.
-        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings) if c is not None}
+        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings, completions) if c is not None}
         # Filled by `prepare` while the snapshot is built, only read after (by target object).
         self._prepared: dict[int, _Prepared] = {}
 
@@ -150,7 +156,10 @@ class TemplatePack:
         return found if found is not None and found.target is target else None
 
     def _scope(self, target: Target) -> dict[str, Any]:
-        view = {"id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url}
+        view = {
+            "id": target.id, "provider": target.provider, "model": target.model, "base_url": target.base_url,
+            "supports": sorted(target.supports) if target.supports is not None else None,
+        }
         return scope({"target": view, "params": target.params, "constants": self._constants})
 
     # ------------------------------------------------------------------ requests
@@ -159,12 +168,22 @@ class TemplatePack:
         call = self._need(self._chat, target, "chat")
         return self._request(call, target, body, stream, {"body": body, "stream": stream})
 
-    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
-        """A chat body already in this pack's own wire format (an Anthropic client to the
-        `anthropic` pack): URL, auth and headers as usual, the body sent as it is with only
-        `model` replaced. No body template runs, so nothing the client said is lost."""
-        call = self._need(self._chat, target, "chat")
+    def native_request(self, target: Target, api: str, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        """A body already in the provider's own wire format, from a client of an API it
+        `speaks` (an Anthropic client to the `anthropic` pack; a legacy completions client
+        to a pack with a `completions` call): URL, auth and headers as usual, the body sent
+        as it is with only `model` replaced. No body template runs, so nothing is lost."""
+        if api == LEGACY_COMPLETIONS:
+            call = self._need(self._completions, target, "completions")
+        else:
+            call = self._need(self._chat, target, "chat")
         return self._request(call, target, body, stream, {"body": body, "stream": stream}, native=True)
+
+    def native_answer(self, target: Target, api: str, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """The pipeline's reading (a chat completion) of an answer to a native request."""
+        if api != LEGACY_COMPLETIONS:
+            return self.chat_answer(target, body, raw)
+        return chat_of_text_completion(openai_shaped(target, decode(target, raw), "choices"))
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:
         call = self._need(self._embeddings, target, "embeddings")
@@ -264,21 +283,24 @@ class TemplatePack:
     # ------------------------------------------------------------------- streams
 
     def chat_events(
-        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str, native: bool = False
     ) -> EventStream:
         """The upstream's stream as typed events; with the upstream's own bytes as frames
-        when its wire format is `client_api`, the API the client speaks."""
-        call = self._need(self._chat, target, "chat")
+        when its wire format is `client_api`, the API the client speaks (`native`: the
+        request went out in that API's own format)."""
+        native = native and client_api in self.speaks
+        legacy = native and client_api == LEGACY_COMPLETIONS
+        call = self._need(self._completions if legacy else self._chat, target, "chat")
         spec = call.stream or OPENAI_STREAM
         if not spec.events and spec.framing == "sse":
-            frames = client_api == OPENAI_WIRE
-            return EventStream(openai_events(target, spec, lines, frames), OPENAI_WIRE if frames else None)
+            wire = client_api if native else OPENAI_WIRE
+            frames = client_api == wire
+            return EventStream(openai_events(target, spec, lines, frames), wire if frames else None)
         state = StreamState()
         # Usage is always asked of the templates: metering needs it; a writer drops it
         # for a client that did not ask.
         variables = self._variables(target, {"body": body, "state": state, "include_usage": True})
-        frames = self.speaks is not None and client_api == self.speaks
-        return EventStream(translated_events(target, spec, variables, state, lines, frames), self.speaks if frames else None)
+        return EventStream(translated_events(target, spec, variables, state, lines, native), client_api if native else None)
 
     def answer_wire(self, kind: str) -> str | None:
         """The wire format of an upstream answer read as it came (OpenAI's, when the call

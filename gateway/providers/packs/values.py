@@ -77,6 +77,20 @@ def openai_shaped(target: Target, data: Any, required: str) -> dict[str, Any]:
     return data
 
 
+def chat_of_text_completion(completion: dict[str, Any]) -> dict[str, Any]:
+    """A legacy text completion read as a chat completion: what accounting and the cache keep."""
+    choices = [
+        {"index": c.get("index", 0), "message": {"role": "assistant", "content": c.get("text") or ""},
+         "finish_reason": c.get("finish_reason") or "stop"}
+        for c in completion.get("choices") or () if isinstance(c, dict)
+    ]
+    out = {"id": completion.get("id"), "object": "chat.completion", "created": completion.get("created"),
+           "model": completion.get("model"), "choices": choices}
+    if isinstance(completion.get("usage"), dict):
+        out["usage"] = completion["usage"]
+    return out
+
+
 def openai_failure(data: dict[str, Any], status: int) -> UpstreamFailure:
     """Read OpenAI's `{"error": {...}}` (or the unwrapped form some servers send)."""
     error = data.get("error", data)

@@ -50,18 +50,22 @@ class Pack(Protocol):
 
     name: str
     local: bool
-    speaks: str | None  # the client API whose requests this pack takes as they are, if any
+    speaks: frozenset[str]  # the client APIs whose requests this pack takes as they are
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest: ...
 
-    def native_chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
-        """A body already in the pack's own wire format (a client that `speaks` it): sent with only `model` replaced."""
+    def native_request(self, target: Target, api: str, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+        """A body already in the pack's own wire format (a client of an API it `speaks`): sent with only `model` replaced."""
+        ...
+
+    def native_answer(self, target: Target, api: str, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """The pipeline's reading (a chat completion) of the answer to a native request."""
         ...
 
     def chat_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]: ...
 
     def chat_events(
-        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str
+        self, target: Target, body: dict[str, Any], lines: AsyncIterator[bytes], client_api: str, native: bool = False
     ) -> EventStream: ...
 
     def answer_wire(self, kind: str) -> str | None:
@@ -95,7 +99,9 @@ def pack_of(target: Target) -> Pack:
     return cast(Pack, target.pack)
 
 
-FALLBACK_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter"})
+FALLBACK_CLASSES = frozenset({
+    "rate_limit", "server_error", "timeout", "connection", "context_length", "content_filter", "invalid_output",
+})
 
 
 def classify_status(status: int, code: str | None = None) -> str | None:

@@ -147,7 +147,11 @@ class Database:
     async def close(self) -> None:
         """A graceful stop: write everything left, then release the connections."""
         if self._task is not None:
-            self._task.cancel()
+            # Under the lock, so a batch the writer is inserting right now is committed and
+            # marked written first: cancelled mid-commit, the batch would stay queued after
+            # the database had taken it, and be written a second time below.
+            async with self._lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.ledger.rows:
