@@ -7,7 +7,7 @@ import calendar
 from gateway.config.snapshot import StoreSettings
 from gateway.pipeline.admit import seconds_to_rollover, windows_now
 from gateway.store import Hold, Take
-from gateway.store.memory import MemoryStore
+from gateway.store._memory import MemoryStore
 
 
 def utc(*parts: int) -> float:

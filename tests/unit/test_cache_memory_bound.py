@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.config.snapshot import StoreSettings
-from gateway.store.memory import MemoryStore
+from gateway.store._memory import MemoryStore
 
 
 def store(max_bytes: int, max_entry: int = 1024) -> MemoryStore:

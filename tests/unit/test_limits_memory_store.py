@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config.snapshot import StoreSettings
 from gateway.store import Draw, Hold, Settlement, Slots, Take
-from gateway.store.memory import MemoryStore
+from gateway.store._memory import MemoryStore
 
 
 def store() -> MemoryStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.providers.packs.framing import ndjson_events, sse_events
+from gateway.providers.packs._framing import ndjson_events, sse_events
 
 
 async def _lines(raw: bytes) -> AsyncIterator[bytes]:

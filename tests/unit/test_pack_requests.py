@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from gateway.config.snapshot import Limits, Price, Target
+from gateway.providers.packs._templates import Origin, compile_text
 from gateway.providers.packs.loader import load_pack
-from gateway.providers.packs.templates import Origin, compile_text
 
 REQUESTS = {'plain': {'model': 'alias',
            'messages': [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}],

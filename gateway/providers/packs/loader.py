@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.config.load import ConfigIssue, PackError, PackNotFound
-from gateway.providers.packs.source import PackSource, PackSyntaxError, read_pack_text
+from gateway.providers.packs._source import PackSource, PackSyntaxError, read_pack_text
+from gateway.providers.packs._streams import CompiledStream
+from gateway.providers.packs._templates import Origin, TemplateProblem, compile_text, compile_value
 from gateway.providers.packs.spec import PackSpec, RateLimits
-from gateway.providers.packs.streams import CompiledStream
 from gateway.providers.packs.template_pack import Auth, CompiledCall, RateLimitMap, TemplatePack
-from gateway.providers.packs.templates import Origin, TemplateProblem, compile_text, compile_value
 from gateway.providers.packs.wire import Pack
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def read_pack(path: Path) -> tuple[PackSource, PackSpec]:
 def compile_pack(path: Path, overrides: Mapping[str, str], where: Where | None) -> Pack:
     source, spec = read_pack(path)
     if spec.local == "echo":
-        from gateway.providers.packs.echo import EchoPack
+        from gateway.providers.packs._echo import EchoPack
 
         return EchoPack()
     pack = _Compiler(source, spec, overrides, where).compile()

@@ -24,10 +24,10 @@ import orjson
 from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
 from gateway.providers.events import EventStream
-from gateway.providers.packs.helpers import StreamState
-from gateway.providers.packs.streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
-from gateway.providers.packs.templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
-from gateway.providers.packs.values import (
+from gateway.providers.packs._helpers import StreamState
+from gateway.providers.packs._streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
+from gateway.providers.packs._templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
+from gateway.providers.packs._values import (
     answer_value,
     chat_of_text_completion,
     decode,

@@ -27,7 +27,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
 
-from gateway.providers.packs import helpers
+from gateway.providers.packs import _helpers as helpers
 
 
 @dataclass(frozen=True, slots=True)
