@@ -67,6 +67,10 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         ]
     elif scenario == "cache":
         routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
+    elif scenario == "ledger-off":
+        document["database"] = {"enabled": False}
+    elif scenario == "ledger":  # the database each gateway of the scenario is started with
+        document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
     return document, {"providers": providers}
 
 

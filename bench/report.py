@@ -241,6 +241,7 @@ SCENARIO_TITLES = {
     "anthropic": "Anthropic translation (OpenAI in, Anthropic Messages upstream)",
     "limits": "Key limits on, state in Redis",
     "cache": "Cache hit",
+    "ledger": "The request ledger: no database, SQLite, PostgreSQL",
     "workers": "Two workers against one",
 }
 
@@ -277,12 +278,36 @@ def scenario_section(results: Results, scenario: str) -> list[str]:
                   ""]
     if scenario == "limits":
         lines += redis_note(results)
+    if scenario == "ledger":
+        lines += ledger_note(results)
     lines += throughput_table(results, scenario)
     if scenario != "workers":
         lines += latency_table(results, scenario) + stream_table(results, scenario)
     if scenario == "pass":
         lines += memory_table(results)
     return lines
+
+
+LEDGER_CPU_LIMIT = 1.05  # issue: at most 5% more CPU per request with the ledger on
+
+
+def ledger_note(results: Results) -> list[str]:
+    """Each database against no database in the same run: CPU per request and added p50."""
+    cpu_off = median(results, "ledger", "ledger-off", "cpu_ms_per_request")
+    p50_off = added(results, "ledger", "ledger-off", "latency", "200", "p50_ms")
+    lines = []
+    for name, label in (("ledger-sqlite", "SQLite"), ("ledger-postgresql", "PostgreSQL")):
+        cpu = median(results, "ledger", name, "cpu_ms_per_request")
+        p50 = added(results, "ledger", name, "latency", "200", "p50_ms")
+        if cpu is None or not cpu_off:
+            continue
+        ratio = cpu / cpu_off
+        verdict = "pass" if ratio <= LEDGER_CPU_LIMIT else "FAIL"
+        line = f"- ledger on ({label}): CPU per request {ratio:.2f}x the gateway without a database ({verdict}: <= 1.05x)"
+        if p50 is not None and p50_off is not None:
+            line += f"; added p50 at 200/s {p50:.2f} ms against {p50_off:.2f} ms ({p50 - p50_off:+.2f} ms)"
+        lines.append(line + ".")
+    return lines + [""] if lines else []
 
 
 def redis_note(results: Results) -> list[str]:
@@ -376,7 +401,7 @@ def render(results: Results) -> str:
              f"`bench/results/{results['stamp']}.json`. Do not edit by hand: the next run "
              "rewrites this page.", ""]
     lines += targets_section(results)
-    for scenario in ("pass", "anthropic", "limits", "cache", "workers"):
+    for scenario in ("pass", "anthropic", "limits", "cache", "ledger", "workers"):
         lines += scenario_section(results, scenario)
         if scenario == "workers":
             lines += workers_note(results)

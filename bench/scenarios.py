@@ -6,8 +6,12 @@ Each scenario starts its own gateway with its own config so a feature that has n
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -227,6 +231,76 @@ def limits(bench: Bench) -> dict[str, Any]:
                 "authentication only", "evidence": evidence,
                 "servers": _records([direct, gate])}
     return {"status": "measured", "evidence": evidence, "servers": _records([direct, gate])}
+
+
+def ledger(bench: Bench) -> dict[str, Any]:
+    """The request ledger's cost: the pass-through with no database, with the embedded
+    SQLite file, and with PostgreSQL, in one run (a row per request, written in batches)."""
+    off, why = prepare(bench, "ledger-off")
+    on, why_on = prepare(bench, "ledger")
+    if off is None or on is None:
+        return skipped("the gateway refused a `database:` section", why or why_on)
+    s = bench.settings
+    with ExitStack() as stack:
+        databases = {"ledger-off": None, "ledger-sqlite": f"sqlite:///{bench.workdir / 'bench-ledger.db'}"}
+        try:
+            databases["ledger-postgresql"] = stack.enter_context(postgres_server(bench))
+        except RuntimeError as exc:
+            note = f"PostgreSQL could not start ({exc}); measured without it"
+        else:
+            note = ""
+        subjects = [Subject("direct", calls.upstream_chat(bench.mock_url, False))]
+        for name, url in databases.items():
+            config = off if url is None else on
+            env = {"BENCH_DATABASE_URL": url} if url else {}
+            proc, base, _start = stack.enter_context(gateway(bench, config, env=env, name=name))
+            subjects.append(Subject(name, calls.gateway_chat(base, "pass", False), None, proc))
+        for subject in subjects:
+            _require_ok(subject)
+        measure.settle()
+        measure.throughput(subjects[1:], s, bench.workdir)
+        measure.latency(subjects, s, s.rates[-1:])
+    entry: dict[str, Any] = {"status": "measured", "servers": _records(subjects)}
+    if note:
+        entry["note"] = note
+    return entry
+
+
+@contextmanager
+def postgres_server(bench: Bench) -> Iterator[str]:
+    """A throwaway PostgreSQL on a free port of 127.0.0.1, on the load core, in a temporary folder."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise RuntimeError("initdb and pg_ctl not found")
+    folder = Path(tempfile.mkdtemp(prefix="gateway-bench-postgres-"))  # its own: the server's user must reach it
+    runas: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        runas = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", procs.free_port()
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    cores = ",".join(str(c) for c in sorted(bench.settings.load_cores))
+    try:
+        subprocess.run([*runas, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+                       check=True, capture_output=True)
+        subprocess.run([*runas, "taskset", "-c", cores, pg_ctl, "-D", str(data), "-o", options,
+                        "-l", str(folder / "log"), "-w", "-t", "30", "start"], check=True, capture_output=True)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(exc.stderr.decode(errors="replace").strip()[-300:]) from None
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*runas, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]), reverse=True)
+    return versions[0] if versions else None
 
 
 def cache_hit(bench: Bench) -> dict[str, Any]:

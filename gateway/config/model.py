@@ -224,6 +224,9 @@ class Store(Strict):
 class Database(Strict):
     """What must last: the request ledger (docs/database.md). One setting for one process or a fleet."""
 
+    enabled: bool = Field(
+        True, description="false: no database and no request ledger; spend then lives only in the store, as it is"
+    )
     url: str | None = Field(
         None,
         description="postgresql://user:password@host/db for a fleet, or sqlite:///path; absent or empty: "

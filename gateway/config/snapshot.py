@@ -157,6 +157,7 @@ class StoreSettings:
 class DatabaseSettings:
     """routes.yaml `database:`; read when the process starts (a reload does not move the database)."""
 
+    enabled: bool = True
     url: str | None = None
     retention_days: int = 90
     flush_interval: float = 1.0

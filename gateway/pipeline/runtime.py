@@ -23,6 +23,8 @@ from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
 from gateway.store.latency import LatencyAverages
 
 if TYPE_CHECKING:
+    from gateway.store.database import Database
+    from gateway.store.database.ledger import Ledger
     from gateway.config.reload import Reloader
 
 
@@ -43,8 +45,8 @@ class Runtime:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
     circuit_poller: asyncio.Task[None] | None = None
     # What must last (gateway.store.database): the request ledger. Opened when the app starts.
-    database: Any = None
-    ledger: Any = None  # the database's row queue, which each request's end feeds
+    database: Database | None = None  # None with `database: {enabled: false}`
+    ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
@@ -67,6 +69,8 @@ class Runtime:
         from gateway.store.database import open_database
 
         settings = self.snapshot.database
+        if not settings.enabled:
+            return
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
         await self.database.start(on_ready=self._restore_budgets)

@@ -59,7 +59,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
         log.event("ready", f"gateway ready: config {snapshot.version} with {len(snapshot.routes)} routes",
                   config=snapshot.version, routes=len(snapshot.routes), store=runtime.store.kind,
-                  database=runtime.database.kind, pid=os.getpid())
+                  database=runtime.database.kind if runtime.database else "off", pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
         try:

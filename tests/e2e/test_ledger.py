@@ -198,3 +198,20 @@ def test_cost_is_on_every_answer_and_in_the_ledger(tmp_path, upstream, database_
     stream_row = rows[3]  # the real cost, from the usage the stream reported at its end
     assert stream_row["stream"] is True and stream_row["completion_tokens"] > 0
     assert stream_row["cost_usd"] == stream_row["prompt_tokens"] + stream_row["completion_tokens"]
+
+
+def test_a_gateway_with_the_database_off_serves_without_one(tmp_path, upstream, monkeypatch):
+    """`database: {enabled: false}`: no file is made, answers and the day's usage work from the
+    store, and what only the ledger can say is a clear 503."""
+    base, _ = upstream
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(data_dir))
+    config = routes("", enabled=False)
+    with serve_app(app(tmp_path, "off", config, providers(base))) as url:
+        answer = client(url).chat.completions.with_raw_response.create(model="paid", messages=MESSAGES)
+        assert answer.headers["x-gateway-cost-usd"] == "18.00000000"
+        assert "database" not in httpx.get(f"{url}/ready", timeout=10).json()
+        report = admin(url, "/admin/usage").json()
+        assert next(k for k in report["keys"] if k["key"] == "team-a")["cost_usd"] == pytest.approx(18.0)
+        assert admin(url, "/admin/requests").status_code == 503
+    assert not data_dir.exists()
