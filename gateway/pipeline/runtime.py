@@ -23,9 +23,9 @@ from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
 from gateway.store.latency import LatencyAverages
 
 if TYPE_CHECKING:
+    from gateway.config.reload import Reloader
     from gateway.store.database import Database
     from gateway.store.database.ledger import Ledger
-    from gateway.config.reload import Reloader
 
 
 @dataclass(slots=True)

@@ -16,13 +16,14 @@ both are held until the stream ends. A stream whose `End` is not complete ends w
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
 
 from gateway.api.anthropic.shape import ERROR_TYPES, message_id, stop_reason, usage_of
-from gateway.providers.events import End, EventStream, Finish, Frame, Start, TextDelta, ToolCallDelta, Usage
+from gateway.api.sse import write
+from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, ToolCallDelta, Usage
 from gateway.providers.tokens import CHARS_PER_TOKEN
 
 WIRE = "anthropic"
@@ -118,6 +119,29 @@ class MessageEvents:
         out.append(event_frame("message_stop", {"type": "message_stop"}))
         return out
 
+    def event(self, event: Event) -> Iterable[bytes]:
+        if isinstance(event, TextDelta):
+            return self.text(event)
+        if isinstance(event, ToolCallDelta):
+            return self.tool_call(event)
+        if isinstance(event, Finish):
+            if event.choice == 0:
+                self.finish_reason = event.reason
+        elif isinstance(event, Usage):
+            self.usage = event.usage
+        elif isinstance(event, Start):
+            if not self.started:
+                self.model = event.model or self.model
+            return self.start()
+        return ()
+
+    def end(self, end: End, native: bool) -> Iterable[bytes]:
+        if not end.complete:
+            return (self.error(end.error),)
+        if native:  # the provider's events went out as they came: only the end is ours
+            return (event_frame("message_stop", {"type": "message_stop"}),)
+        return self.finish()
+
     @staticmethod
     def error(error: Any) -> bytes:
         error = error if isinstance(error, dict) else {"message": str(error)}
@@ -131,43 +155,6 @@ class MessageEvents:
         return event_frame("error", {"type": "error", "error": detail})
 
 
-async def anthropic_sse(stream: EventStream, state: MessageEvents) -> AsyncIterator[bytes]:
+def anthropic_sse(stream: EventStream, state: MessageEvents) -> AsyncIterator[bytes]:
     """The Messages event stream of `stream` for an Anthropic client; closing this closes the stream."""
-    events = stream.events
-    native = stream.wire == WIRE
-    try:
-        async for event in events:
-            if isinstance(event, Frame):
-                if native:
-                    yield event.data
-            elif isinstance(event, End):
-                if not event.complete:
-                    yield state.error(event.error)
-                elif native:
-                    yield event_frame("message_stop", {"type": "message_stop"})
-                else:
-                    for out in state.finish():
-                        yield out
-                return
-            elif native:
-                continue
-            elif isinstance(event, TextDelta):
-                for out in state.text(event):
-                    yield out
-            elif isinstance(event, ToolCallDelta):
-                for out in state.tool_call(event):
-                    yield out
-            elif isinstance(event, Finish):
-                if event.choice == 0:
-                    state.finish_reason = event.reason
-            elif isinstance(event, Usage):
-                state.usage = event.usage
-            elif isinstance(event, Start):
-                if not state.started:
-                    state.model = event.model or state.model
-                for out in state.start():
-                    yield out
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return write(stream, WIRE, state)

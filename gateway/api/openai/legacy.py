@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
 
 from gateway.api.openai.stream import DONE, error_frame
+from gateway.api.sse import write
 from gateway.errors import BadRequest
-from gateway.providers.events import End, EventStream, Finish, Frame, Start, TextDelta, Usage
+from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, Usage
 from gateway.providers.packs.template_pack import LEGACY_COMPLETIONS as API
 
 # Fields passed to chat targets under the same name and meaning.
@@ -134,37 +135,35 @@ def _completion_id(chat_id: Any) -> str:
     return chat_id if isinstance(chat_id, str) else f"cmpl-{os.urandom(16).hex()}"
 
 
-async def text_sse(stream: EventStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+def text_sse(stream: EventStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
     """A stream's events as a text completion stream; a stream that already is one (the
     upstream spoke the legacy endpoint) goes out as its own frames."""
-    events = stream.events
-    native = stream.wire == API
-    base: dict[str, Any] = {"id": f"cmpl-{os.urandom(16).hex()}", "object": "text_completion",
-                            "created": int(time.time()), "model": model}
-    try:
-        async for event in events:
-            if isinstance(event, Frame):
-                if native:
-                    yield event.data
-            elif isinstance(event, End):
-                yield DONE if event.complete else error_frame(event)
-                return
-            elif native:
-                continue
-            elif isinstance(event, Start):
-                base = {**base, "id": _completion_id(event.id), "created": event.created or base["created"],
-                        "model": event.model}
-            elif isinstance(event, TextDelta):
-                if event.field == "content":
-                    yield _frame(base, [{"text": event.text, "index": event.choice, "logprobs": None, "finish_reason": None}])
-            elif isinstance(event, Finish):
-                yield _frame(base, [{"text": "", "index": event.choice, "logprobs": None, "finish_reason": event.reason}])
-            elif isinstance(event, Usage) and include_usage:
-                yield b"data: " + orjson.dumps({**base, "choices": [], "usage": event.usage}) + b"\n\n"
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return write(stream, API, TextWriter(model, include_usage))
+
+
+class TextWriter:
+    """Typed events as legacy text completion chunks."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.base: dict[str, Any] = {"id": f"cmpl-{os.urandom(16).hex()}", "object": "text_completion",
+                                     "created": int(time.time()), "model": model}
+        self.include_usage = include_usage
+
+    def event(self, event: Event) -> Iterable[bytes]:
+        base = self.base
+        if isinstance(event, Start):
+            self.base = {**base, "id": _completion_id(event.id), "created": event.created or base["created"],
+                         "model": event.model}
+        elif isinstance(event, TextDelta) and event.field == "content":
+            return (_frame(base, [{"text": event.text, "index": event.choice, "logprobs": None, "finish_reason": None}]),)
+        elif isinstance(event, Finish):
+            return (_frame(base, [{"text": "", "index": event.choice, "logprobs": None, "finish_reason": event.reason}]),)
+        elif isinstance(event, Usage) and self.include_usage:
+            return (b"data: " + orjson.dumps({**base, "choices": [], "usage": event.usage}) + b"\n\n",)
+        return ()
+
+    def end(self, end: End, native: bool) -> Iterable[bytes]:
+        return (DONE if end.complete else error_frame(end),)
 
 
 def _frame(base: dict[str, Any], choices: list[dict[str, Any]]) -> bytes:

@@ -11,49 +11,50 @@ client can tell a cut answer from a complete one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
 
-from gateway.providers.events import End, EventStream, Finish, Frame, Start, TextDelta, ToolCallDelta, Usage
+from gateway.api.sse import HEADERS, write
+from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, ToolCallDelta, Usage
+
+__all__ = ["DONE", "HEADERS", "WIRE", "ChunkWriter", "error_frame", "sse"]
 
 WIRE = "openai"
 DONE = b"data: [DONE]\n\n"
-HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def sse(stream: EventStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+def sse(stream: EventStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
     """The SSE bytes of `stream` for an OpenAI client; closing this closes the stream."""
-    events = stream.events
-    native = stream.wire == WIRE
-    base: dict[str, Any] = {"id": "chatcmpl-gateway", "object": "chat.completion.chunk", "created": 0, "model": model}
-    try:
-        async for event in events:
-            if isinstance(event, Frame):
-                if native:
-                    yield event.data
-            elif isinstance(event, End):
-                yield DONE if event.complete else error_frame(event)
-                return
-            elif native:
-                continue
-            elif isinstance(event, TextDelta):
-                yield _chunk(base, event.choice, {event.field: event.text})
-            elif isinstance(event, ToolCallDelta):
-                yield _chunk(base, event.choice, {"tool_calls": [_tool_call(event)]})
-            elif isinstance(event, Finish):
-                yield _frame({**base, "choices": [{"index": event.choice, "delta": {}, "finish_reason": event.reason}]})
-            elif isinstance(event, Usage):
-                if include_usage:
-                    yield _frame({**base, "choices": [], "usage": event.usage})
-            elif isinstance(event, Start):
-                base = {**base, "id": event.id, "created": event.created, "model": event.model}
-                yield _chunk(base, 0, {"role": "assistant", "content": ""})
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return write(stream, WIRE, ChunkWriter(model, include_usage))
+
+
+class ChunkWriter:
+    """Typed events as OpenAI chat completion chunks."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.base: dict[str, Any] = {"id": "chatcmpl-gateway", "object": "chat.completion.chunk", "created": 0,
+                                     "model": model}
+        self.include_usage = include_usage
+
+    def event(self, event: Event) -> Iterable[bytes]:
+        base = self.base
+        if isinstance(event, TextDelta):
+            return (_chunk(base, event.choice, {event.field: event.text}),)
+        if isinstance(event, ToolCallDelta):
+            return (_chunk(base, event.choice, {"tool_calls": [_tool_call(event)]}),)
+        if isinstance(event, Finish):
+            return (_frame({**base, "choices": [{"index": event.choice, "delta": {}, "finish_reason": event.reason}]}),)
+        if isinstance(event, Usage):
+            return (_frame({**base, "choices": [], "usage": event.usage}),) if self.include_usage else ()
+        if isinstance(event, Start):
+            self.base = {**base, "id": event.id, "created": event.created, "model": event.model}
+            return (_chunk(self.base, 0, {"role": "assistant", "content": ""}),)
+        return ()
+
+    def end(self, end: End, native: bool) -> Iterable[bytes]:
+        return (DONE if end.complete else error_frame(end),)
 
 
 def error_frame(end: End) -> bytes:
