@@ -8,8 +8,8 @@ and when no target is left the client gets a 400 naming the field (see `plan.usa
 never a 200 that ignored it. A pack without `maps:` (the pass-through `openai` and
 `azure-openai` packs, the in-process `echo`) is not filtered.
 
-`images` stands for image parts in the messages; every other name is an OpenAI request
-field.
+`images` stands for image parts in the messages and `tool_choice.function` for a
+`tool_choice` that names one function; every other name is an OpenAI request field.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ MEANINGFUL: dict[str, Callable[[Any], bool]] = {
     "prediction": lambda v: v is not None,
 }
 IMAGES = "images"
+NAMED_TOOL = "tool_choice.function"  # `tool_choice` naming one function, beyond required/none
 
 
 def used_fields(body: dict[str, Any]) -> frozenset[str]:
@@ -50,6 +51,8 @@ def used_fields(body: dict[str, Any]) -> frozenset[str]:
     used = {name for name, value in body.items() if value is not None and (test := MEANINGFUL.get(name)) and test(value)}
     if body.get("tools") and body.get("tool_choice") not in (None, "auto"):
         used.add("tool_choice")  # forcing or forbidding a call changes the answer
+        if isinstance(body.get("tool_choice"), dict):
+            used.add(NAMED_TOOL)  # forcing one named function: not every provider can say that
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
@@ -69,5 +72,5 @@ def unmapped(target: Target, fields: frozenset[str]) -> list[str]:
 
 
 def param_of(field: str) -> str:
-    """The request field a 400 names (images are parts of `messages`)."""
-    return "messages" if field == IMAGES else field
+    """The request field a 400 names (images are parts of `messages`; a named function is `tool_choice`)."""
+    return "messages" if field == IMAGES else "tool_choice" if field == NAMED_TOOL else field

@@ -94,6 +94,9 @@ def test_json_object_reaches_the_provider(served, pack: str) -> None:
     ("ollama", {"tool_choice": "required",
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tool_choice"),
     ("cohere", {"logit_bias": {"50256": -100}}, "logit_bias"),
+    # Cohere can force a call (required) but not name the function to call.
+    ("cohere", {"tool_choice": {"type": "function", "function": {"name": "f"}},
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tool_choice"),
 ])
 def test_a_field_no_target_carries_is_a_400_naming_it(served, pack: str, extra: dict[str, Any], param: str) -> None:
     client, fake = served(pack)

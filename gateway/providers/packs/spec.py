@@ -120,7 +120,8 @@ class PackSpec(Strict):
     )
     maps: list[str] | None = Field(
         None,
-        description="the OpenAI request fields the chat call carries to the provider (`images` for image parts); "
+        description="the OpenAI request fields the chat call carries to the provider (`images` for image parts, "
+        "`tool_choice.function` for a tool_choice naming one function); "
         "a request using a field that changes the answer's meaning (response_format, tools, tool_choice, n > 1, "
         "logprobs, stop, ...) skips targets whose pack does not list it; absent: every field is passed on",
     )
