@@ -239,6 +239,10 @@ class Database(Strict):
     queue_size: int = Field(
         10000, ge=1, description="ledger rows held while the database is slow or down; past it rows are dropped"
     )
+    resync_interval: float = Field(
+        60.0, gt=0, description="seconds between re-reading budget spend from the ledger, so a Redis that "
+        "came back empty while the gateway kept serving gets the window's spend back",
+    )
 
 
 class RoutesFile(Strict):

@@ -162,6 +162,7 @@ class DatabaseSettings:
     retention_days: int = 90
     flush_interval: float = 1.0
     queue_size: int = 10000
+    resync_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

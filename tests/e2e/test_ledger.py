@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -215,3 +216,36 @@ def test_a_gateway_with_the_database_off_serves_without_one(tmp_path, upstream, 
         assert next(k for k in report["keys"] if k["key"] == "team-a")["cost_usd"] == pytest.approx(18.0)
         assert admin(url, "/admin/requests").status_code == 503
     assert not data_dir.exists()
+
+
+def test_budgets_come_back_when_redis_restarts_empty_under_a_running_gateway(tmp_path, upstream, redis_url, monkeypatch):
+    """The ledger is re-read on a schedule: a Redis that lost its counters while the gateway
+    kept serving gets the window's spend back without a restart."""
+    import redis
+
+    from tests.support.redis_server import new_prefix
+
+    base, _ = upstream
+    prefix = new_prefix()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    config = routes(f"sqlite:///{tmp_path / 'ledger.db'}", budget=18.0, resync_interval=0.3)
+    config["store"] = {"prefix": prefix}
+    with serve_app(app(tmp_path, "resync", config, providers(base))) as url:
+        client(url).chat.completions.create(model="paid", messages=MESSAGES)
+
+        def spent() -> float:
+            report = admin(url, "/admin/usage").json()
+            return next(k for k in report["keys"] if k["key"] == "team-a")["budget"]["spent_usd"]
+
+        assert spent() == pytest.approx(18.0)
+        wiped = redis.Redis.from_url(redis_url)
+        for name in wiped.scan_iter(f"{prefix}*"):  # Redis comes back empty
+            wiped.delete(name)
+        wiped.close()
+        assert spent() == pytest.approx(0.0)
+        deadline = time.monotonic() + 5
+        while spent() < 18.0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert spent() == pytest.approx(18.0)
+        with pytest.raises(openai.RateLimitError):  # the $18 budget is spent, as before Redis lost it
+            client(url).chat.completions.create(model="paid", messages=MESSAGES)

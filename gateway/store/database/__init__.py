@@ -37,8 +37,13 @@ OnReady = Callable[[], Awaitable[None]]
 class Database:
     """One process's database: its engine, its ledger and the task that writes it."""
 
-    def __init__(self, url: str, retention_days: int = 90, flush_interval: float = 1.0, queue_size: int = 10000):
+    def __init__(
+        self, url: str, retention_days: int = 90, flush_interval: float = 1.0, queue_size: int = 10000,
+        resync_interval: float = 60.0,
+    ):
         self.url = url
+        self.resync_interval = resync_interval
+        self._resynced_at = time.monotonic()
         self.kind = dialect(url)
         self.retention_days = retention_days
         self.flush_interval = flush_interval
@@ -100,6 +105,7 @@ class Database:
                     metrics.ledger_queued(len(self.ledger.rows))
                     continue
             await self.flush()
+            await self._resync()
             if self.up and (self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_EVERY):
                 await self._prune()
 
@@ -125,6 +131,18 @@ class Database:
             self._set_up(True)
         metrics.ledger_queued(len(ledger.rows))
         return not ledger.rows
+
+    async def _resync(self) -> None:
+        """Now and then, after a flush (the ledger is then as new as the store's settled
+        spend), run `on_ready` again: it only ever raises a budget counter that is below
+        the ledger, which happens when the store lost its state (Redis restarted empty)."""
+        if self._on_ready is None or not self.up or time.monotonic() - self._resynced_at < self.resync_interval:
+            return
+        self._resynced_at = time.monotonic()
+        try:
+            await self._on_ready()
+        except Exception as exc:  # noqa: BLE001
+            logger.bind(event="database_error").warning("re-reading budget spend from the ledger: {}", exc)
 
     async def _prune(self) -> None:
         self._pruned_at = time.monotonic()
@@ -222,7 +240,8 @@ def _engine_options(kind: str) -> dict[str, Any]:
 def open_database(configured_url: str | None, settings: Any) -> Database:
     """The process's database from routes.yaml `database:` (a `DatabaseSettings`) and the environment."""
     return Database(
-        resolve_url(configured_url), settings.retention_days, settings.flush_interval, settings.queue_size
+        resolve_url(configured_url), settings.retention_days, settings.flush_interval, settings.queue_size,
+        settings.resync_interval,
     )
 
 
