@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import Receive
 
+from gateway.api import disconnect
 from gateway.errors import BadRequest, ClientGone, PayloadTooLarge
 
 
@@ -16,6 +17,7 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
     raw = await _read_body(request.receive, max_bytes)
+    disconnect.arm(request.scope, request.receive)
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
     try:

@@ -8,6 +8,7 @@ task and a queue per request.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -20,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.errors import GatewayError, InternalError
+from gateway.api import disconnect
+from gateway.errors import ClientGone, GatewayError, InternalError
 from gateway.observe import telemetry
 from gateway.observe.exchange import Exchange
 
@@ -72,10 +74,12 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.run(Request(scope, receive))
-        await response(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
 
-    async def run(self, request: Request) -> Response:
-        """The handler's response, or the error it raised as a body in the endpoint's shape."""
+    async def run(self, request: Request) -> Response | None:
+        """The handler's response, or the error it raised as a body in the endpoint's shape;
+        None when the client left before its answer was ready (nothing is left to send)."""
         name, error_body = self.name, self.error_body
         exchange = Exchange(request_id(request), time.perf_counter(), name)
         runtime = getattr(request.app.state, "runtime", None)
@@ -84,8 +88,10 @@ class Endpoint:
             exchange.traffic = runtime.traffic
             exchange.ledger = runtime.ledger
         tokens = telemetry.begin(exchange, request.headers)
+        watch = disconnect.ClientWatch(asyncio.current_task())
         try:
-            response = await self.handler(request, exchange)
+            with disconnect.watching(request.scope, watch):
+                response = await self.handler(request, exchange)
             # Appended rather than set: no handler writes this header, so there is nothing to replace.
             response.raw_headers.append((b"x-request-id", exchange.request_id.encode()))
         except GatewayError as exc:
@@ -97,9 +103,13 @@ class Endpoint:
                 "unhandled error in {}", name)
             exchange.error = InternalError("internal error in the gateway")
             response = error_response(exchange.error, exchange.request_id, error_body)
-        except BaseException:
+        except BaseException as exc:
             telemetry.leave(tokens)
-            telemetry.finish(exchange, 499)  # cancelled: the client went away
+            # Cancelled: the client went away (or the server is stopping).
+            exchange.error = exchange.error or ClientGone("the client disconnected before its answer was ready")
+            telemetry.finish(exchange, 499)
+            if isinstance(exc, asyncio.CancelledError) and watch.cancelled_by_client():
+                return None
             raise
         telemetry.leave(tokens)
         exchange.ready = time.perf_counter()

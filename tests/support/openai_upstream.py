@@ -46,6 +46,7 @@ class Seen:
 class OpenAIUpstream:
     requests: list[Seen] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)  # by model name, for flaky-N faults
+    closed: list[str] = field(default_factory=list)  # models of hanging calls whose caller hung up
 
     def models_called(self) -> list[str]:
         return [r.body.get("model") for r in self.requests]
@@ -96,6 +97,8 @@ class OpenAIUpstream:
             return fault
         if model.startswith("hang") or (model.startswith("stall") and not body.get("stream")):
             await hang(request)
+            if await request.is_disconnected():
+                self.closed.append(model)
         if model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
         text = f"Upstream {model}: {last_user_text(body)}"
