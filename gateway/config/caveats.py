@@ -6,7 +6,7 @@ These never stop a config from loading: `gateway validate` prints them as warnin
 
 from __future__ import annotations
 
-from gateway.config.snapshot import Snapshot
+from gateway.config.snapshot import Route, Snapshot
 
 
 def caveats(snapshot: Snapshot) -> list[str]:
@@ -19,4 +19,30 @@ def caveats(snapshot: Snapshot) -> list[str]:
                 f"route '{alias}': cache scope 'route' shares cached answers between every caller of the route, "
                 "whatever their key; use it only for prompts whose answers are public"
             )
+        lines.extend(timing_caveats(route))
+    return lines
+
+
+def timing_caveats(route: Route) -> list[str]:
+    """Targets whose time cannot fit in the route's deadline: a hang there eats the time the
+    targets after it need, or their provider's connect timeout is longer than their turn."""
+    lines = []
+    spent = 0.0
+    chain = [rt.target for rt in (*route.targets, *route.fallback_targets)]
+    for target in chain:
+        seconds = route.attempt_timeouts.get(target.id, route.timeout)
+        where = f"route '{route.alias}': target {target.id}"
+        if spent >= route.timeout:
+            lines.append(f"{where} gets no time when the targets before it hang: their attempt times add up to "
+                         f"{spent:g}s, the route's whole {route.timeout:g}s deadline")
+        elif seconds > route.timeout:
+            lines.append(f"{where} may take {seconds:g}s to start answering, longer than the route's "
+                         f"{route.timeout:g}s deadline")
+        elif spent + seconds > route.timeout and target is not chain[-1]:
+            lines.append(f"{where} starts after up to {spent:g}s and may take {seconds:g}s: past the route's "
+                         f"{route.timeout:g}s deadline, leaving no time for the targets after it")
+        if target.connect_timeout > seconds and not target.pack.local:
+            lines.append(f"{where}: its provider's connect timeout ({target.connect_timeout:g}s) is longer than "
+                         f"the {seconds:g}s it gets per attempt")
+        spent += seconds
     return lines

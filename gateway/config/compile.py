@@ -311,6 +311,9 @@ class _Compiler:
             fallback_targets=fallback_targets,
             cache_scope=spec.cache.scope if spec.cache else "key",
             validate_output=spec.validate_output,
+            attempt_timeouts=_attempt_timeouts(entries, fallback_targets, spec.timeout or defaults.timeout,
+                                               defaults.attempt_timeout),
+            expose_upstream_errors=defaults.expose_upstream_errors,
         )
 
     def _equivalent_fallbacks(
@@ -378,6 +381,19 @@ def pack_path(api: str, base_dir: str) -> str | None:
     if _BUILTIN_PACK_NAME.match(api):
         return None
     return api if Path(api).is_absolute() else str(Path(base_dir) / api)
+def _attempt_timeouts(
+    entries: list[tuple[model.RouteTarget, tuple[Any, ...]]], fallbacks: tuple[snap.RouteTarget, ...],
+    deadline: float, default: float | None,
+) -> Mapping[str, float]:
+    """Seconds each target of a route gets to start answering: its own `timeout`, else
+    `defaults.attempt_timeout`, else an equal share of the route's deadline."""
+    share = deadline / max(1, len(entries) + len(fallbacks))
+    out = {target.id: default or share for target in (t.target for t in fallbacks)}
+    for entry, _ in entries:
+        out.setdefault(entry.target, entry.timeout or default or share)
+    return MappingProxyType(out)
+
+
 def _store_settings(spec: model.Store) -> snap.StoreSettings:
     return snap.StoreSettings(
         timeout=spec.timeout,

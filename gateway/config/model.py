@@ -114,12 +114,25 @@ class Defaults(Strict):
     timeout: float = Field(60.0, gt=0, description="seconds for the whole request, all attempts together")
     circuit: Circuit = Field(default_factory=Circuit, description="per-target circuit breaker")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    attempt_timeout: float | None = Field(
+        None, gt=0,
+        description="seconds one call to one target may take to start answering (its first byte), so a hanging "
+        "target leaves time for the next; absent: the route's timeout divided by its number of targets",
+    )
+    expose_upstream_errors: bool = Field(
+        False,
+        description="true: a 502's error.attempts carries each provider's own error message; false (default): "
+        "only target, status and failure class, the message stays in the log under the request id",
+    )
 
 
 class RouteTarget(Strict):
     target: TargetRef
     weight: float = Field(1.0, ge=0)
     tier: str | None = None
+    timeout: float | None = Field(
+        None, gt=0, description="seconds a call to this target may take to start answering; overrides defaults.attempt_timeout"
+    )
 
 
 def _target_shorthand(value: Any) -> Any:

@@ -120,6 +120,9 @@ class Route:
     fallback_targets: tuple[RouteTarget, ...] = ()
     cache_scope: str = "key"  # key | tenant | route: who shares this route's cached answers
     validate_output: bool = False  # json_schema answers are checked (pipeline/output_check.py)
+    # Seconds each target (by id) gets to start answering, so a hanging one leaves time for the next.
+    attempt_timeouts: Mapping[str, float] = field(default_factory=dict)
+    expose_upstream_errors: bool = False  # a 502 carries the providers' own messages (else only the log does)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ def _candidate_facts(x: Explanation, rt: RouteTarget, extension: bool) -> dict[s
     target = rt.target
     prompt = x.plan.prompt_tokens if x.plan else 0
     facts: dict[str, Any] = {"target": target.id, "tier": rt.tier}
+    # Seconds one call to it may take to start answering before the next one is tried.
+    facts["attempt_timeout"] = x.route.attempt_timeouts.get(target.id)
     if x.route.kind == "chat":
         facts["estimated_cost_usd"] = round(target.price.cost(prompt, requested_output_tokens(x.body)), 8)
     if extension:

@@ -35,6 +35,7 @@ from gateway.observe.exchange import Exchange
 from gateway.observe.redact import redact
 from gateway.pipeline import output_check
 from gateway.pipeline.request import EMBEDDING, ModelRequest
+from gateway.pipeline.deadline import Deadline
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
 from gateway.providers.packs.wire import StreamCut, UpstreamFailure, UpstreamRequest, bad_upstream_body, pack_of
@@ -55,6 +56,7 @@ class Attempt:
     fallback_class: str | None
     message: str
     retry_after: float | None = None
+    again: bool = True  # worth another try on the same target (not after its own time ran out)
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "status": self.status, "class": self.fallback_class, "message": self.message}
@@ -164,7 +166,8 @@ async def _try_target(
         failure = await _attempt(runtime, route, target, outcome, call, exchange, deadline)
         if failure is None:
             return True
-        if number == tries or failure.fallback_class not in TRANSIENT_CLASSES or failure.status in _NOT_AGAIN:
+        if (number == tries or failure.fallback_class not in TRANSIENT_CLASSES or failure.status in _NOT_AGAIN
+                or not failure.again):
             break
         wait = backoff_delay(route.retry, number)
         if failure.retry_after is not None:
@@ -206,8 +209,19 @@ async def _attempt(
     if tracing.enabled:
         span, token = tracing.start_attempt(route.alias, target)
     started = time.perf_counter()
+    limit = _attempt_limit(runtime, route, target, deadline)
     try:
         await call(target, outcome)
+    except asyncio.CancelledError:
+        if limit is None or not limit.timed_out():
+            _cancelled(runtime, route, target, outcome, exchange, deadline, started, span, token)
+            raise
+        # This call's own time ran out (not the route's): a timeout like any other, and the
+        # route's remaining time goes to the next try or target.
+        attempt = Attempt(target.id, None, "timeout",
+                          f"{target.id} did not start answering within {route.attempt_timeouts[target.id]:g}s",
+                          again=False)
+        runtime.latency.observe(target.id, time.perf_counter() - started)
     except UpstreamFailure as failure:
         message = redact(str(failure.error.get("message", "")), (target.api_key,))
         attempt = Attempt(target.id, failure.status, failure.fallback_class, message, failure.retry_after)
@@ -227,18 +241,6 @@ async def _attempt(
     except GatewayError as exc:  # the pack could not translate the request: the client's to fix
         _count(exchange, started, span, token, "client_error" if exc.status < 500 else "error", None)
         raise
-    except asyncio.CancelledError:
-        # The route deadline (or the client leaving) cut this call short. Past the deadline
-        # it counts against the target like any timeout: a hang longer than the deadline
-        # must still open the circuit.
-        elapsed = _count(exchange, started, span, token, "deadline", None)
-        outcome.failures.append(Attempt(target.id, None, "timeout", f"{target.id} was still working at the deadline"))
-        exchange.failed.append((target.id, True))
-        if asyncio.get_running_loop().time() >= deadline:
-            runtime.circuits.record_failure(target)
-            runtime.latency.observe(target.id, elapsed)
-            metrics.upstream_called(route.alias, target.id, "timeout", elapsed)
-        raise
     except BaseException:
         _count(exchange, started, span, token, "error", None)
         raise
@@ -249,6 +251,9 @@ async def _attempt(
         runtime.latency.observe(target.id, elapsed)
         metrics.upstream_called(route.alias, target.id, "ok", elapsed)
         return None
+    finally:
+        if limit is not None:
+            runtime.deadlines.release(limit)
     elapsed = _count(exchange, started, span, token, attempt.fallback_class or "error", attempt.status)
     outcome.failures.append(attempt)
     exchange.failed.append((target.id, True))
@@ -258,6 +263,32 @@ async def _attempt(
     else:
         runtime.circuits.record_success(target)
     return attempt
+
+
+def _attempt_limit(runtime: Runtime, route: Route, target: Target, deadline: float) -> Deadline | None:
+    """A timer for this call's own first-byte time, when it ends before the route's deadline
+    (which otherwise cuts the call itself)."""
+    seconds = route.attempt_timeouts.get(target.id)
+    if seconds is None:
+        return None
+    when = asyncio.get_running_loop().time() + seconds
+    return runtime.deadlines.watch(when) if when < deadline else None
+
+
+def _cancelled(
+    runtime: Runtime, route: Route, target: Target, outcome: Outcome, exchange: Exchange, deadline: float,
+    started: float, span: Any, token: Any,
+) -> None:
+    """The route deadline (or the client leaving) cut this call short. Past the deadline
+    it counts against the target like any timeout: a hang longer than the deadline must
+    still open the circuit."""
+    elapsed = _count(exchange, started, span, token, "deadline", None)
+    outcome.failures.append(Attempt(target.id, None, "timeout", f"{target.id} was still working at the deadline"))
+    exchange.failed.append((target.id, True))
+    if asyncio.get_running_loop().time() >= deadline:
+        runtime.circuits.record_failure(target)
+        runtime.latency.observe(target.id, elapsed)
+        metrics.upstream_called(route.alias, target.id, "timeout", elapsed)
 
 
 def _count(exchange: Exchange, started: float, span: Any, token: Any, result: str, status: int | None) -> float:
