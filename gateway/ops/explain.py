@@ -19,7 +19,7 @@ from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.errors import GatewayError
 from gateway.pipeline.identify import may_use
 from gateway.pipeline.plan import Plan, plan_candidates, usable
-from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
+from gateway.pipeline.request import ModelRequest, answer_count, chat_request, embedding_request
 from gateway.providers.tokens import requested_output_tokens
 from gateway.store.circuits import MemoryCircuits
 from gateway.store.latency import LatencyAverages
@@ -135,7 +135,8 @@ def _candidate_facts(x: Explanation, rt: RouteTarget, extension: bool) -> dict[s
     # Seconds one call to it may take to start answering before the next one is tried.
     facts["attempt_timeout"] = x.route.attempt_timeouts.get(target.id)
     if x.route.kind == "chat":
-        facts["estimated_cost_usd"] = round(target.price.cost(prompt, requested_output_tokens(x.body)), 8)
+        output = requested_output_tokens(x.body) * answer_count(x.body)
+        facts["estimated_cost_usd"] = round(target.price.cost(prompt, output), 8)
     if extension:
         facts["from"] = "fallback: equivalents"
     elif x.route.strategy == "weighted":

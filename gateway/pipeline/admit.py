@@ -161,10 +161,12 @@ def check_max_tokens(route: Route, request: ModelRequest) -> None:
 
 def estimate_tokens(request: ModelRequest, route: Route) -> tuple[int, int]:
     """(prompt, output) tokens expected before the upstream answers: the request's own
-    estimate, and the output it asked for (else the route's cap, else a default)."""
+    estimate, and the output it asked for (else the route's cap, else a default), once per
+    answer it asks for (`n`)."""
     if request.kind == EMBEDDING:
         return request.prompt_tokens, 0
-    return request.prompt_tokens, request.output_tokens or route.limits.max_tokens or DEFAULT_OUTPUT_TOKENS
+    output = request.output_tokens or route.limits.max_tokens or DEFAULT_OUTPUT_TOKENS
+    return request.prompt_tokens, output * request.choices
 
 
 def estimate_cost(candidates: tuple[Target, ...], prompt: int, output: int) -> float:

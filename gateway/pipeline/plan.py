@@ -169,7 +169,7 @@ def order_targets(
     if route.strategy == "weighted":
         return weighted_order(targets, rng)
     if route.strategy == "cheapest":
-        output = request.output_tokens or DEFAULT_OUTPUT_TOKENS
+        output = (request.output_tokens or DEFAULT_OUTPUT_TOKENS) * request.choices
         return tuple(sorted(targets, key=lambda rt: rt.target.price.cost(prompt, output)))
     if route.strategy == "fastest":
         return fastest_order(targets, latency, rng)

@@ -43,6 +43,7 @@ class ModelRequest:
     native_only: tuple[str, ...] = ()  # fields only a target taking `native_body` can honour
     max_tier: str | None = None  # the request's own tier cap (x-gateway-max-tier)
     cache_control: str | None = None  # the request's cache-control header
+    choices: int = 1  # answers asked for (OpenAI's `n`): output estimates count each of them
 
 
 def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
@@ -61,6 +62,7 @@ def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
         output_tokens=ceiling,
         output_field=field_name,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        choices=answer_count(body),
         **extra,
     )
 
@@ -79,6 +81,12 @@ def output_ceiling(body: dict[str, Any]) -> tuple[int | None, str]:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value, name
     return None, "max_tokens"
+
+
+def answer_count(body: dict[str, Any]) -> int:
+    """How many answers the body asks for (`n`, checked by the front-end): each costs output."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def required_capabilities(body: dict[str, Any]) -> frozenset[str]:

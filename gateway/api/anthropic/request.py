@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api import parameters
 from gateway.errors import BadRequest
 
 ROLES = ("user", "assistant")
@@ -35,6 +36,7 @@ def to_openai(body: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
     max_tokens = body.get("max_tokens")
     if not _is_int(max_tokens) or max_tokens < 1:
         raise BadRequest("'max_tokens' is required and must be a positive integer", param="max_tokens")
+    parameters.check_bounds(body, parameters.ANTHROPIC_MESSAGES)
     out = prompt_to_openai(body, lenient)
     out["max_tokens"] = max_tokens
     _copy_sampling(body, out)

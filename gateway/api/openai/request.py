@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
+from gateway.api import parameters
 from gateway.errors import BadRequest
 from gateway.pipeline.plan import MAX_TIER_HEADER
 from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
@@ -81,7 +82,12 @@ def check_chat(body: dict[str, Any]) -> None:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
+        if isinstance(content, list):
+            parameters.check_content_parts(content, f"messages[{i}].content")
     _check_types(body, _CHAT_FIELDS)
+    parameters.check_bounds(body, parameters.OPENAI_CHAT)
+    if body.get("tools") is not None:
+        parameters.check_function_tools(body["tools"])
 
 
 def check_embeddings(body: dict[str, Any]) -> None:
