@@ -39,6 +39,8 @@ class GatewayError(Exception):
             self.type = type
         self.headers = headers or {}
         self.extra = extra or {}
+        # What the request's log line gets beside the body: details a client is not shown.
+        self.logged: dict[str, Any] = {}
 
     def body(self) -> dict[str, Any]:
         error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}

@@ -86,6 +86,7 @@ def finish(exchange: Exchange, status: int) -> None:
         fields["error_message"] = error.message
         if "attempts" in error.extra:
             fields["failures"] = error.extra["attempts"]
+        fields.update(error.logged)  # the providers' own messages, which the client may not see
     if exchange.charged is not None:
         fields["cost_usd"] = round(exchange.charged[2], 8)  # what the budget was charged, estimates included
     log.request_line(fields, "WARNING" if status >= 500 else "INFO")

@@ -20,6 +20,7 @@ committed stream then ends with exactly one `End` (see `_committed`).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config.snapshot import Retry, Route, Target
-from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable
+from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable, RateLimited
 from gateway.observe import metrics, tracing
 from gateway.observe.exchange import Exchange
 from gateway.observe.redact import redact
@@ -58,8 +59,33 @@ class Attempt:
     retry_after: float | None = None
     again: bool = True  # worth another try on the same target (not after its own time ran out)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "status": self.status, "class": self.fallback_class, "message": self.message}
+    def as_dict(self, message: bool = True) -> dict[str, Any]:
+        """What a client (and the log) is told of this call; the provider's own message may
+        name its account or organisation, so a client gets it only where the config says so."""
+        out: dict[str, Any] = {"target": self.target, "status": self.status, "class": self.fallback_class}
+        if message:
+            out["message"] = self.message
+        return out
+
+
+def _with_attempts(error: GatewayError, route: Route, failures: list[Attempt]) -> GatewayError:
+    """`error` carrying what was tried: each call's target, status and class in its body
+    (with the providers' messages when `expose_upstream_errors`), everything in the log."""
+    error.extra["attempts"] = [a.as_dict(route.expose_upstream_errors) for a in failures]
+    error.logged = {"failures": [a.as_dict() for a in failures]}
+    return error
+
+
+def _all_rate_limited(route: Route, failures: list[Attempt]) -> GatewayError | None:
+    """Every call was refused with 429: the client gets a 429 too, with the soonest
+    `Retry-After` any target gave, so it can wait and try again rather than give up."""
+    if not failures or any(a.fallback_class != "rate_limit" or a.status != 429 for a in failures):
+        return None
+    waits = [a.retry_after for a in failures if a.retry_after is not None]
+    headers = {"retry-after": str(max(1, math.ceil(min(waits))))} if waits else None
+    return _with_attempts(RateLimited(
+        f"every target of '{route.alias}' is rate limited", code="upstream_rate_limited", headers=headers,
+    ), route, failures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,18 +168,16 @@ async def _run(
     except asyncio.CancelledError:
         if not watch.timed_out():
             raise  # the client left (or the server is stopping): not the deadline
-        raise DeadlineExceeded(
+        raise _with_attempts(DeadlineExceeded(
             f"'{route.alias}' did not answer within its {route.timeout:g}s deadline",
-            extra={"attempts": [a.as_dict() for a in outcome.failures]},
-        ) from None
+        ), route, outcome.failures) from None
     finally:
         runtime.deadlines.release(watch)
     if not outcome.failures:
         raise NoTargetAvailable(f"no target of '{route.alias}' can take this request (skipped: open circuits or provider limits)")
-    raise AllTargetsFailed(
+    raise _all_rate_limited(route, outcome.failures) or _with_attempts(AllTargetsFailed(
         f"every target of '{route.alias}' failed",
-        extra={"attempts": [a.as_dict() for a in outcome.failures]},
-    )
+    ), route, outcome.failures)
 
 
 async def _try_target(
@@ -311,14 +335,12 @@ def _final_error(route: Route, attempt: Attempt, outcome: Outcome) -> GatewayErr
     if status is not None and 400 <= status < 500 and attempt.fallback_class in _CLIENT_VISIBLE:
         headers = {"retry-after": str(max(1, round(attempt.retry_after)))} if attempt.retry_after else None
         type_ = "rate_limit_error" if attempt.fallback_class == "rate_limit" else "invalid_request_error"
-        return GatewayError(
+        return _with_attempts(GatewayError(
             attempt.message, status=status, type=type_, code=_class_code(attempt.fallback_class), headers=headers,
-            extra={"attempts": [a.as_dict() for a in outcome.failures]},
-        )
-    return AllTargetsFailed(
+        ), route, outcome.failures)
+    return _with_attempts(AllTargetsFailed(
         f"{attempt.target} failed ({attempt.fallback_class}) and '{route.alias}' does not fall back on that",
-        extra={"attempts": [a.as_dict() for a in outcome.failures]},
-    )
+    ), route, outcome.failures)
 
 
 # 4xx classes that mean the same to the client as to us. A 401/403 is our provider

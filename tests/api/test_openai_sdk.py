@@ -210,7 +210,9 @@ def test_upstream_echoing_the_provider_key_never_reaches_the_client(gateway, ups
     base, _ = upstream
     secret = "sk-upstream-secret-9f8e7d6c5b4a3928"
     url = gateway(
-        {"routes": {"chat": {"targets": ["up/echo-key"], "fallback_on": ["rate_limit"]}}},
+        # The providers' messages are shown to clients here, so their redaction shows too.
+        {"defaults": {"expose_upstream_errors": True},
+         "routes": {"chat": {"targets": ["up/echo-key"], "fallback_on": ["rate_limit"]}}},
         {"up": openai_provider(base, ["echo-key"], api_key=secret)},
     )
     with pytest.raises(openai.APIStatusError) as caught:
