@@ -85,6 +85,7 @@ class Endpoint:
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             exchange.config = runtime.snapshot.version
+            exchange.per_key_metrics = runtime.snapshot.per_key_metrics
             exchange.traffic = runtime.traffic
             exchange.ledger = runtime.ledger
         tokens = telemetry.begin(exchange, request.headers)

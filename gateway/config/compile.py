@@ -196,6 +196,7 @@ class _Compiler:
             loaded_at=time.time(),
             store=_store_settings(self.routes.store),
             database=snap.DatabaseSettings(**self.routes.database.model_dump()),
+            per_key_metrics=self.routes.metrics.per_key_labels,
         )
 
     def _compile_targets(self) -> None:

@@ -258,6 +258,15 @@ class Database(Strict):
     )
 
 
+class Metrics(Strict):
+    """What /metrics shows. Its labels reach whoever can scrape it, so key names are opt-in."""
+
+    per_key_labels: bool = Field(
+        False, description="label token, spend, limit and budget series with the client key's name "
+        "(off: those series carry an empty key label)",
+    )
+
+
 class RoutesFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
@@ -266,3 +275,4 @@ class RoutesFile(Strict):
     keys: list[Key] | None = None
     store: Store = Field(default_factory=Store)
     database: Database = Field(default_factory=Database)
+    metrics: Metrics = Field(default_factory=Metrics)

@@ -181,6 +181,7 @@ class Snapshot:
     loaded_at: float
     store: StoreSettings = field(default_factory=StoreSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    per_key_metrics: bool = False  # routes.yaml metrics.per_key_labels: key names as metric labels
 
     @property
     def open(self) -> bool:

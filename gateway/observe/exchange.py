@@ -61,6 +61,7 @@ class Exchange:
     stream_end: str = ""  # done | error | disconnected, for streams
     span: Any = None  # the request's OpenTelemetry span when tracing is on
     attempt_span: Any = None  # the answering call's span, ended with the request's token counts
+    per_key_metrics: bool = False  # the config lets metrics carry the key's name (else the label is empty)
 
     def overhead(self, now: float) -> float:
         """Seconds spent in the gateway itself up to `now`, upstream time excluded."""

@@ -135,7 +135,7 @@ CACHE_LOOKUPS = Counter(
 )
 STORE_UP = Gauge(
     "gateway_store_up",
-    "1 while the shared store (Redis) answers, 0 while it is down (the lowest across workers)",
+    "1 while the store answers (always, for the in-process store), 0 while Redis is down (the lowest across workers)",
     multiprocess_mode="livemin",
 )
 DB_UP = Gauge(

@@ -51,7 +51,8 @@ def finish(exchange: Exchange, status: int) -> None:
     if exchange.traffic is not None:
         exchange.traffic.request_ended(exchange, status, duration)
     if prompt or completion or cost:
-        metrics.usage_counted(key, route, target, prompt or 0, completion or 0, cost or 0.0)
+        metrics.usage_counted(key if exchange.per_key_metrics else "", route, target, prompt or 0, completion or 0,
+                              cost or 0.0)
     first_byte_ms = None
     if exchange.first_byte:
         first_byte = exchange.first_byte - exchange.started

@@ -208,7 +208,7 @@ async def admit(
     except StoreUnavailable:
         return _outage(admission, take, snapshot.store)
     if not verdict.granted:
-        raise _refusal(checks[verdict.refused], verdict, take, checks, key)
+        raise _refusal(checks[verdict.refused], verdict, take, checks, key, snapshot.per_key_metrics)
     admission.draws = [d for d in take.draws if d.bucket.endswith(":tpm")]
     admission.slots = [s.name for s in take.slots]
     admission.hold = hold
@@ -250,16 +250,19 @@ def _outage(admission: Admission, take: Take, settings: StoreSettings) -> Admiss
     return admission  # nothing was taken, so nothing will be settled
 
 
-def _refusal(check: Check, verdict: Verdict, take: Take, checks: list[Check], key: Key | None) -> GatewayError:
+def _refusal(
+    check: Check, verdict: Verdict, take: Take, checks: list[Check], key: Key | None, per_key: bool = True
+) -> GatewayError:
+    label = check.name if per_key or check.scope != "key" else ""  # key names are labels only when allowed
     if check.limit == "budget":
-        metrics.budget_rejected(check.name)
+        metrics.budget_rejected(label)
         per = key.budget.per if key is not None and key.budget is not None else "day"
         wait = seconds_to_rollover(per)
         return BudgetExceeded(
             f"the budget of key '{check.name}' (${check.value:g} per {per}) is spent; it renews in {wait}s",
             headers={"retry-after": str(wait)},
         )
-    metrics.limit_rejected(check.scope, check.name, check.limit)
+    metrics.limit_rejected(check.scope, label, check.limit)
     wait = max(verdict.wait, 0.001)
     headers = rate_headers(take, checks, verdict)
     if check.limit == "concurrency":

@@ -54,6 +54,8 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         await runtime.upstream.start()
         runtime.reloader = await reload.start(runtime, build_snapshot)
         await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
+        if runtime.store.kind == "memory":
+            metrics.store_up(True)  # the in-process store cannot be down; 0 would read as an outage
         await runtime.open_database()
         snapshot = runtime.snapshot
         metrics.config_served(snapshot.version, None, snapshot.loaded_at)
@@ -84,6 +86,9 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),
             Route("/health", health.health, methods=["GET"]),
             Route("/ready", health.ready, methods=["GET"]),
+            Route("/healthz", health.health, methods=["GET"]),
+            Route("/livez", health.health, methods=["GET"]),
+            Route("/readyz", health.ready, methods=["GET"]),
             Route("/metrics", health.prometheus, methods=["GET"]),
             Route("/admin/routes", ui.routes, methods=["GET"]),
             Route("/admin/traffic", ui.traffic, methods=["GET"]),
@@ -98,4 +103,5 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.metrics_token = health.metrics_token()
     return app

@@ -206,9 +206,15 @@ def _fetch_metrics(base_url: str) -> str:
 
     from gateway.ops.explain import ExplainError
 
+    from urllib.request import Request
+
+    from gateway.api.health import METRICS_TOKEN_ENV
+
     url = base_url.rstrip("/") + "/metrics"
+    token = os.environ.get(METRICS_TOKEN_ENV)
+    request = Request(url, headers={"authorization": f"Bearer {token}"} if token else {})
     try:
-        with urlopen(url, timeout=5) as response:  # noqa: S310 - an operator-given URL
+        with urlopen(request, timeout=5) as response:  # noqa: S310 - an operator-given URL
             return response.read().decode()
     except (URLError, OSError) as exc:
         raise ExplainError(f"--live: could not read {url} ({exc})") from None

@@ -33,6 +33,7 @@ def served(gateway, upstream):
                 "m-embed": {"targets": ["up/emb"]},
             },
             "keys": [{"name": "team-metrics", "sha256": hash_key(CLIENT_KEY)}],
+            "metrics": {"per_key_labels": True},  # the series below are read by key name
         },
         {"up": provider, "echo": ECHO_PROVIDER},
     )
