@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from gateway.config.load import ConfigError
 
@@ -76,13 +77,18 @@ def _run_server(args: argparse.Namespace) -> int:
                   "budgets and cache, so a key's rpm is in effect multiplied by the workers", "WARNING")
     if not args.watch:
         os.environ[WATCH_ENV] = "0"
+    limits = _connection_limits(args)
+    from gateway.server.connections import BoundedHttpProtocol  # reads the limits as it is imported
+
     options = dict(
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpProtocol,  # httptools with header, timeout and connection limits
+        timeout_keep_alive=limits.keepalive_timeout,
+        limit_concurrency=limits.max_connections,
         access_log=False,
         proxy_headers=False,  # nothing reads the client's address: the layer would only cost time
         log_config=None,  # uvicorn's records go through the gateway's own sink (gateway.observe.log)
@@ -95,6 +101,29 @@ def _run_server(args: argparse.Namespace) -> int:
         return 0
     uvicorn.run("gateway.server.app:create_app", **options)  # type: ignore[arg-type]
     return 0
+
+
+# `gateway serve` flags for the connection limits, and the variables they set (the
+# workers are separate processes, which read the limits from their environment).
+_LIMIT_FLAGS = {
+    "max_header_bytes": "GATEWAY_MAX_HEADER_BYTES",
+    "max_headers": "GATEWAY_MAX_HEADERS",
+    "header_timeout": "GATEWAY_HEADER_TIMEOUT",
+    "body_timeout": "GATEWAY_BODY_TIMEOUT",
+    "keepalive_timeout": "GATEWAY_KEEPALIVE_TIMEOUT",
+    "max_connections": "GATEWAY_MAX_CONNECTIONS",
+}
+
+
+def _connection_limits(args: argparse.Namespace) -> Any:
+    """Flags given on the command line become the environment the limits are read from."""
+    for name, variable in _LIMIT_FLAGS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[variable] = str(value)
+    from gateway.server.connections import ConnectionLimits
+
+    return ConnectionLimits.from_env()
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -247,6 +276,13 @@ def parser() -> argparse.ArgumentParser:
                        metavar="SECONDS", help="on SIGTERM, how long requests in flight may take to finish (default 30)")
     serve.add_argument("--no-watch", dest="watch", action="store_false",
                        help="do not reload on file changes (SIGHUP and POST /admin/reload still do)")
+    limits = serve.add_argument_group("connection limits (docs/security.md; each also an environment variable)")
+    limits.add_argument("--max-header-bytes", type=int, metavar="N", help="request line and headers together (64 KiB); 431 beyond")
+    limits.add_argument("--max-headers", type=int, metavar="N", help="headers per request (100); 431 beyond")
+    limits.add_argument("--header-timeout", type=float, metavar="SECONDS", help="time to send a request's headers (10)")
+    limits.add_argument("--body-timeout", type=float, metavar="SECONDS", help="longest silence inside a request body (30)")
+    limits.add_argument("--keepalive-timeout", type=float, metavar="SECONDS", help="idle time between requests (5)")
+    limits.add_argument("--max-connections", type=int, metavar="N", help="open connections per worker (4096)")
     serve.set_defaults(run=_serve)
 
     validate = commands.add_parser("validate", help="check routes.yaml and providers.yaml")

@@ -1,0 +1,177 @@
+"""What one client connection may cost a worker: header size and count, how long it may
+take to send its headers and its body, how long it may idle between requests, and how
+many connections a worker holds at once.
+
+uvicorn's httptools protocol has no header limits and starts no timer until a first
+response, so a client could send a 50 MB header or hold thousands of silent sockets.
+`BoundedHttpProtocol` is that protocol with the limits added at the parser's own
+callbacks (httptools/llhttp still does all the parsing): bytes are counted as they are
+fed during the header phase, headers as llhttp reports them, and one timer per
+connection covers whichever phase the connection is in. Every limit is an environment
+variable (or a `gateway serve` flag), documented in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+MAX_HEADER_BYTES_ENV = "GATEWAY_MAX_HEADER_BYTES"
+MAX_HEADERS_ENV = "GATEWAY_MAX_HEADERS"
+HEADER_TIMEOUT_ENV = "GATEWAY_HEADER_TIMEOUT"
+BODY_TIMEOUT_ENV = "GATEWAY_BODY_TIMEOUT"
+KEEPALIVE_TIMEOUT_ENV = "GATEWAY_KEEPALIVE_TIMEOUT"
+MAX_CONNECTIONS_ENV = "GATEWAY_MAX_CONNECTIONS"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 64 * 1024  # request line and every header together
+    max_headers: int = 100
+    header_timeout: float = 10.0  # from a connection's (or a request's) first byte to its last header
+    body_timeout: float = 30.0  # the longest silence while a request body is arriving
+    keepalive_timeout: float = 5.0  # idle time between requests on one connection
+    max_connections: int = 4096  # per worker; more are closed as soon as they are accepted
+
+    @classmethod
+    def from_env(cls) -> ConnectionLimits:
+        """The limits from GATEWAY_* variables (see the module's docstring), else the defaults."""
+        env = os.environ
+        base = cls()
+        return cls(
+            max_header_bytes=int(env.get(MAX_HEADER_BYTES_ENV, base.max_header_bytes)),
+            max_headers=int(env.get(MAX_HEADERS_ENV, base.max_headers)),
+            header_timeout=float(env.get(HEADER_TIMEOUT_ENV, base.header_timeout)),
+            body_timeout=float(env.get(BODY_TIMEOUT_ENV, base.body_timeout)),
+            keepalive_timeout=float(env.get(KEEPALIVE_TIMEOUT_ENV, base.keepalive_timeout)),
+            max_connections=int(env.get(MAX_CONNECTIONS_ENV, base.max_connections)),
+        )
+
+
+class _TooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose headers are over a limit."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with `ConnectionLimits` (see the module's docstring)."""
+
+    limits = ConnectionLimits.from_env()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._in_headers = True  # bytes fed now are a request line or headers
+        self._in_body = False
+        self._raw_bytes = 0  # bytes fed since the request began, while its headers are incomplete
+        self._header_bytes = 0  # request line, names and values, as the parser reports them
+        self._header_count = 0
+        self._too_large = False
+        self._timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > self.limits.max_connections:
+            transport.abort()  # over the worker's cap: refused before it costs anything
+            return
+        self._arm(self.limits.header_timeout, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._raw_bytes += len(data)
+        super().data_received(data)
+        if self._too_large or (self._in_headers and self._raw_bytes > self.limits.max_header_bytes):
+            self._refuse_headers()
+        elif self._in_body:
+            self._arm(self.limits.body_timeout, self._body_too_slow)  # the body moved: its clock restarts
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:
+            return  # the parser stopped on our own limit: answered with 431 in data_received
+        super().send_400_response(msg)
+
+    # Parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._in_headers:  # the next request on a kept-alive connection
+            self._in_headers = True
+            self._raw_bytes = 0
+            self._arm(self.limits.header_timeout, self._headers_too_slow)
+        self._header_bytes = 0
+        self._header_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url), 0)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value), 1)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._in_body = True
+        self._arm(self.limits.body_timeout, self._body_too_slow)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._disarm()
+        super().on_message_complete()
+
+    def _count(self, size: int, headers: int) -> None:
+        """Stop the parser (httptools turns the raise into a parser error) past either limit."""
+        self._header_bytes += size
+        self._header_count += headers
+        if self._header_bytes > self.limits.max_header_bytes or self._header_count > self.limits.max_headers:
+            self._too_large = True
+            raise _TooLarge
+
+    # Limits ------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, callback: object) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+
+    def _disarm(self) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+
+    def _refuse_headers(self) -> None:
+        self._in_headers = self._in_body = False
+        self._disarm()
+        self._answer(431, "Request Header Fields Too Large")
+
+    def _headers_too_slow(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._raw_bytes == 0:
+            self.transport.close()  # an idle connection: nothing to answer
+        else:
+            self._answer(408, "Request Timeout")
+
+    def _body_too_slow(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self.transport.close()  # the request's handler sees the client gone (499)
+
+    def _answer(self, status: int, text: str) -> None:
+        """A plain answer written straight to the socket, then the connection closed."""
+        if self.transport.is_closing():
+            return
+        body = f"{text}\n".encode()
+        self.transport.write(b"".join([
+            STATUS_LINE[status],
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]))
+        self.transport.close()
+

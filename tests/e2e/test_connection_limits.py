@@ -1,0 +1,135 @@
+"""What a hostile client can cost a `gateway serve` process: oversized or slow headers,
+silent sockets and too many connections are refused or closed, memory stays bounded and
+normal requests keep their latency."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+
+from tests.support.configs import ECHO_PROVIDER, write_config
+from tests.support.servers import gateway_process
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    return sock
+
+
+def _read_all(sock: socket.socket, timeout: float = 5) -> bytes:
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return b"".join(chunks)
+
+
+def _config(tmp_path):
+    return write_config(tmp_path, {"routes": {"echo": {"targets": ["echo/echo-1"]}}}, {"echo": ECHO_PROVIDER})
+
+
+def _chat_latency(url: str) -> float:
+    started = time.monotonic()
+    answer = httpx.post(f"{url}/v1/chat/completions", timeout=10,
+                        json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200
+    return time.monotonic() - started
+
+
+def test_headers_over_the_size_or_count_limit_get_431(tmp_path):
+    routes, providers = _config(tmp_path)
+    with gateway_process(routes, providers) as (url, _):
+        big = httpx.get(f"{url}/health", headers={"x-big": "a" * (65 * 1024)})
+        assert big.status_code == 431
+        many = httpx.get(f"{url}/health", headers={f"x-h{i}": "1" for i in range(101)})
+        assert many.status_code == 431
+        # Just under both limits is served.
+        assert httpx.get(f"{url}/health", headers={"x-big": "a" * (60 * 1024)}).status_code == 200
+        assert httpx.get(f"{url}/health", headers={f"x-h{i}": "1" for i in range(90)}).status_code == 200
+        # The limits are settable.
+    with gateway_process(routes, providers, "--max-header-bytes", "2048", "--max-headers", "10") as (url, _):
+        assert httpx.get(f"{url}/health", headers={"x-big": "a" * 3000}).status_code == 431
+        assert httpx.get(f"{url}/health", headers={f"x-h{i}": "1" for i in range(11)}).status_code == 431
+        assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_slow_huge_headers_and_idle_sockets_do_not_grow_memory_or_slow_requests(tmp_path):
+    routes, providers = _config(tmp_path)
+    env = {"GATEWAY_HEADER_TIMEOUT": "2"}
+    with gateway_process(routes, providers, env=env) as (url, process):
+        baseline = min(_chat_latency(url) for _ in range(5))
+        rss_before = _rss_mib(process.pid)
+        # Ten clients each start a 50 MB header and never finish it.
+        huge = []
+        for _ in range(10):
+            sock = _connect(url)
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nx-huge: ")
+            try:
+                for _ in range(50 * 16):  # 50 MB in 64 KiB pieces, until the server shuts the door
+                    sock.sendall(b"a" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            huge.append(sock)
+        for sock in huge:
+            assert _read_all(sock).startswith(b"HTTP/1.1 431")
+        # Two thousand sockets that connect and say nothing.
+        idle = [_connect(url) for _ in range(2000)]
+        half = [_connect(url) for _ in range(50)]
+        for sock in half:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")  # headers never finished
+        with_sockets = max(_chat_latency(url) for _ in range(5))
+        rss_during = _rss_mib(process.pid)
+        assert rss_during < 150, (rss_before, rss_during)
+        assert with_sockets < max(0.25, baseline * 10), (baseline, with_sockets)
+        # The header timeout closes them all: silent ones quietly, half-sent ones with 408.
+        time.sleep(2.5)
+        assert _read_all(idle[0], 3) == b""
+        assert _read_all(half[0], 3).startswith(b"HTTP/1.1 408")
+        for sock in idle + half + huge:
+            sock.close()
+        assert _chat_latency(url) < 1
+
+
+def test_keepalive_idle_and_the_connection_cap(tmp_path):
+    routes, providers = _config(tmp_path)
+    with gateway_process(routes, providers, "--keepalive-timeout", "1", "--max-connections", "20") as (url, _):
+        sock = _connect(url)
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        sock.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert _read_all(sock, 5) == b""  # closed by the server after the idle time
+        assert 0.8 <= time.monotonic() - started < 3
+        sock.close()
+        held = [_connect(url) for _ in range(30)]
+        time.sleep(0.3)
+        closed = 0
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                closed += sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= 10
+        for sock in held:
+            sock.close()
+        assert httpx.get(f"{url}/health").status_code == 200
