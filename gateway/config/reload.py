@@ -249,13 +249,22 @@ class Reloader:
 class _ConfigEvents:
     """Which events can change the config: ones naming a config file (as written or as its
     symlink target), and Kubernetes' `..data` / `..<timestamp>` entries. Other files in
-    the same directories (logs, editor swap files, `.git`) never wake the reloader."""
+    the same directories (the gateway's own log and data, editor swap files, `.git`,
+    anything not YAML) never wake the reloader."""
 
     def __init__(self, files: Iterable[str]):
         self.paths = {os.path.abspath(f) for f in files} | {os.path.realpath(f) for f in files}
 
     def __call__(self, change: object, path: str) -> bool:
-        return path in self.paths or os.path.basename(path).startswith("..")
+        if path in self.paths:
+            return True
+        name = os.path.basename(path)
+        # Kubernetes swaps a ConfigMap's files in through these entries (no extension, or a timestamp).
+        return name.startswith("..") and not name.endswith(_NOT_CONFIG)
+
+
+# What a `..` entry never is when it is Kubernetes' own: the gateway's logs, data and swap files.
+_NOT_CONFIG = (".log", ".db", ".db-journal", ".db-wal", ".sqlite", ".swp", ".tmp", ".json", ".txt")
 
 
 class _AnyEvent:

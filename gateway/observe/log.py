@@ -180,6 +180,9 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     for name in ("uvicorn", "uvicorn.error"):  # uvicorn.access stays off: the request line replaces it
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # watchfiles logs every file event it sees at DEBUG, even ones it filters out; with the
+    # log written to a file in a watched folder, each line would be an event for the next.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 
 def event(name: str, message: str, level: str = "INFO", **fields: Any) -> None:
