@@ -155,8 +155,19 @@ def _describe(err: Any) -> str:
         return f"unknown key '{err['loc'][-1]}' at {loc}"
     if err["type"] == "missing":
         return f"{loc}: required key is missing"
+    if err["type"] == "string_pattern_mismatch":
+        return f"{loc}: {_PATTERNS.get(err['ctx']['pattern'], 'has the wrong form')}; got {err['input']!r}"
     message = err["msg"].removeprefix("Value error, ")
     return f"{loc}: {message}" if loc else message
+
+
+# What each name pattern of config/model.py means, as an operator writes it.
+_PATTERNS = {
+    r"^[a-z0-9][a-z0-9_-]*/.+$": "a target is written provider/model, e.g. openai/gpt-4o "
+    "(the provider name in lowercase letters, digits, '-' or '_')",
+    r"^[a-z0-9][a-z0-9_-]*$": "a name is lowercase letters, digits, '-' or '_', starting with a letter or digit",
+    r"^[0-9a-f]{64}$": "a sha256 is 64 lowercase hex characters (gateway hash-key KEY prints it)",
+}
 
 
 class _Compiler:

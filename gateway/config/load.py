@@ -126,15 +126,44 @@ def parse_yaml(text: str, shown: str, env: Mapping[str, str]) -> LoadedFile:
         if node is not None:
             result.data = _build(node, (), loader, result, env)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        result.issues.append(ConfigIssue(shown, line, col, f"YAML syntax: {problem}"))
+        result.issues.append(_syntax_issue(exc, shown))
     except yaml.YAMLError as exc:
         result.issues.append(ConfigIssue(shown, 1, 1, f"YAML syntax: {exc}"))
     finally:
         loader.dispose()
     return result
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, shown: str) -> ConfigIssue:
+    """A syntax error at the line to fix. An unclosed `[` or `{` is found only where the
+    parser gives up (often the end of the file), so it is reported where it was opened."""
+    opened = exc.context_mark
+    if opened is not None and exc.context and "flow" in exc.context and exc.problem_mark is not None:
+        bracket = "[" if "sequence" in exc.context else "{"
+        closer = "]" if bracket == "[" else "}"
+        found = exc.problem_mark.line + 1
+        return ConfigIssue(shown, opened.line + 1, opened.column + 1,
+                           f"YAML syntax: this '{bracket}' is not closed: expected ',' or '{closer}' "
+                           f"(the parser gave up at line {found})")
+    mark = exc.problem_mark or opened
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    return ConfigIssue(shown, line, col, f"YAML syntax: {problem}")
+
+
+def _key_issue(key: Any, key_node: yaml.Node, path: Path_, out: LoadedFile) -> str:
+    """Every mapping key in these files is a name (route, provider, model, ...), so a key
+    YAML reads as a boolean or a number is a mistake: say so, with the fix, and go on
+    with the key as written so the rest of the file is still checked."""
+    text = key_node.value
+    where = ".".join(str(p) for p in (*path, text))
+    if isinstance(key, bool) or key is None:
+        hint = f'{where}: {text} is read as a YAML {"boolean" if key is not None else "null"}; quote it: "{text}"'
+    else:
+        names = "route names" if path and path[-1] == "routes" else "names"
+        hint = f'{where}: {text} is read as a number; {names} are strings, quote it: "{text}"'
+    out.issues.append(ConfigIssue(out.path, *_mark(key_node), hint))
+    return str(text)
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -150,6 +179,8 @@ def _build(node: yaml.Node, path: Path_, loader: _Loader, out: LoadedFile, env: 
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 out.issues.append(ConfigIssue(out.path, *_mark(key_node), "mapping keys must be plain scalars"))
                 continue
+            if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode):
+                key = _key_issue(key, key_node, path, out)
             if key in value:
                 line, col = _mark(key_node)
                 out.issues.append(ConfigIssue(out.path, line, col, f"duplicate key '{key}'"))

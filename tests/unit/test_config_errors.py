@@ -37,9 +37,36 @@ def issues_for(tmp_path: Path, routes: str, providers: str = PROVIDERS, env: dic
 
 
 def test_yaml_syntax_error_has_position(tmp_path):
+    """An unclosed '[' is reported where it was opened, not where the parser gave up."""
     issues = issues_for(tmp_path, "routes:\n  echo:\n    targets: [echo/echo-1\n")
     assert len(issues) == 1
-    assert issues[0].startswith(f"{tmp_path / 'routes.yaml'}:4:1: YAML syntax")
+    assert issues[0].startswith(f"{tmp_path / 'routes.yaml'}:3:14: YAML syntax: this '[' is not closed")
+
+
+def test_unclosed_flow_mapping_is_reported_where_it_opened(tmp_path):
+    routes = ROUTES + "    limits: {rpm: 10,\n  other:\n    targets: [echo/echo-1]\n"
+    issues = issues_for(tmp_path, routes)
+    assert len(issues) == 1
+    assert issues[0].startswith(f"{tmp_path / 'routes.yaml'}:4:13: YAML syntax: this '{{' is not closed")
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("no", 'routes.no: no is read as a YAML boolean; quote it: "no"'),
+    ("on", 'routes.on: on is read as a YAML boolean; quote it: "on"'),
+    ("yes", 'routes.yes: yes is read as a YAML boolean; quote it: "yes"'),
+    ("42", 'routes.42: 42 is read as a number; route names are strings, quote it: "42"'),
+    ("1.5", 'routes.1.5: 1.5 is read as a number; route names are strings, quote it: "1.5"'),
+])
+def test_a_route_name_yaml_reads_as_a_boolean_or_number_gets_the_fix(tmp_path, name, hint):
+    issues = issues_for(tmp_path, ROUTES + f"  {name}:\n    targets: [echo/echo-1]\n")
+    assert issues == [f"{tmp_path / 'routes.yaml'}:4:3: {hint}"]
+
+
+def test_a_target_pattern_is_explained_as_written_not_as_a_regular_expression(tmp_path):
+    issues = issues_for(tmp_path, "routes:\n  echo:\n    targets:\n      - echo/echo-1\n      - Echo-1\n")
+    assert len(issues) == 1
+    assert issues[0].startswith(f"{tmp_path / 'routes.yaml'}:5:9: routes.echo.targets.1.target: a target is written provider/model")
+    assert "'Echo-1'" in issues[0] and "^[" not in issues[0]
 
 
 def test_unknown_key_is_refused_at_its_line(tmp_path):
