@@ -3,32 +3,61 @@
 One `aiohttp.ClientSession` per process, opened at start-up and closed at shutdown:
 pooled keep-alive connections are most of what makes a gateway cheap. aiohttp is
 used here (and only here) because it costs a fraction of httpx's CPU per request.
+
+Many companies reach providers only through a proxy, and inspect TLS with their own
+certificate authority: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` are honoured (aiohttp's
+rules, read once at start-up), `SSL_CERT_FILE` / `SSL_CERT_DIR` replace the trusted authorities as
+OpenSSL defines them, and `GATEWAY_CA_BUNDLE` adds a PEM file of authorities to the
+system's own (docs/security.md).
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+from urllib.request import proxy_bypass
 
 import aiohttp
+from aiohttp.helpers import ProxyInfo, proxies_from_env
 
 from gateway.observe import tracing
 from gateway.providers.packs.wire import UpstreamRequest
 
 MAX_LINE = 8 * 1024 * 1024  # a single stream event larger than this is a broken upstream
+CA_BUNDLE_ENV = "GATEWAY_CA_BUNDLE"
+
+
+def tls_context() -> ssl.SSLContext:
+    """The authorities upstream certificates are checked against: the system's (or
+    SSL_CERT_FILE/SSL_CERT_DIR, which OpenSSL reads here), plus GATEWAY_CA_BUNDLE's."""
+    context = ssl.create_default_context()
+    extra = os.environ.get(CA_BUNDLE_ENV)
+    if extra:
+        context.load_verify_locations(cafile=extra)
+    return context
 
 
 class Upstream:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+        self._proxies: dict[str, ProxyInfo] = {}  # by URL scheme, from HTTP(S)_PROXY
+        self._routes: dict[str, ProxyInfo | None] = {}  # by upstream URL: its proxy, or None (direct)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60, ssl=tls_context()
+        )
         # No cookie jar: a cookie one upstream answer sets must never ride along on another
-        # client's request (and the jar is work on every call).
+        # client's request (and the jar is work on every call). The proxy variables are
+        # read here, once, rather than by aiohttp's trust_env on every request.
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
         )
+        self._proxies = proxies_from_env()
+        self._routes.clear()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -42,10 +71,25 @@ class Upstream:
             timeout = self._timeouts[key] = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         return timeout
 
+    def _proxy(self, url: str) -> ProxyInfo | None:
+        """The proxy for `url` (None: connect directly), decided once per URL: the URLs are
+        the config's targets, a small set, and NO_PROXY matching is not free."""
+        if not self._proxies:
+            return None
+        if url in self._routes:
+            return self._routes[url]
+        parts = urlsplit(url)
+        found = None if parts.hostname and proxy_bypass(parts.hostname) else self._proxies.get(parts.scheme)
+        if len(self._routes) > 4096:  # URLs are config-made; bound it anyway
+            self._routes.clear()
+        self._routes[url] = found
+        return found
+
     async def send(self, request: UpstreamRequest, connect: float, read: float) -> aiohttp.ClientResponse:
         """Send and return the response with its body unread; the caller must release it."""
         if self._session is None:
             raise RuntimeError("upstream client is not started")
+        proxy = self._proxy(request.url)
         return await self._session.request(
             request.method,
             request.url,
@@ -53,6 +97,8 @@ class Upstream:
             data=request.body,
             timeout=self._timeout(connect, read),
             allow_redirects=False,
+            proxy=proxy.proxy if proxy is not None else None,
+            proxy_auth=proxy.proxy_auth if proxy is not None else None,
         )
 
 
