@@ -23,11 +23,21 @@ class RevisionError(Exception):
     """The config cannot be found (no such directory, file or git revision)."""
 
 
+def compile_side(path: str | os.PathLike[str], routes: str, providers: str) -> Snapshot:
+    """One side of `gateway diff`: a config directory, or a routes file with the providers
+    file of that name beside it (`gateway diff old/routes.yaml new/routes.yaml`)."""
+    given = Path(path)
+    if given.is_file():
+        return compile_dir(given.parent, given.name, providers)
+    return compile_dir(given, routes, providers)
+
+
 def compile_dir(directory: str | os.PathLike[str], routes: str, providers: str) -> Snapshot:
     """The config in `directory` (file names relative to it); `ConfigError` when invalid."""
     base = Path(directory)
     if not base.is_dir():
-        raise RevisionError(f"{directory}: not a directory (gateway diff compares two config directories)")
+        raise RevisionError(f"{directory}: no such directory or file (gateway diff compares two config "
+                            "directories, or two routes files each with its providers.yaml beside it)")
     routes_path, providers_path = base / routes, base / providers
     for path in (routes_path, providers_path):
         if not path.is_file():

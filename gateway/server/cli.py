@@ -169,10 +169,10 @@ def _diff(args: argparse.Namespace) -> int:
     import json
 
     from gateway.ops.diff import diff_snapshots, render_markdown, render_text
-    from gateway.ops.revision import RevisionError, compile_dir, compiled_at
+    from gateway.ops.revision import RevisionError, compile_side, compiled_at
 
     if args.git is None and len(args.dirs) != 2:
-        print("gateway diff: give OLD and NEW directories, or --git REF [DIR]", file=sys.stderr)
+        print("gateway diff: give OLD and NEW (directories, or routes files), or --git REF [DIR]", file=sys.stderr)
         return 2
     if args.git is not None and len(args.dirs) > 1:
         print("gateway diff --git REF takes at most one directory (the working tree side)", file=sys.stderr)
@@ -184,8 +184,8 @@ def _diff(args: argparse.Namespace) -> int:
                 old = stack.enter_context(compiled_at(args.git, directory, args.routes, args.providers))
             else:
                 directory = args.dirs[1]
-                old = compile_dir(args.dirs[0], args.routes, args.providers)
-            new = compile_dir(directory, args.routes, args.providers)
+                old = compile_side(args.dirs[0], args.routes, args.providers)
+            new = compile_side(directory, args.routes, args.providers)
             result = diff_snapshots(old, new)
     except RevisionError as exc:
         print(f"gateway diff: {exc}", file=sys.stderr)
@@ -296,7 +296,9 @@ def parser() -> argparse.ArgumentParser:
     diff = commands.add_parser(
         "diff", help="what a config change does: aliases, targets, limits, keys, prices; exit 1 when risky",
     )
-    diff.add_argument("dirs", nargs="*", metavar="DIR", help="OLD NEW config directories (with --git: the working tree, default .)")
+    diff.add_argument("dirs", nargs="*", metavar="PATH",
+                      help="OLD NEW: config directories, or routes files each with its providers.yaml beside it "
+                      "(with --git: the working tree directory, default .)")
     diff.add_argument("--git", metavar="REF", help="compare the config at this git revision with the working tree")
     diff.add_argument("--routes", default=DEFAULT_ROUTES, help="routes file name inside each directory")
     diff.add_argument("--providers", default=DEFAULT_PROVIDERS, help="providers file name inside each directory")

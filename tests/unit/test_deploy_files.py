@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.observe import metrics
@@ -20,7 +21,8 @@ from gateway.providers.snapshots import build_snapshot
 from tests.support.servers import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
-MANIFESTS = ["configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"]
+MANIFESTS = ["configmap.yaml", "secret.yaml", "deployment.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml",
+             "ingress.yaml"]
 CONFIG_DIR = "/etc/gateway"
 
 
@@ -106,8 +108,9 @@ def test_compose_runs_two_replicas_behind_a_balancer_with_redis_prometheus_and_g
         assert replica["build"] == "."
         assert replica["environment"]["REDIS_URL"].startswith("redis://redis:")
         assert replica["depends_on"]["redis"]["condition"] == "service_healthy"
-        targets = {v["target"] for v in replica["volumes"]}
-        assert targets == {f"{CONFIG_DIR}/routes.yaml", f"{CONFIG_DIR}/providers.yaml"}
+        # The folder is mounted, not the files, so an edit that replaces a file still reaches it.
+        assert [(v["type"], v["source"], v["target"], v["read_only"]) for v in replica["volumes"]] == [
+            ("bind", ".", CONFIG_DIR, True)]
     assert "healthcheck" in services["redis"]
     # One ledger for the fleet: PostgreSQL on a named volume, each replica waits for it.
     for replica in replicas:
@@ -294,3 +297,50 @@ def test_configmap_files_are_a_valid_gateway_config(tmp_path):
         (tmp_path / name).write_text(text)
     snapshot = build_snapshot(str(tmp_path / "routes.yaml"), str(tmp_path / "providers.yaml"))
     assert {"echo", "gpt-4o-mini", "embed"} <= set(snapshot.routes)
+
+
+def test_compose_passes_every_key_the_shipped_providers_read_and_the_admin_key():
+    """Each ${VAR} of the shipped providers.yaml reaches the replicas from the .env file."""
+    compose = load(ROOT / "docker-compose.yml")
+    lines = [line for line in (ROOT / "providers.yaml").read_text().splitlines() if not line.lstrip().startswith("#")]
+    needed = set(re.findall(r"\$\{([A-Z0-9_]+)", "\n".join(lines))) | {"GATEWAY_ADMIN_KEY"}
+    assert {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} <= needed
+    for name in ("gateway-1", "gateway-2"):
+        environment = compose["services"][name]["environment"]
+        missing = {var for var in needed if not str(environment.get(var, "")).startswith("${" + var)}
+        assert not missing, f"{name} does not pass {sorted(missing)}"
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path):
+    """`docker compose config` resolves the file with a .env beside it (when Docker Compose is installed)."""
+    import shutil
+    import subprocess
+
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("Docker Compose is not installed here (no `docker compose` plugin)")
+    env_file = tmp_path / ".env"
+    env_file.write_text("ANTHROPIC_API_KEY=sk-ant-from-env-file\nGATEWAY_ADMIN_KEY=admin-from-env-file\n")
+    result = subprocess.run([docker, "compose", "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
+                             "config", "--format", "json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)["services"]["gateway-1"]
+    assert resolved["environment"]["ANTHROPIC_API_KEY"] == "sk-ant-from-env-file"
+    assert resolved["environment"]["GATEWAY_ADMIN_KEY"] == "admin-from-env-file"
+    assert resolved["volumes"][0]["target"] == CONFIG_DIR
+
+
+def test_k8s_pods_are_not_exposed_bare_and_say_where_traces_and_redis_go():
+    deployment = load(K8S / "deployment.yaml")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = {e["name"] for e in container["env"]}
+    assert {"OTEL_EXPORTER_OTLP_ENDPOINT", "REDIS_URL"} <= names
+    assert "replicas > 1" in (K8S / "deployment.yaml").read_text()
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    policy = load(K8S / "networkpolicy.yaml")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and policy["spec"]["ingress"][0]["from"]
+    ingress = load(K8S / "ingress.yaml")
+    backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert backends == {load(K8S / "service.yaml")["metadata"]["name"]}
+    assert all(p["path"] != "/metrics" for r in ingress["spec"]["rules"] for p in r["http"]["paths"])
