@@ -282,7 +282,7 @@ def test_an_invalid_side_exits_2_with_its_errors(tmp_path, capsys):
     assert code == 2 and out == ""
     assert f"{new / 'routes.yaml'}:3:15: unknown provider 'ghost'" in err
     code, _, err = run_cli(capsys, str(old), str(tmp_path / "missing"))
-    assert code == 2 and "not a directory" in err
+    assert code == 2 and "no such directory or file" in err
 
 
 def test_unset_secrets_do_not_stop_a_review(tmp_path, capsys, monkeypatch):
