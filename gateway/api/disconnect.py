@@ -38,7 +38,10 @@ class ClientWatch:
             self._waiter = asyncio.ensure_future(self._wait(receive))
 
     async def _wait(self, receive: Receive) -> None:
-        message = await receive()
+        try:
+            message = await receive()
+        except Exception:  # the server has nothing more to say about this request
+            return
         if message["type"] == "http.disconnect" and self._task is not None and not self._task.done():
             self.gone = True
             self._task.cancel()

@@ -45,7 +45,8 @@ def acme(tmp_path_factory) -> Iterator[tuple[str, AcmeUpstream, Path]]:
                                     "params": {"client_tag": "test"}, "models": {"large": {}, "busy": {}, "flaky": {}}}
         shouting = {**provider, "templates": {"chat.answer": SHOUTING}, "models": {"large": {}}}
         providers = {"providers": {"acme": provider, "loud": shouting}}
-        routes = {"defaults": {"retry": {"attempts": 1, "backoff": 0}},
+        # The providers' messages are shown to clients, so the pack's error mapping shows too.
+        routes = {"defaults": {"retry": {"attempts": 1, "backoff": 0}, "expose_upstream_errors": True},
                   "routes": {"acme": {"targets": ["acme/large"]}, "busy": {"targets": ["acme/busy"]},
                              "flaky": {"targets": ["acme/flaky"]}, "loud": {"targets": ["loud/large"]}}}
         (directory / "routes.yaml").write_text(yaml.safe_dump(routes))
@@ -84,6 +85,7 @@ def test_a_pack_file_maps_errors(acme):
     url, _, _ = acme
     with pytest.raises(openai.APIStatusError) as caught:
         client(url).chat.completions.create(model="busy", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 429  # every target (the one) was rate limited
     assert caught.value.body["attempts"][0]["class"] == "rate_limit"
     assert caught.value.body["attempts"][0]["message"] == "too many requests"
 
