@@ -246,7 +246,7 @@ def test_a_responses_target_gets_the_body_as_written_and_is_renamed(site):
                                         tools=[{"type": "web_search"}]))
     sent = native.requests[-1].body
     assert sent["model"] == "gpt-x" and sent["reasoning"] == {"effort": "low"} and sent["tools"] == [{"type": "web_search"}]
-    assert sent["input"] == [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]
+    assert sent["input"] == "hi" and sent["store"] is True  # as written
     assert first.id.startswith("resp_") and first.id != "resp_upstream_1" and first.model == "native"
     assert first.output_text == "Native gpt-x: hi"
     assert first.usage.input_tokens_details.cached_tokens == 4

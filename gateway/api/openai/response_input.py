@@ -17,12 +17,12 @@ that takes the body as it is: then only that target is used.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import Headers
 
+from gateway.api.ids import new_id
 from gateway.config.snapshot import RESPONSES_API, Snapshot
 from gateway.errors import BadRequest
 from gateway.pipeline.plan import MAX_TIER_HEADER
@@ -73,7 +73,8 @@ class ResponsesCall:
 
 
 def item_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(16).hex()}"
+    """A new id such as `resp_…`, `msg_…`, `fc_…`: 128 random bits."""
+    return new_id(prefix)
 
 
 def check_body(body: dict[str, Any]) -> str:
@@ -212,14 +213,21 @@ def _chat_message(item: dict[str, Any], where: str, lenient: bool) -> dict[str, 
         text = "".join(str(p.get("text") or p.get("refusal") or "") for p in parts
                        if p.get("type") in ("output_text", "input_text", "refusal"))
         return {"role": "assistant", "content": text}
-    chat_parts = [p for i, part in enumerate(parts) if (p := _chat_part(part, f"{where}.content[{i}]", lenient))]
-    if all(p["type"] == "text" for p in chat_parts):
+    chat_parts = []
+    texts = True
+    for i, part in enumerate(parts):
+        converted = _chat_part(part, where, i, lenient)
+        if converted is not None:
+            chat_parts.append(converted)
+            texts = texts and converted["type"] == "text"
+    if texts:
         return {"role": role, "content": "".join(p["text"] for p in chat_parts)}
     return {"role": role, "content": chat_parts}
 
 
-def _chat_part(part: dict[str, Any], where: str, lenient: bool) -> dict[str, Any] | None:
+def _chat_part(part: dict[str, Any], message: str, index: int, lenient: bool) -> dict[str, Any] | None:
     kind = part["type"]
+    where = f"{message}.content[{index}]" if kind not in ("input_text", "output_text") else ""
     if kind in ("input_text", "output_text"):
         return {"type": "text", "text": part["text"]}
     if kind == "input_image":
@@ -340,9 +348,12 @@ def chat_body(body: dict[str, Any], alias: str, items: list[dict[str, Any]], len
     return out
 
 
-def native_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The client's own body for a target that speaks the Responses API: the whole
-    conversation written into `input` (the gateway keeps it, so the upstream need not)."""
+def native_body(body: dict[str, Any], items: list[dict[str, Any]], continued: bool) -> dict[str, Any]:
+    """The client's own body for a target that speaks the Responses API: as written, or,
+    when it continues a stored conversation, with that conversation written into `input`
+    (the gateway keeps conversations, so the upstream need not know the previous id)."""
+    if not continued:
+        return body
     out = {k: v for k, v in body.items() if k != "previous_response_id"}
     out["input"] = [_upstream_item(item) for item in items]
     return out
@@ -375,7 +386,7 @@ def read_responses(
         chat = chat_body(body, alias, items, lenient=True)
         native_only = (refused.param or "input",)
     request = chat_request(
-        RESPONSES_API, chat, native_body=native_body(body, items), native_only=native_only,
+        RESPONSES_API, chat, native_body=native_body(body, items, bool(context)), native_only=native_only,
         max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
     )
     if request.output_tokens is not None:

@@ -66,10 +66,10 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
         writer = ResponseEvents(call, response_id)
         events = _stored_after(runtime, owner, call, writer, responses_sse(done.outcome.stream, writer))
         return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
-    response = _answer(call, response_id, done)
+    body = orjson.dumps(_answer(call, response_id, done))
     if call.store:
-        await _keep(runtime, owner, call, response)
-    return json_response(response, headers=done.headers)
+        await _keep(runtime, owner, call, response_id, body)
+    return Response(body, headers=done.headers, media_type="application/json")
 
 
 def _answer(call: ResponsesCall, response_id: str, done: Completion) -> dict[str, Any]:
@@ -80,9 +80,10 @@ def _answer(call: ResponsesCall, response_id: str, done: Completion) -> dict[str
     return from_chat(call, response_id, answer.body)
 
 
-async def _keep(runtime: Runtime, owner: str, call: ResponsesCall, response: dict[str, Any]) -> None:
-    record = {"response": response, "input": call.input}
-    await runtime.responses.put(owner, response["id"], orjson.dumps(record))
+async def _keep(runtime: Runtime, owner: str, call: ResponsesCall, response_id: str, response: bytes) -> None:
+    """Store the response (already serialised for the client) with the input it answered."""
+    record = b'{"response":' + response + b',"input":' + orjson.dumps(call.input) + b"}"
+    await runtime.responses.put(owner, response_id, record)
 
 
 async def _stored_after(
@@ -97,7 +98,7 @@ async def _stored_after(
         if aclose is not None:
             await aclose()
     if call.store and writer.final is not None and writer.final.get("status") in ("completed", "incomplete"):
-        await _keep(runtime, owner, call, writer.final)
+        await _keep(runtime, owner, call, writer.final["id"], orjson.dumps(writer.final))
 
 
 @endpoint("responses")
