@@ -374,3 +374,14 @@ def test_metrics_and_headers_tell_responses_traffic_apart(site):
     assert "x-gateway-cost-usd" in raw.headers and raw.headers["x-request-id"]
     series = scrape(url)
     assert any(("endpoint", "responses") in labels for name, labels in series if name.startswith("gateway_requests"))
+
+
+@pytest.mark.parametrize("model", ["chat", "tools", "claude", "native", "echo"])
+def test_the_raw_answer_parses_strictly_as_the_sdks_response(site, model):
+    url, _, _, _ = site
+    raw = raw_create(url, {"model": model, "input": "weather in Lima", "tools": [WEATHER]})
+    assert raw.status_code == 200, raw.text
+    answer = strict_json(raw.json())
+    details = raw.json()["usage"]["input_tokens_details"]
+    assert {"cached_tokens", "cache_write_tokens"} <= set(details)
+    assert answer.usage is not None and answer.usage.output_tokens_details is not None
