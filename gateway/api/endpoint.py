@@ -89,7 +89,7 @@ class Endpoint:
             exchange.traffic = runtime.traffic
             exchange.ledger = runtime.ledger
         tokens = telemetry.begin(exchange, request.headers)
-        watch = disconnect.ClientWatch(asyncio.current_task())
+        watch = disconnect.ClientWatch(asyncio.current_task(), request.scope)
         try:
             with disconnect.watching(request.scope, watch):
                 response = await self.handler(request, exchange)

@@ -9,6 +9,9 @@ callbacks (httptools/llhttp still does all the parsing): bytes are counted as th
 fed during the header phase, headers as llhttp reports them, and one timer per
 connection covers whichever phase the connection is in. Every limit is an environment
 variable (or a `gateway serve` flag), documented in docs/security.md.
+
+It also cancels the handler of a request whose client hangs up before its answer has
+started (`gateway.api.disconnect`), which costs nothing per request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from gateway.api import disconnect
 
 MAX_HEADER_BYTES_ENV = "GATEWAY_MAX_HEADER_BYTES"
 MAX_HEADERS_ENV = "GATEWAY_MAX_HEADERS"
@@ -76,7 +81,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._cancel_handler()
         super().connection_lost(exc)
+
+    def _cancel_handler(self) -> None:
+        """The client is gone before its answer started: cancel the handler working for it
+        (gateway.api.disconnect), so its upstream call stops and nothing is retried."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_started or cycle.response_complete:
+            return
+        task = cycle.scope.get(disconnect.TASK)  # type: ignore[call-overload]
+        if task is not None and not task.done():
+            cycle.scope[disconnect.GONE] = True  # type: ignore[literal-required]
+            task.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
@@ -112,6 +129,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self.scope[disconnect.SERVER_WATCHES] = True  # type: ignore[literal-required]  # see _cancel_handler
         self._in_headers = False
         self._in_body = True
         self._arm(self.limits.body_timeout, self._body_too_slow)

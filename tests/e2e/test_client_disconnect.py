@@ -48,3 +48,21 @@ def test_a_client_gone_before_the_first_byte_cancels_the_upstream_call(tmp_path,
     assert requests[0]["prompt_tokens"] is None  # nothing reported, nothing billed
     # The server logged no error for the cancelled request.
     assert not [line for line in lines if line.get("level") == "ERROR"]
+
+
+def test_under_another_asgi_server_the_receive_watch_cancels_it_too(gateway, upstream):
+    """The in-process server here is plain uvicorn with h11: the gateway's own protocol is
+    not there, so the watch on `receive` is what notices the client leaving."""
+    base, fake = upstream
+    url = gateway(
+        {"routes": {"chat": {"targets": ["up/hang-first", "up/gpt-test"], "retry": {"attempts": 2, "backoff": 0},
+                             "timeout": 30}}},
+        {"up": openai_provider(base, ["hang-first", "gpt-test"])},
+    )
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", timeout=httpx.Timeout(5, read=0.6),
+                   json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
+    assert _wait_for(lambda: fake.closed == ["hang-first"]), fake.closed
+    time.sleep(1.0)
+    assert fake.models_called() == ["hang-first"]
+    assert 'status="499"' in httpx.get(f"{url}/metrics").text
