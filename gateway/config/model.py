@@ -8,6 +8,7 @@ a typo in a limit must never silently mean "no limit".
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -114,6 +115,9 @@ class Defaults(Strict):
     timeout: float = Field(60.0, gt=0, description="seconds for the whole request, all attempts together")
     circuit: Circuit = Field(default_factory=Circuit, description="per-target circuit breaker")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    key_limits: Limits | None = Field(
+        None, description="limits of every key (from routes.yaml or the admin API) that sets none of its own"
+    )
 
 
 class RouteTarget(Strict):
@@ -187,6 +191,10 @@ class Key(Strict):
     limits: Limits | None = None
     budget: Budget | None = None
     max_tier: str | None = None
+    tenant: Name | None = Field(None, description="the tenant (routes.yaml `tenants:`) whose routes, limits, "
+                                "budget and tier cap also bind this key")
+    expires_at: datetime | None = Field(None, description="from then on the key is refused like an unknown one "
+                                        "(ISO 8601, UTC when no offset is given)")
 
     @model_validator(mode="after")
     def _one_secret(self) -> Key:
@@ -245,6 +253,15 @@ class Database(Strict):
     )
 
 
+class Tenant(Strict):
+    """A group of keys that share what it grants: each key may narrow it, never widen it."""
+
+    routes: list[str] | None = Field(None, description="aliases or globs the tenant's keys may use; absent: all")
+    limits: Limits | None = Field(None, description="shared by all the tenant's keys together")
+    budget: Budget | None = Field(None, description="shared by all the tenant's keys together")
+    max_tier: str | None = None
+
+
 class RoutesFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
@@ -253,3 +270,6 @@ class RoutesFile(Strict):
     keys: list[Key] | None = None
     store: Store = Field(default_factory=Store)
     database: Database = Field(default_factory=Database)
+    tenants: dict[Name, Tenant] = Field(
+        default_factory=dict, description="tenants whose keys share routes, limits, budget and tier cap"
+    )
