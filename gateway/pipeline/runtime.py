@@ -24,6 +24,7 @@ from gateway.store.latency import LatencyAverages
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader
+    from gateway.pipeline.directory import Directory
     from gateway.store.database import Database
     from gateway.store.database.ledger import Ledger
 
@@ -47,9 +48,22 @@ class Runtime:
     # What must last (gateway.store.database): the request ledger. Opened when the app starts.
     database: Database | None = None  # None with `database: {enabled: false}`
     ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
+    # The tenants and keys of the admin API (in the database), merged into `snapshot`;
+    # `configured` is the snapshot as the files alone built it.
+    directory: Directory | None = None
+    configured: Snapshot = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
+        self.configured = self.snapshot
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Serve a snapshot built from the files, with the admin API's tenants and keys merged in."""
+        self.configured = snapshot
+        self.snapshot = self.directory.merge(snapshot) if self.directory is not None else snapshot
+
+    def _directory_changed(self) -> None:
+        self.install(self.configured)
 
     def store_settings(self) -> Any:
         return self.snapshot.store
@@ -71,9 +85,13 @@ class Runtime:
         settings = self.snapshot.database
         if not settings.enabled:
             return
+        from gateway.pipeline.directory import Directory
+
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
         await self.database.start(on_ready=self._restore_budgets)
+        self.directory = Directory(self.database, self._directory_changed)
+        await self.directory.start()
 
     async def _restore_budgets(self) -> None:
         from gateway.pipeline.admit import open_holds
@@ -83,6 +101,8 @@ class Runtime:
 
     async def close_database(self) -> None:
         """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""
+        if self.directory is not None:
+            await self.directory.stop()
         if self.database is not None:
             await self.database.close()
 
