@@ -154,6 +154,7 @@ class Key:
     grants: Tenant | None = None  # the tenant's own routes, limits and budget, which bind the key too
     id: str = ""  # the admin API's id; a key of routes.yaml has its name as id
     source: str = "config"  # config | api
+    lapses_as: str = "expired"  # what the log and audit call it once expires_at passes (rotated: an old secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,5 +219,6 @@ class Snapshot:
 
     @property
     def open(self) -> bool:
-        """No keys configured: anyone may call every route."""
-        return not self.keys
+        """No keys configured: anyone may call every route. A revoked key still counts, so
+        revoking the last key closes the gateway rather than opening it."""
+        return not self.keys and not self.retired

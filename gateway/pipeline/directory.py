@@ -135,7 +135,7 @@ class Directory:
             if previous:
                 until = (row["previous_until"] or 0) / 1000
                 if until > now:
-                    keys[previous] = dataclasses.replace(key, digest=previous,
+                    keys[previous] = dataclasses.replace(key, digest=previous, lapses_as="rotated",
                                                          expires_at=min(until, key.expires_at or math.inf))
                 else:
                     retired[previous] = RetiredKey(row["id"], row["name"], "rotated")

@@ -48,7 +48,7 @@ def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
             _refused(snapshot, retired.id, retired.name, retired.reason)
         raise Unauthorized("invalid API key")
     if key.expires_at is not None and key.expires_at <= time.time():
-        _refused(snapshot, key.id, key.name, "expired")
+        _refused(snapshot, key.id, key.name, key.lapses_as)
         raise Unauthorized("invalid API key")  # exactly as for an unknown key: nothing says it existed
     return key
 
