@@ -88,6 +88,13 @@ async def commit(runtime: Runtime, statements: Sequence[Executable], entry: dict
     await directory.refresh()
 
 
+def compact(value: object) -> object:
+    """A limits object as stored and shown: only the limits that are set."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None} or None
+    return value
+
+
 def times(row: dict[str, Any], *names: str) -> dict[str, str | None]:
     """The row's millisecond times as ISO 8601."""
     return {name: iso(row[name] / 1000) if row.get(name) is not None else None for name in names}

@@ -23,7 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api import spend
-from gateway.api.admin_change import Conflict, address, admin_runtime, check_tier, commit, directory_of, read_model, times
+from gateway.api.admin_change import (
+    Conflict, address, admin_runtime, check_tier, commit, compact, directory_of, read_model, times,
+)
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.config import model
 from gateway.config.snapshot import Key
@@ -148,7 +150,7 @@ def _fields(runtime: Runtime, spec: KeySpec) -> dict[str, Any]:
             expires = epoch(spec.expires_at)
             out["expires_at"] = int(expires * 1000) if expires is not None else None
         elif name in ("routes", "limits", "budget", "max_tier", "metadata"):
-            out[name] = dumped[name]
+            out[name] = compact(dumped[name]) if name == "limits" else dumped[name]
     return out
 
 

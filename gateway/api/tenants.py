@@ -17,7 +17,9 @@ from starlette.responses import Response
 
 from gateway.api import keys as key_api
 from gateway.api import spend
-from gateway.api.admin_change import Conflict, address, admin_runtime, check_tier, commit, directory_of, read_model, times
+from gateway.api.admin_change import (
+    Conflict, address, admin_runtime, check_tier, commit, compact, directory_of, read_model, times,
+)
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.config import model
 from gateway.config.snapshot import Tenant
@@ -69,7 +71,8 @@ def describe(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
 
 def _values(spec: TenantSpec, fields: set[str]) -> dict[str, Any]:
     dumped = spec.model_dump(mode="json", exclude_none=False)
-    return {name: dumped[name] for name in ("routes", "limits", "budget", "max_tier", "metadata") if name in fields}
+    return {name: compact(dumped[name]) if name == "limits" else dumped[name]
+            for name in ("routes", "limits", "budget", "max_tier", "metadata") if name in fields}
 
 
 @endpoint("admin")

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, diff, explain, db, hash-key."""
+"""The `gateway` command: serve, validate, diff, explain, db, hash-key, keys, tenants."""
 
 from __future__ import annotations
 
@@ -285,6 +285,10 @@ def parser() -> argparse.ArgumentParser:
     hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
     hash_key.add_argument("key")
     hash_key.set_defaults(run=_hash_key)
+
+    from gateway.server.admin_client import add_commands
+
+    add_commands(commands)
     return root
 
 
