@@ -137,6 +137,22 @@ def open_holds(snapshot: Snapshot, now: float | None = None) -> list[tuple[str, 
     return out
 
 
+def open_tenant_holds(snapshot: Snapshot, now: float | None = None) -> list[tuple[str, str, int, int]]:
+    """`open_holds` for the budgets of tenants: (hold name, tenant name, window start in ms, ttl)."""
+    now = time.time() if now is None else now
+    windows = windows_now(now)
+    t = time.gmtime(now)
+    out = []
+    for tenant in snapshot.tenants.values():
+        if tenant.budget is None:
+            continue
+        day = tenant.budget.per == "day"
+        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday if day else 1, 0, 0, 0)) * 1000
+        out.append((tenant_hold_name(tenant.name, tenant.budget.per, windows), tenant.name, start,
+                    DAY_HOLD_TTL if day else MONTH_HOLD_TTL))
+    return out
+
+
 def tenant_hold_name(tenant: str, per: str, windows: tuple[str, ...]) -> str:
     """A tenant's budget counter for the window it is in; key names have no ':', so no key's clashes."""
     return f"tenant:{tenant}:{windows[0] if per == 'day' else windows[1]}"

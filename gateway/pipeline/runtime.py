@@ -89,15 +89,19 @@ class Runtime:
 
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
-        await self.database.start(on_ready=self._restore_budgets)
         self.directory = Directory(self.database, self._directory_changed)
+        await self.database.start(on_ready=self._restore_budgets)
         await self.directory.start()
 
     async def _restore_budgets(self) -> None:
-        from gateway.pipeline.admit import open_holds
+        from gateway.pipeline.admit import open_holds, open_tenant_holds
         from gateway.store.database.spend import restore_budgets
 
-        await restore_budgets(self.database, self.store, open_holds(self.snapshot))
+        if self.directory is not None:  # the API's keys and tenants have budgets to restore too
+            await self.directory.refresh()
+        snapshot = self.snapshot
+        await restore_budgets(self.database, self.store, open_holds(snapshot))
+        await restore_budgets(self.database, self.store, open_tenant_holds(snapshot), tenants=True)
 
     async def close_database(self) -> None:
         """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""

@@ -168,3 +168,31 @@ def test_the_narrower_tier_wins():
     assert narrower_tier(tiers, None, "standard") == "standard"
     assert narrower_tier(tiers, "standard", None) == "standard"
     assert Tenant("t", None, Limits(rpm=1), Budget(1, "day"), None).limits.metered
+
+
+def test_a_restart_does_not_renew_a_tenants_budget(tmp_path, upstream, monkeypatch):
+    """The ledger records each request's tenant; a starting gateway rebuilds the tenant's
+    spend from it, for a tenant of routes.yaml and one of the admin API alike."""
+    from gateway.server.app import create_app
+    from tests.support.servers import serve_app
+
+    base, _ = upstream
+    database = f"sqlite:///{tmp_path / 'ledger.db'}"
+    routes_path, providers_path = write_config(tmp_path / "config", {
+        "routes": {"paid": {"targets": ["up/cheap"]}},
+        "tenants": {"acme": {"budget": {"usd": 20, "per": "day"}}},
+        "keys": [{"name": "acme-a", "sha256": digest("acme-a"), "tenant": "acme"}],
+        "database": {"url": database, "flush_interval": 0.1},
+    }, {"up": openai_provider(base, {"cheap": DOLLAR_A_TOKEN})})
+    with serve_app(create_app(str(routes_path), str(providers_path))) as url:
+        assert ask(url, "acme-a").status_code == 200  # $18 of $20
+        with admin(url) as api:
+            made = created(api.post("/admin/tenants", json={"name": "initech", "budget": {"usd": 20, "per": "month"}}))
+        assert client(url, made["key"]["secret"]).chat.completions.create(model="paid", messages=MESSAGES)
+    with serve_app(create_app(str(routes_path), str(providers_path))) as url:
+        assert ask(url, "acme-a").status_code == 200  # $36: the first request still counts after the restart
+        with pytest.raises(openai.RateLimitError):
+            ask(url, "acme-a")
+        with admin(url) as api:
+            report = api.get(f"/admin/tenants/{made['id']}/usage").json()
+        assert report["budget"]["spent_usd"] == pytest.approx(18)
