@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
 from starlette.requests import Request
 
 from gateway.api.body import read_json
@@ -76,7 +75,7 @@ def address(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
-async def commit(runtime: Runtime, statements: Sequence[Executable], entry: dict[str, Any], what: str) -> None:
+async def commit(runtime: Runtime, statements: Sequence[tables.Change], entry: dict[str, Any], what: str) -> None:
     """Write the change with its audit row, then serve it here without waiting for the poll."""
     directory = directory_of(runtime)
     try:

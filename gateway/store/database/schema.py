@@ -63,6 +63,7 @@ tenants = Table(
     Column("metadata", JSON, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False, comment="the directory_revision of its last change"),
 )
 
 api_keys = Table(
@@ -85,7 +86,9 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("revision", BigInteger, nullable=False, comment="the directory_revision of its last change"),
     Index("ix_api_keys_tenant", "tenant_id"),
+    Index("ix_api_keys_revision", "revision"),
 )
 
 audit = Table(
@@ -102,8 +105,9 @@ audit = Table(
     Index("ix_audit_ts", "ts"),
 )
 
-# One row; every change to tenants or keys adds one in the same transaction, so a replica
-# learns of any change by reading a single integer.
+# One row; every change to tenants or keys adds one in the same transaction and stamps the
+# rows it touched with the new value, so a replica learns of any change by reading a single
+# integer and then reads only the rows stamped after the revision it already has.
 directory_revision = Table(
     "directory_revision",
     metadata,

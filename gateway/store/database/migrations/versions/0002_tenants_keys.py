@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("metadata", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False, comment="the directory_revision of its last change"),
     )
     op.create_table(
         "api_keys",
@@ -50,8 +51,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("revision", sa.BigInteger(), nullable=False, comment="the directory_revision of its last change"),
     )
     op.create_index("ix_api_keys_tenant", "api_keys", ["tenant_id"])
+    op.create_index("ix_api_keys_revision", "api_keys", ["revision"])
     op.create_table(
         "audit",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
