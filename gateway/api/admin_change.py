@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import Request
 
 from gateway.api.body import read_json
@@ -84,7 +84,13 @@ async def commit(runtime: Runtime, statements: Sequence[tables.Change], entry: d
         raise Conflict(f"{what} already exists") from None
     except LookupError:
         raise NotFound(f"{what} does not exist") from None
-    await directory.refresh()
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        raise DatabaseDown("the database did not take the change; nothing was changed, try again shortly",
+                           headers={"retry-after": "1"}) from exc
+    try:
+        await directory.refresh()
+    except (DBAPIError, OSError, TimeoutError):
+        pass  # written: the poller serves it once the database answers reads again
 
 
 def compact(value: object) -> object:
