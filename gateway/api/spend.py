@@ -38,11 +38,16 @@ def totals(usage: dict[str, dict[str, dict[str, Any]]], names: list[str]) -> dic
 
 
 async def key_budget(store: Store, key: Key) -> dict[str, Any] | None:
-    if key.budget is None:
-        return None
+    return (await key_budgets(store, [key]))[0]
+
+
+async def key_budgets(store: Store, keys: list[Key]) -> list[dict[str, Any] | None]:
+    """Each key's budget window and what is left of it, in one store call."""
     day, month = windows_now()
-    name = f"{key.name}:{day if key.budget.per == 'day' else month}"
-    return _left(key.budget, (await store.spent([name]))[0])
+    budgeted = [k for k in keys if k.budget is not None]
+    names = [f"{k.name}:{day if k.budget.per == 'day' else month}" for k in budgeted]  # type: ignore[union-attr]
+    spent = dict(zip((k.id for k in budgeted), await store.spent(names) if names else []))
+    return [_left(k.budget, spent[k.id]) if k.budget is not None else None for k in keys]
 
 
 async def tenant_budget(store: Store, tenant: Tenant) -> dict[str, Any] | None:
@@ -50,6 +55,14 @@ async def tenant_budget(store: Store, tenant: Tenant) -> dict[str, Any] | None:
         return None
     name = tenant_hold_name(tenant.name, tenant.budget.per, windows_now())
     return _left(tenant.budget, (await store.spent([name]))[0])
+
+
+def key_counts(snapshot: Snapshot) -> dict[str, int]:
+    """How many keys each tenant has (a rotated key, listed twice by digest, counts once)."""
+    counts: dict[str, int] = {}
+    for tenant in {k.id: k.tenant for k in snapshot.keys.values() if k.tenant}.values():
+        counts[tenant] = counts.get(tenant, 0) + 1  # type: ignore[index]
+    return counts
 
 
 def tenant_keys(snapshot: Snapshot, tenant: str) -> list[Key]:
