@@ -136,3 +136,28 @@ def test_deleting_a_tenant_revokes_its_keys_everywhere(replicas):
         until(lambda: not works(two, extra["secret"]) and not works(two, tenant["key"]["secret"]), PROPAGATION)
         statuses = {k["name"]: k["status"] for k in api.get("/admin/keys").json()["data"]}
         assert statuses["gone-soon-key"] == statuses["gone-soon-2"] == "revoked"
+
+
+def test_a_config_reload_keeps_the_apis_keys_and_routes_yaml_wins_a_name(gateway, database_url, tmp_path):
+    import hashlib
+
+    import httpx
+    import yaml
+
+    routes = {"routes": {"echo": {"targets": ["echo/echo-1"]}}, "database": {"url": database_url}}
+    url = gateway(routes)
+    routes_file = tmp_path / "config0" / "routes.yaml"
+    with admin(url) as api:
+        kept = created(api.post("/admin/keys", json={"name": "kept"}))
+        shadowed = created(api.post("/admin/keys", json={"name": "shadowed"}))
+        file_secret = "a-routes-yaml-secret-for-shadowed"
+        routes["routes"]["other"] = {"targets": ["echo/echo-1"]}
+        routes["keys"] = [{"name": "shadowed", "sha256": hashlib.sha256(file_secret.encode()).hexdigest()}]
+        routes_file.write_text(yaml.safe_dump(routes))
+        reloaded = httpx.post(f"{url}/admin/reload", headers={"authorization": f"Bearer {ADMIN}"})
+        assert reloaded.status_code == 200 and reloaded.json()["result"] == "applied"
+        assert works(url, kept["secret"])  # merged into the new config
+        assert works(url, file_secret)
+        assert not works(url, shadowed["secret"])  # the file's key of that name wins
+        listed = {k["name"]: k["source"] for k in api.get("/admin/keys").json()["data"]}
+        assert listed["kept"] == "api"
