@@ -161,3 +161,27 @@ def test_a_config_reload_keeps_the_apis_keys_and_routes_yaml_wins_a_name(gateway
         assert not works(url, shadowed["secret"])  # the file's key of that name wins
         listed = {k["name"]: k["source"] for k in api.get("/admin/keys").json()["data"]}
         assert listed["kept"] == "api"
+
+
+def test_a_tenant_change_binds_its_keys_on_every_replica(replicas):
+    one, two = replicas
+    with admin(one) as api:
+        tenant = created(api.post("/admin/tenants", json={"name": "shifting"}))
+        secret = tenant["key"]["secret"]
+        until(lambda: works(two, secret), PROPAGATION)
+        changed = api.patch(f"/admin/tenants/{tenant['id']}", json={"routes": ["other"], "max_tier": "economy"})
+        assert changed.status_code == 200 and changed.json()["routes"] == ["other"]
+
+        def refused_on_two() -> bool:
+            try:
+                client(two, secret).chat.completions.create(model="echo", messages=MESSAGES)
+            except openai.PermissionDeniedError:
+                return True
+            return False
+
+        until(refused_on_two, PROPAGATION)
+        assert client(two, secret).chat.completions.create(model="other", messages=MESSAGES)
+        listed = api.get(f"/admin/tenants/{tenant['id']}").json()
+        assert listed["max_tier"] == "economy" and listed["keys"] == 1
+        assert [e["action"] for e in api.get("/admin/audit", params={"target": tenant["id"]}).json()["data"]] == [
+            "tenant.update", "tenant.create"]
