@@ -200,6 +200,7 @@ class _Compiler:
             database=snap.DatabaseSettings(**self.routes.database.model_dump()),
             tenants=MappingProxyType(self.tenants),
             key_limits=_limits(self.routes.defaults.key_limits),
+            responses=snap.ResponsesSettings(**self.routes.responses.model_dump()),
         )
 
     def _compile_targets(self) -> None:
@@ -244,8 +245,20 @@ class _Compiler:
                     limits=limits,
                     params=MappingProxyType(dict(provider.params)),
                     circuit=circuit,
+                    speaks=self._speaks(name, provider, pack),
                 )
                 pack.prepare(target)
+
+    def _speaks(self, name: str, provider: model.Provider, pack: snap.Pack) -> frozenset[str]:
+        """The client APIs a provider's targets take as they are: its pack's, less the
+        Responses API when the provider says its server lacks it (`responses: translate`)."""
+        speaks = frozenset(getattr(pack, "speaks", ()))
+        if provider.responses == "translate":
+            return speaks - {snap.RESPONSES_API}
+        if provider.responses == "native" and snap.RESPONSES_API not in speaks:
+            self.issues.append(self.pf.issue(
+                ("providers", name, "responses"), f"pack '{pack.name}' has no responses call: use `responses: translate`"))
+        return speaks
 
     def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
         """Where a provider's `templates:` override sits, so its errors point into providers.yaml."""

@@ -21,6 +21,7 @@ from gateway.providers.upstream import Upstream
 from gateway.store import Store, open_store
 from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
 from gateway.store.latency import LatencyAverages
+from gateway.store.responses import ResponseStore
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader
@@ -48,6 +49,7 @@ class Runtime:
     # What must last (gateway.store.database): the request ledger. Opened when the app starts.
     database: Database | None = None  # None with `database: {enabled: false}`
     ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
+    responses: ResponseStore = field(init=False)  # what /v1/responses stores: in memory, and the database once open
     # The tenants and keys of the admin API (in the database), merged into `snapshot`;
     # `configured` is the snapshot as the files alone built it.
     directory: Directory | None = None
@@ -55,6 +57,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
+        self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
 
     def install(self, snapshot: Snapshot) -> None:
@@ -89,6 +92,7 @@ class Runtime:
 
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
+        self.responses.database = self.database
         self.directory = Directory(self.database, self._directory_changed)
         await self.database.start(on_ready=self._restore_budgets)
         await self.directory.start()
@@ -105,6 +109,7 @@ class Runtime:
 
     async def close_database(self) -> None:
         """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""
+        await self.responses.close()
         if self.directory is not None:
             await self.directory.stop()
         if self.database is not None:

@@ -101,13 +101,14 @@ class _Compiler:
         chat = self._call(("chat",), spec.chat) if spec.chat else None
         embeddings = self._call(("embeddings",), spec.embeddings) if spec.embeddings else None
         completions = self._call(("completions",), spec.completions) if spec.completions else None
+        responses = self._call(("responses",), spec.responses) if spec.responses else None
         error = self._value(("error",), spec.error)
         if self.issues:
             raise PackError(self.issues)
         return TemplatePack(
             spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
             _rate_limits(spec.rate_limits), spec.speaks, completions,
-            frozenset(spec.maps) if spec.maps is not None else None,
+            frozenset(spec.maps) if spec.maps is not None else None, responses,
         )
 
     def _overridable(self, name: str) -> bool:
