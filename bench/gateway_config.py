@@ -74,6 +74,11 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         document["database"] = {"enabled": False}
     elif scenario == "ledger":  # the database each gateway of the scenario is started with
         document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
+    elif scenario == "keys-yaml":  # one key in routes.yaml, against 10,000 made by the admin API
+        document["keys"] = [{"name": "bench", "key": "${BENCH_KEY}"}]
+        document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
+    elif scenario == "keys-api":  # no key in the file: every key is in the database
+        document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
     return document, {"providers": providers}
 
 

@@ -40,6 +40,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
     "limits": scenarios.limits,
     "cache": scenarios.cache_hit,
     "ledger": scenarios.ledger,
+    "keys": scenarios.keys,
     "workers": scenarios.workers,
     "startup": scenarios.startup,
 }
@@ -104,8 +105,8 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
-TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "workers": 80,
-             "startup": 10, "profile": 30}
+TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "keys": 75,
+             "workers": 80, "startup": 10, "profile": 30}
 
 
 def expected_seconds(names: list[str], settings: Settings) -> float:

@@ -86,6 +86,9 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
         "open": snapshot.open,
         "tiers": list(snapshot.tiers),
         "equivalents": {name: list(members) for name, members in snapshot.equivalents.items()},
+        "tenants": {name: {"id": t.id, "source": t.source, "routes": list(t.routes) if t.routes is not None else None,
+                           "limits": _limits(t.limits), "budget": asdict(t.budget) if t.budget else None,
+                           "max_tier": t.max_tier} for name, t in sorted(snapshot.tenants.items())},
     }
 
 

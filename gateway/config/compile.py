@@ -24,6 +24,7 @@ from gateway.config import model
 from gateway.config import snapshot as snap
 from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, PackError, PackNotFound, load_yaml
 from gateway.config.snapshot import CompilePack
+from gateway.config.tenancy import bound_key, epoch
 
 
 def build_snapshot(
@@ -194,6 +195,7 @@ class _Compiler:
         tiers = tuple(self.routes.tiers)
         equivalents = self._compile_equivalents()
         routes = {alias: self._compile_route(alias, spec, equivalents) for alias, spec in self.routes.routes.items()}
+        self.tenants = self._compile_tenants(tiers)
         keys = self._compile_keys(tiers)
         return snap.Snapshot(
             version=self._version(),
@@ -208,6 +210,8 @@ class _Compiler:
             store=_store_settings(self.routes.store),
             database=snap.DatabaseSettings(**self.routes.database.model_dump()),
             per_key_metrics=self.routes.metrics.per_key_labels,
+            tenants=MappingProxyType(self.tenants),
+            key_limits=_limits(self.routes.defaults.key_limits),
             responses=snap.ResponsesSettings(**self.routes.responses.model_dump()),
         )
 
@@ -376,15 +380,37 @@ class _Compiler:
             digest = spec.sha256 or hashlib.sha256(spec.key.encode()).hexdigest()  # type: ignore[union-attr]
             if digest in keys:
                 self.issues.append(self.rf.issue(where, f"key '{spec.name}' has the same secret as '{keys[digest].name}'"))
-            keys[digest] = snap.Key(
+            tenant = self.tenants.get(spec.tenant) if spec.tenant is not None else None
+            if spec.tenant is not None and tenant is None:
+                self.issues.append(self.rf.issue(where + ("tenant",), f"unknown tenant '{spec.tenant}'"))
+            keys[digest] = bound_key(
                 name=spec.name,
                 digest=digest,
                 routes=tuple(spec.routes) if spec.routes is not None else None,
                 limits=_limits(spec.limits),
                 budget=snap.Budget(spec.budget.usd, spec.budget.per) if spec.budget else None,
                 max_tier=spec.max_tier,
+                tenant=tenant,
+                tiers=tiers,
+                default_limits=_limits(self.routes.defaults.key_limits),
+                expires_at=epoch(spec.expires_at),
             )
         return keys
+
+    def _compile_tenants(self, tiers: tuple[str, ...]) -> dict[str, snap.Tenant]:
+        tenants: dict[str, snap.Tenant] = {}
+        for name, spec in self.routes.tenants.items():
+            if spec.max_tier is not None and spec.max_tier not in tiers:
+                self.issues.append(self.rf.issue(("tenants", name, "max_tier"), f"unknown tier '{spec.max_tier}'"))
+            tenants[name] = snap.Tenant(
+                name=name,
+                routes=tuple(spec.routes) if spec.routes is not None else None,
+                limits=_limits(spec.limits),
+                budget=snap.Budget(spec.budget.usd, spec.budget.per) if spec.budget else None,
+                max_tier=spec.max_tier,
+                id=name,
+            )
+        return tenants
 
     def _version(self) -> str:
         """Same config, same version: a hash of both validated files (secrets included, so rotation shows)."""

@@ -8,6 +8,7 @@ a typo in a limit must never silently mean "no limit".
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -130,6 +131,9 @@ class Defaults(Strict):
         description="true: a 502's error.attempts carries each provider's own error message; false (default): "
         "only target, status and failure class, the message stays in the log under the request id",
     )
+    key_limits: Limits | None = Field(
+        None, description="limits of every key (from routes.yaml or the admin API) that sets none of its own"
+    )
 
 
 class RouteTarget(Strict):
@@ -206,6 +210,10 @@ class Key(Strict):
     limits: Limits | None = None
     budget: Budget | None = None
     max_tier: str | None = None
+    tenant: Name | None = Field(None, description="the tenant (routes.yaml `tenants:`) whose routes, limits, "
+                                "budget and tier cap also bind this key")
+    expires_at: datetime | None = Field(None, description="from then on the key is refused like an unknown one "
+                                        "(ISO 8601, UTC when no offset is given)")
 
     @model_validator(mode="after")
     def _one_secret(self) -> Key:
@@ -273,6 +281,15 @@ class Metrics(Strict):
     )
 
 
+class Tenant(Strict):
+    """A group of keys that share what it grants: each key may narrow it, never widen it."""
+
+    routes: list[str] | None = Field(None, description="aliases or globs the tenant's keys may use; absent: all")
+    limits: Limits | None = Field(None, description="shared by all the tenant's keys together")
+    budget: Budget | None = Field(None, description="shared by all the tenant's keys together")
+    max_tier: str | None = None
+
+
 class StoredResponses(Strict):
     """routes.yaml `responses:`: how long /v1/responses keeps what it stores (docs/responses.md)."""
 
@@ -292,4 +309,7 @@ class RoutesFile(Strict):
     store: Store = Field(default_factory=Store)
     database: Database = Field(default_factory=Database)
     metrics: Metrics = Field(default_factory=Metrics)
+    tenants: dict[Name, Tenant] = Field(
+        default_factory=dict, description="tenants whose keys share routes, limits, budget and tier cap"
+    )
     responses: StoredResponses = Field(default_factory=StoredResponses)

@@ -79,6 +79,9 @@ class Served(Protocol):
     routes_path: str
     providers_path: str
 
+    def install(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` the one served (what the process adds to a config stays added)."""
+
 
 # Builds a snapshot from (routes.yaml, providers.yaml): validate and compile, or raise ConfigError.
 Build = Callable[[str, str], Snapshot]
@@ -137,7 +140,7 @@ class Reloader:
             log.event("reload", f"config reload ({trigger}): unchanged, still serving {running.version}",
                       trigger=trigger, result="unchanged", config=running.version)
             return ReloadAttempt(time.time(), trigger, "unchanged", running.version, running.version, seconds)
-        self.served.snapshot = candidate  # the swap: one reference, read once by each request
+        self.served.install(candidate)  # the swap: one reference, read once by each request
         metrics.config_served(candidate.version, running.version, candidate.loaded_at)
         log.event(
             "reload",

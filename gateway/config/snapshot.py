@@ -138,14 +138,48 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenant:
+    """What a tenant grants every key of it; limits and budget are shared by those keys together."""
+
+    name: str
+    routes: tuple[str, ...] | None
+    limits: Limits
+    budget: Budget | None
+    max_tier: str | None
+    id: str = ""  # the admin API's id; a tenant of routes.yaml has its name as id
+    source: str = "config"  # config (routes.yaml) | api (the admin API, kept in the database)
+
+
+@dataclass(frozen=True, slots=True)
 class Key:
     name: str
     digest: str = field(repr=False)  # sha256 hex of the client key
     routes: tuple[str, ...] | None
     limits: Limits
     budget: Budget | None
-    max_tier: str | None
+    max_tier: str | None  # already the narrower of the key's own and its tenant's
     tenant: str | None = None  # the tenant whose keys share a `cache.scope: tenant` entry
+    expires_at: float | None = None  # unix seconds; from then on refused like an unknown key
+    grants: Tenant | None = None  # the tenant's own routes, limits and budget, which bind the key too
+    id: str = ""  # the admin API's id; a key of routes.yaml has its name as id
+    source: str = "config"  # config | api
+    lapses_as: str = "expired"  # what the log and audit call it once expires_at passes (rotated: an old secret)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredKey:
+    """A secret that once opened the gateway (revoked, rotated out): refused as unknown, but
+    the log and the audit can say which key it was."""
+
+    id: str
+    name: str
+    reason: str  # revoked | rotated
+
+
+class KeyEvents(Protocol):
+    """Told when a retired or expired key is presented (the audit trail); must not block."""
+
+    def refused(self, key_id: str, name: str, reason: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +230,14 @@ class Snapshot:
     store: StoreSettings = field(default_factory=StoreSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     per_key_metrics: bool = False  # routes.yaml metrics.per_key_labels: key names as metric labels
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)  # by name
+    key_limits: Limits = Limits()  # routes.yaml defaults.key_limits: for keys that set no limits
+    retired: Mapping[str, RetiredKey] = field(default_factory=dict)  # by sha256 digest
+    key_events: KeyEvents | None = None
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
 
     @property
     def open(self) -> bool:
-        """No keys configured: anyone may call every route."""
-        return not self.keys
+        """No keys configured: anyone may call every route. A revoked key still counts, so
+        revoking the last key closes the gateway rather than opening it."""
+        return not self.keys and not self.retired

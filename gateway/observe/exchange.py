@@ -35,6 +35,7 @@ class Exchange:
     route: str = ""
     target: str = ""  # provider/model that answered ("" when none did)
     key: str = ""  # the client key's name; "" on an open gateway
+    tenant: str = ""  # the key's tenant, when it has one
     cache: str = ""  # hit | miss | bypass on a route that caches
     config: str = ""  # version of the config serving the request
     traffic: TrafficSink | None = None  # the process's traffic window, fed when the request ends

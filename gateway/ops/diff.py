@@ -14,13 +14,14 @@ as "changed".
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target
+from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target, Tenant
 
 MARKER = "<!-- gateway-config-diff -->"  # lets a CI job find and update its own PR comment
 LIMIT_NAMES = ("rpm", "tpm", "concurrency", "max_tokens")
@@ -66,6 +67,7 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> ConfigDiff:
     out = _Collector()
     _diff_routes(old, new, out)
     _diff_keys(old, new, out)
+    _diff_tenants(old, new, out)
     _diff_providers(old, new, out)
     _diff_globals(old, new, out)
     _diff_pack_files(old, new, out)
@@ -247,6 +249,41 @@ def _diff_key(a: Key, b: Key, new: Snapshot, out: _Collector) -> None:
     if a.max_tier != b.max_tier:
         out.add("key", name, f"key `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
                 risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
+    if a.tenant != b.tenant:
+        # Another tenant means other shared limits, budget and cached answers (`scope: tenant`).
+        out.add("key", name, f"key `{name}` tenant {a.tenant or 'none'} → {b.tenant or 'none'}", risky=True)
+    if a.expires_at != b.expires_at:
+        later = b.expires_at is None or (a.expires_at is not None and b.expires_at > a.expires_at)
+        out.add("key", name, f"key `{name}` expires {_when(a.expires_at)} → {_when(b.expires_at)}", risky=later)
+
+
+# ---------------------------------------------------------------------- tenants
+
+
+def _diff_tenants(old: Snapshot, new: Snapshot, out: _Collector) -> None:
+    """A tenant binds all its keys: widening what it grants widens every one of them."""
+    for name in sorted(set(old.tenants) - set(new.tenants)):
+        out.add("tenant", name, f"tenant `{name}` removed: its keys must name another tenant")
+    for name in sorted(set(new.tenants) - set(old.tenants)):
+        out.add("tenant", name, f"tenant `{name}` added, its keys may use {_access(new.tenants[name])}")
+    for name in sorted(set(old.tenants) & set(new.tenants)):
+        a, b = old.tenants[name], new.tenants[name]
+        if a.routes != b.routes:
+            wider = _widened(a.routes, b.routes, new.routes)
+            out.add("tenant", name, f"tenant `{name}` keys may use {_access(b)} (was {_access(a)})", risky=bool(wider))
+        for text, _ in _limit_changes(a.limits, b.limits):
+            out.add("tenant", name, f"tenant `{name}` {text}", risky=_loosened(a.limits, b.limits))
+        if a.budget != b.budget:
+            looser = b.budget is None or (a.budget is not None and (b.budget.usd > a.budget.usd or
+                                                                     (a.budget.per, b.budget.per) == ("day", "month")))
+            out.add("tenant", name, f"tenant `{name}` budget {_budget(a)} → {_budget(b)}", risky=looser)
+        if a.max_tier != b.max_tier:
+            out.add("tenant", name, f"tenant `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
+                    risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
+
+
+def _when(seconds: float | None) -> str:
+    return "never" if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _widened(old: tuple[str, ...] | None, new: tuple[str, ...] | None, aliases: Iterable[str]) -> list[str]:
@@ -420,11 +457,11 @@ def _equiv(route: Route) -> str:
     return text + (" + fallback: equivalents" if route.fallback_equivalents else "")
 
 
-def _access(key: Key) -> str:
+def _access(key: Key | Tenant) -> str:
     return "every route" if key.routes is None else ", ".join(f"`{p}`" for p in key.routes) or "no route"
 
 
-def _budget(key: Key) -> str:
+def _budget(key: Key | Tenant) -> str:
     return f"${_money(key.budget.usd)}/{key.budget.per}" if key.budget else "none"
 
 
@@ -476,7 +513,7 @@ def render_text(diff: ConfigDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SECTIONS = (("alias", "Routes"), ("key", "Keys"), ("provider", "Providers"), ("target", "Models and prices"),
+_SECTIONS = (("alias", "Routes"), ("key", "Keys"), ("tenant", "Tenants"), ("provider", "Providers"), ("target", "Models and prices"),
              ("config", "Other"))
 
 

@@ -71,6 +71,7 @@ class Admission:
     draws: list[Draw] = field(default_factory=list)  # tpm draws to settle with real usage
     slots: list[str] = field(default_factory=list)
     hold: Hold | None = None
+    tenant_hold: Hold | None = None  # the tenant's shared budget, taken beside the key's own
     headers: dict[str, str] = field(default_factory=dict)
     providers: dict[str, list[Draw]] = field(default_factory=dict)  # target id -> its provider's tpm draw
     tasks: set[asyncio.Task[Any]] | None = None
@@ -136,6 +137,27 @@ def open_holds(snapshot: Snapshot, now: float | None = None) -> list[tuple[str, 
     return out
 
 
+def open_tenant_holds(snapshot: Snapshot, now: float | None = None) -> list[tuple[str, str, int, int]]:
+    """`open_holds` for the budgets of tenants: (hold name, tenant name, window start in ms, ttl)."""
+    now = time.time() if now is None else now
+    windows = windows_now(now)
+    t = time.gmtime(now)
+    out = []
+    for tenant in snapshot.tenants.values():
+        if tenant.budget is None:
+            continue
+        day = tenant.budget.per == "day"
+        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday if day else 1, 0, 0, 0)) * 1000
+        out.append((tenant_hold_name(tenant.name, tenant.budget.per, windows), tenant.name, start,
+                    DAY_HOLD_TTL if day else MONTH_HOLD_TTL))
+    return out
+
+
+def tenant_hold_name(tenant: str, per: str, windows: tuple[str, ...]) -> str:
+    """A tenant's budget counter for the window it is in; key names have no ':', so no key's clashes."""
+    return f"tenant:{tenant}:{windows[0] if per == 'day' else windows[1]}"
+
+
 def seconds_to_rollover(per: str, now: float | None = None) -> int:
     """Seconds until the budget window (UTC day or month) starts again."""
     now = time.time() if now is None else now
@@ -190,7 +212,10 @@ async def admit(
         store, snapshot.store, key.name if key is not None else OPEN_KEY, route.alias, prompt + output,
         windows_now(), tasks=tasks,
     )
-    if not route.limits.metered and (key is None or (not key.limits.metered and key.budget is None)):
+    grants = key.grants if key is not None else None
+    if not route.limits.metered and (key is None or (not key.limits.metered and key.budget is None)) and (
+        grants is None or (not grants.limits.metered and grants.budget is None)
+    ):
         return admission  # nothing to take: no store call, nothing to settle
     scopes: list[tuple[str, str, Limits]] = [("route", route.alias, route.limits)]
     hold = None
@@ -200,12 +225,19 @@ async def admit(
             window = admission.windows[0] if key.budget.per == "day" else admission.windows[1]
             ttl = DAY_HOLD_TTL if key.budget.per == "day" else MONTH_HOLD_TTL
             hold = Hold(f"{key.name}:{window}", key.budget.usd, estimate_cost(candidates, prompt, output), ttl)
+    if grants is not None:
+        scopes.insert(1, ("tenant", grants.name, grants.limits))
+        if grants.budget is not None:
+            ttl = DAY_HOLD_TTL if grants.budget.per == "day" else MONTH_HOLD_TTL
+            admission.tenant_hold = Hold(tenant_hold_name(grants.name, grants.budget.per, admission.windows),
+                                         grants.budget.usd, estimate_cost(candidates, prompt, output), ttl)
     take, checks = _take(admission, scopes, hold)
     if not take.checks:
         return admission
     try:
         verdict = await store.take(take)
     except StoreUnavailable:
+        admission.tenant_hold = None  # nothing was reserved, so nothing is to be settled
         return _outage(admission, take, snapshot.store)
     if not verdict.granted:
         raise _refusal(checks[verdict.refused], verdict, take, checks, key, snapshot.per_key_metrics)
@@ -235,15 +267,19 @@ def _take(admission: Admission, scopes: Any, hold: Hold | None) -> tuple[Take, l
     checks = draw_checks + slot_checks
     if hold is not None:
         checks.append(Check("key", admission.key_name, "budget", hold.limit))
+    tenant_hold = admission.tenant_hold if scopes and scopes[0][0] != "provider" else None
+    if tenant_hold is not None:
+        checks.append(Check("tenant", tenant_hold.name.split(":")[1], "budget", tenant_hold.limit))
     if slots and not admission.lease:
         admission.lease = uuid.uuid4().hex
-    take = Take(tuple(draws), tuple(slots), admission.lease, admission.settings.lease, hold)
+    take = Take(tuple(draws), tuple(slots), admission.lease, admission.settings.lease, hold,
+                (tenant_hold,) if tenant_hold is not None else ())
     return take, checks
 
 
 def _outage(admission: Admission, take: Take, settings: StoreSettings) -> Admission:
     """The store is down: each concern the request touches lets it through or refuses it."""
-    if take.hold is not None and not settings.budgets_fail_open:
+    if take.budgets and not settings.budgets_fail_open:
         raise StoreDown("budgets cannot be checked right now; try again shortly", headers={"retry-after": "1"})
     if (take.draws or take.slots) and not settings.limits_fail_open:
         raise StoreDown("rate limits cannot be checked right now; try again shortly", headers={"retry-after": "1"})
@@ -256,10 +292,13 @@ def _refusal(
     label = check.name if per_key or check.scope != "key" else ""  # key names are labels only when allowed
     if check.limit == "budget":
         metrics.budget_rejected(label)
-        per = key.budget.per if key is not None and key.budget is not None else "day"
+        budget = key.budget if key is not None and check.scope == "key" else None
+        if check.scope == "tenant" and key is not None and key.grants is not None:
+            budget = key.grants.budget
+        per = budget.per if budget is not None else "day"
         wait = seconds_to_rollover(per)
         return BudgetExceeded(
-            f"the budget of key '{check.name}' (${check.value:g} per {per}) is spent; it renews in {wait}s",
+            f"the budget of {check.scope} '{check.name}' (${check.value:g} per {per}) is spent; it renews in {wait}s",
             headers={"retry-after": str(wait)},
         )
     metrics.limit_rejected(check.scope, label, check.limit)
@@ -271,7 +310,7 @@ def _refusal(
     headers["retry-after"] = str(max(1, math.ceil(wait)))
     headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
     unit = {"rpm": "requests per minute", "tpm": "tokens per minute", "concurrency": "requests at once"}[check.limit]
-    what = "key" if check.scope == "key" else "model"
+    what = check.scope if check.scope in ("key", "tenant") else "model"
     return RateLimited(
         f"rate limit reached for {what} '{check.name}': {int(check.value)} {unit}; retry in {wait:.2f}s",
         headers=headers,
@@ -303,6 +342,8 @@ def settlement(admission: Admission, target: Target | None, tokens: int, cost: f
     budget = None
     if admission.hold is not None:
         budget = (admission.hold.name, cost - admission.hold.amount, admission.hold.ttl)
-    if not adjustments and not admission.slots and budget is None:
+    shared = admission.tenant_hold
+    budgets = ((shared.name, cost - shared.amount, shared.ttl),) if shared is not None else ()
+    if not adjustments and not admission.slots and budget is None and not budgets:
         return None
-    return Settlement(tuple(adjustments), tuple(admission.slots), admission.lease, budget)
+    return Settlement(tuple(adjustments), tuple(admission.slots), admission.lease, budget, budgets)

@@ -54,6 +54,7 @@ async def complete(
     authorize(key, alias)
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
+    exchange.tenant = key.tenant or "" if key is not None else ""
     plan = plan_candidates(snapshot, route, request, key, runtime.circuits, runtime.latency)
     candidates = usable(plan)
     admission = await admit(runtime.store, snapshot, key, route, request, candidates, runtime.tasks)

@@ -35,8 +35,8 @@ from gateway.observe import metrics, tracing
 from gateway.observe.exchange import Exchange
 from gateway.observe.redact import redact
 from gateway.pipeline import output_check
-from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.deadline import Deadline
+from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
 from gateway.providers.packs.wire import StreamCut, UpstreamFailure, UpstreamRequest, bad_upstream_body, pack_of

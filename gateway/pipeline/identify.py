@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from fnmatch import fnmatchcase
 
+from loguru import logger
 from starlette.datastructures import Headers
 
 from gateway.config.snapshot import Key, Snapshot
@@ -40,14 +42,34 @@ def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
     key = snapshot.keys.get(digest)
     # The lookup is by digest; the final comparison is constant-time all the same.
     if key is None or not hmac.compare_digest(key.digest, digest):
+        retired = snapshot.retired.get(digest)
+        if retired is not None:
+            _refused(snapshot, retired.id, retired.name, retired.reason)
         raise Unauthorized("invalid API key")
+    if key.expires_at is not None and key.expires_at <= time.time():
+        _refused(snapshot, key.id, key.name, key.lapses_as)
+        raise Unauthorized("invalid API key")  # exactly as for an unknown key: nothing says it existed
     return key
 
 
+def _refused(snapshot: Snapshot, key_id: str, name: str, reason: str) -> None:
+    """The client hears "invalid API key"; the operator learns which key it was, and why."""
+    logger.bind(event="key_refused", key=name, key_id=key_id, reason=reason).warning(
+        "refused the {} key '{}' ({})", reason, name, key_id)
+    if snapshot.key_events is not None:
+        snapshot.key_events.refused(key_id, name, reason)
+
+
 def may_use(key: Key | None, alias: str) -> bool:
-    if key is None or key.routes is None:
+    """Whether the key's own `routes` and its tenant's both allow the alias."""
+    if key is None:
         return True
-    return any(fnmatchcase(alias, pattern) for pattern in key.routes)
+    if key.routes is not None and not any(fnmatchcase(alias, pattern) for pattern in key.routes):
+        return False
+    grants = key.grants
+    if grants is None or grants.routes is None:
+        return True
+    return any(fnmatchcase(alias, pattern) for pattern in grants.routes)
 
 
 def authorize(key: Key | None, alias: str) -> None:

@@ -25,6 +25,7 @@ from gateway.store.responses import ResponseStore
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader
+    from gateway.pipeline.directory import Directory
     from gateway.store.database import Database
     from gateway.store.database.ledger import Ledger
 
@@ -49,10 +50,23 @@ class Runtime:
     database: Database | None = None  # None with `database: {enabled: false}`
     ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
     responses: ResponseStore = field(init=False)  # what /v1/responses stores: in memory, and the database once open
+    # The tenants and keys of the admin API (in the database), merged into `snapshot`;
+    # `configured` is the snapshot as the files alone built it.
+    directory: Directory | None = None
+    configured: Snapshot = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
         self.responses = ResponseStore(lambda: self.snapshot.responses)
+        self.configured = self.snapshot
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Serve a snapshot built from the files, with the admin API's tenants and keys merged in."""
+        self.configured = snapshot
+        self.snapshot = self.directory.merge(snapshot) if self.directory is not None else snapshot
+
+    def _directory_changed(self) -> None:
+        self.install(self.configured)
 
     def store_settings(self) -> Any:
         return self.snapshot.store
@@ -74,20 +88,30 @@ class Runtime:
         settings = self.snapshot.database
         if not settings.enabled:
             return
+        from gateway.pipeline.directory import Directory
+
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
         self.responses.database = self.database
+        self.directory = Directory(self.database, self._directory_changed)
         await self.database.start(on_ready=self._restore_budgets)
+        await self.directory.start()
 
     async def _restore_budgets(self) -> None:
-        from gateway.pipeline.admit import open_holds
+        from gateway.pipeline.admit import open_holds, open_tenant_holds
         from gateway.store.database.spend import restore_budgets
 
-        await restore_budgets(self.database, self.store, open_holds(self.snapshot))
+        if self.directory is not None:  # the API's keys and tenants have budgets to restore too
+            await self.directory.refresh()
+        snapshot = self.snapshot
+        await restore_budgets(self.database, self.store, open_holds(snapshot))
+        await restore_budgets(self.database, self.store, open_tenant_holds(snapshot), tenants=True)
 
     async def close_database(self) -> None:
         """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""
         await self.responses.close()
+        if self.directory is not None:
+            await self.directory.stop()
         if self.database is not None:
             await self.database.close()
 

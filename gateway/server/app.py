@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api import admin, health, ledger, models, ui, usage
+from gateway.api import admin, audit, caller_usage, health, keys, ledger, models, tenants, ui, usage
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id
@@ -102,6 +102,20 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/admin/config", admin.show_config, methods=["GET"]),
             Route("/admin/usage", usage.usage, methods=["GET"]),
             Route("/admin/requests", ledger.list_requests, methods=["GET"]),
+            Route("/v1/usage", caller_usage.caller_usage, methods=["GET"]),
+            Route("/admin/tenants", tenants.create_tenant, methods=["POST"]),
+            Route("/admin/tenants", tenants.list_tenants, methods=["GET"]),
+            Route("/admin/tenants/{id}", tenants.get_tenant, methods=["GET"]),
+            Route("/admin/tenants/{id}", tenants.update_tenant, methods=["PATCH"]),
+            Route("/admin/tenants/{id}", tenants.delete_tenant, methods=["DELETE"]),
+            Route("/admin/tenants/{id}/usage", tenants.tenant_usage, methods=["GET"]),
+            Route("/admin/keys", keys.create_key, methods=["POST"]),
+            Route("/admin/keys", keys.list_keys, methods=["GET"]),
+            Route("/admin/keys/{id}", keys.get_key, methods=["GET"]),
+            Route("/admin/keys/{id}", keys.update_key, methods=["PATCH"]),
+            Route("/admin/keys/{id}", keys.revoke_key, methods=["DELETE"]),
+            Route("/admin/keys/{id}/rotate", keys.rotate_key, methods=["POST"]),
+            Route("/admin/audit", audit.list_audit, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

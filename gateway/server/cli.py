@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, diff, explain, db, hash-key."""
+"""The `gateway` command: serve, validate, diff, explain, db, hash-key, keys, tenants."""
 
 from __future__ import annotations
 
@@ -248,13 +248,10 @@ def _reader(endpoint: str, snapshot: Any) -> Any:
 
 def _fetch_metrics(base_url: str) -> str:
     from urllib.error import URLError
-    from urllib.request import urlopen
-
-    from gateway.ops.explain import ExplainError
-
-    from urllib.request import Request
+    from urllib.request import Request, urlopen
 
     from gateway.api.health import METRICS_TOKEN_ENV
+    from gateway.ops.explain import ExplainError
 
     url = base_url.rstrip("/") + "/metrics"
     token = os.environ.get(METRICS_TOKEN_ENV)
@@ -349,6 +346,10 @@ def parser() -> argparse.ArgumentParser:
     hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
     hash_key.add_argument("key")
     hash_key.set_defaults(run=_hash_key)
+
+    from gateway.server.admin_client import add_commands
+
+    add_commands(commands)
     return root
 
 

@@ -102,9 +102,9 @@ class MemoryStore:
             out.append(_level(left, draw.capacity))
         for slots in take.slots:
             self._leases.setdefault(slots.name, {})[take.lease] = now + take.lease_seconds
-        if take.hold is not None:
-            spent = self._spent(take.hold.name)
-            self._holds[take.hold.name] = (spent + take.hold.amount, time.time() + take.hold.ttl)
+        for hold in take.budgets:
+            spent = self._spent(hold.name)
+            self._holds[hold.name] = (spent + hold.amount, time.time() + hold.ttl)
         return Verdict(-1, 0.0, tuple(out))
 
     def _check(self, take: Take, levels: list[float]) -> Verdict | None:
@@ -118,8 +118,9 @@ class MemoryStore:
         for j, slots in enumerate(take.slots):
             if self._full(slots.name, slots.limit):
                 return Verdict(base + j, 1.0)
-        if take.hold is not None and self._spent(take.hold.name) >= take.hold.limit:
-            return Verdict(base + len(take.slots), 0.0)
+        for k, hold in enumerate(take.budgets):
+            if self._spent(hold.name) >= hold.limit:
+                return Verdict(base + len(take.slots) + k, 0.0)
         return None
 
     def _full(self, name: str, limit: int) -> bool:
@@ -146,8 +147,7 @@ class MemoryStore:
             held = self._leases.get(name)
             if held is not None:
                 held.pop(settlement.lease, None)
-        if settlement.budget is not None:
-            name, delta, ttl = settlement.budget
+        for name, delta, ttl in settlement.all_budgets:
             self._holds[name] = (max(0.0, self._spent(name) + delta), time.time() + ttl)
 
     def record(self, usage: Usage) -> None:

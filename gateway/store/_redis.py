@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 WINDOW_MS = int(WINDOW_SECONDS * 1000)
 
-# KEYS: draws..., slots..., hold?   ARGV: nd, ns, nh, lease, lease_ms, (capacity, amount)*nd, limit*ns, (limit, amount, ttl)*nh
+# KEYS: draws..., slots..., holds...   ARGV: nd, ns, nh, lease, lease_ms, (capacity, amount)*nd, limit*ns, (limit, amount, ttl)*nh
 # Returns {refused index or -1, wait ms, (units left, ms until full)*nd}.
 TAKE = """
 local nd, ns, nh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -83,9 +83,11 @@ for j = 1, ns do
   end
 end
 a = a + ns
-if nh == 1 and refused < 0 then
-  local spent = tonumber(redis.call('GET', KEYS[nd + ns + 1]) or '0')
-  if spent >= tonumber(ARGV[a]) then refused = nd + ns end
+for h = 1, nh do
+  if refused < 0 then
+    local spent = tonumber(redis.call('GET', KEYS[nd + ns + h]) or '0')
+    if spent >= tonumber(ARGV[a + 3 * (h - 1)]) then refused = nd + ns + h - 1 end
+  end
 end
 local out = {refused, math.ceil(wait)}
 for i = 1, nd do
@@ -104,16 +106,17 @@ if refused < 0 then
     redis.call('ZADD', KEYS[nd + j], now + lease_ms, lease)
     redis.call('PEXPIRE', KEYS[nd + j], lease_ms)
   end
-  if nh == 1 then
-    local key = KEYS[nd + ns + 1]
-    redis.call('INCRBYFLOAT', key, ARGV[a + 1])
-    redis.call('EXPIRE', key, tonumber(ARGV[a + 2]))
+  for h = 1, nh do
+    local key = KEYS[nd + ns + h]
+    local b = a + 3 * (h - 1)
+    redis.call('INCRBYFLOAT', key, ARGV[b + 1])
+    redis.call('EXPIRE', key, tonumber(ARGV[b + 2]))
   end
 end
 return out
 """
 
-# KEYS: draws..., slots..., budget?   ARGV: nd, ns, nb, lease, (capacity, delta)*nd, (delta, ttl)*nb
+# KEYS: draws..., slots..., budgets...   ARGV: nd, ns, nb, lease, (capacity, delta)*nd, (delta, ttl)*nb
 SETTLE = """
 local nd, ns, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease = ARGV[4]
@@ -132,9 +135,9 @@ end
 for j = 1, ns do
   redis.call('ZREM', KEYS[nd + j], lease)
 end
-if nb == 1 then
-  local key = KEYS[nd + ns + 1]
-  local a = 5 + 2 * nd
+for h = 1, nb do
+  local key = KEYS[nd + ns + h]
+  local a = 5 + 2 * nd + 2 * (h - 1)
   local spent = redis.call('INCRBYFLOAT', key, ARGV[a])
   if tonumber(spent) < 0 then redis.call('SET', key, '0') end
   redis.call('EXPIRE', key, tonumber(ARGV[a + 1]))
@@ -207,15 +210,16 @@ class RedisStore:
     async def take(self, take: Take) -> Verdict:
         keys = [self._key("rl", d.bucket) for d in take.draws]
         keys += [self._key("cc", s.name) for s in take.slots]
-        args: list[Any] = [len(take.draws), len(take.slots), 1 if take.hold else 0, take.lease, int(take.lease_seconds * 1000)]
+        budgets = take.budgets
+        args: list[Any] = [len(take.draws), len(take.slots), len(budgets), take.lease, int(take.lease_seconds * 1000)]
         for d in take.draws:
             args += [d.capacity, d.amount]
         args += [s.limit for s in take.slots]
-        if take.hold is not None:
-            keys.append(self._key("budget", take.hold.name))
-            args += [take.hold.limit, repr(take.hold.amount), take.hold.ttl]
+        for hold in budgets:
+            keys.append(self._key("budget", hold.name))
+            args += [hold.limit, repr(hold.amount), hold.ttl]
         args.append(WINDOW_MS)
-        concern = "budgets" if take.hold is not None and not take.draws and not take.slots else "limits"
+        concern = "budgets" if budgets and not take.draws and not take.slots else "limits"
         raw = await self._call(concern, lambda: self._take(keys=keys, args=args))
         levels = tuple(Level(int(raw[2 + 2 * i]), int(raw[3 + 2 * i]) / 1000) for i in range(len(take.draws)))
         return Verdict(int(raw[0]), int(raw[1]) / 1000, levels)
@@ -224,12 +228,11 @@ class RedisStore:
         keys = [self._key("rl", d.bucket) for d in settlement.adjustments]
         keys += [self._key("cc", name) for name in settlement.slots]
         args: list[Any] = [
-            len(settlement.adjustments), len(settlement.slots), 1 if settlement.budget else 0, settlement.lease,
+            len(settlement.adjustments), len(settlement.slots), len(settlement.all_budgets), settlement.lease,
         ]
         for d in settlement.adjustments:
             args += [d.capacity, d.amount]
-        if settlement.budget is not None:
-            name, delta, ttl = settlement.budget
+        for name, delta, ttl in settlement.all_budgets:
             keys.append(self._key("budget", name))
             args += [repr(delta), ttl]
         await self._call("limits", lambda: self._settle(keys=keys, args=args))

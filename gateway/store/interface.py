@@ -65,10 +65,17 @@ class Take:
     lease: str = ""
     lease_seconds: float = 600.0
     hold: Hold | None = None
+    # Further budgets the request must also fit in (its tenant's), checked after `hold`.
+    holds: tuple[Hold, ...] = ()
 
     @property
     def checks(self) -> int:
-        return len(self.draws) + len(self.slots) + (self.hold is not None)
+        return len(self.draws) + len(self.slots) + len(self.budgets)
+
+    @property
+    def budgets(self) -> tuple[Hold, ...]:
+        """Every budget hold: the key's (`hold`) first, then `holds`."""
+        return ((self.hold,) if self.hold is not None else ()) + self.holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ class Level:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """`refused` is the index of the first check that failed (draws, then slots, then the hold), or -1."""
+    """`refused` is the index of the first check that failed (draws, then slots, then the holds), or -1."""
 
     refused: int
     wait: float  # seconds until the refused check could pass
@@ -125,6 +132,11 @@ class Settlement:
     slots: tuple[str, ...] = ()
     lease: str = ""
     budget: tuple[str, float, int] | None = None  # (hold name, USD delta, ttl)
+    budgets: tuple[tuple[str, float, int], ...] = ()  # further holds settled the same way (a tenant's)
+
+    @property
+    def all_budgets(self) -> tuple[tuple[str, float, int], ...]:
+        return ((self.budget,) if self.budget is not None else ()) + self.budgets
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@ under the names probes expect (a real process)."""
 
 from __future__ import annotations
 
-import openai
 import httpx
+import openai
 
 from gateway import __version__
 from gateway.pipeline.identify import hash_key

@@ -17,15 +17,21 @@ let spendAt = 0;
 
 class AuthError extends Error {}
 
-async function api(path, method) {
+async function api(path, method, body) {
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (!key) throw new AuthError("log in with the admin key");
+  const headers = { "Authorization": "Bearer " + key, "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method: method || "GET",
-    headers: { "Authorization": "Bearer " + key, "Accept": "application/json" },
+    headers: headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store",
     credentials: "omit",
   });
+  if (body !== undefined && (response.status === 400 || response.status === 409 || response.status === 503)) {
+    return { refused: (await response.json()).error.message }; // the gateway's own words, shown by the form
+  }
   if (response.status === 422) return response.json(); // a refused reload: its errors are the answer
   if (response.status === 401 || response.status === 403) {
     let message = "the admin key was refused";
@@ -319,6 +325,118 @@ function renderSpend(day, month) {
   fill($("spend-routes").tBodies[0], routeRows, 6, "no routes");
 }
 
+// --- tenants and keys --------------------------------------------------------------------------
+
+function renderTenants(tenants, keys) {
+  const missing = !tenants || !keys || tenants.failed || keys.failed;
+  $("tenants-note").textContent = missing
+    ? "Tenants and keys could not be read: " + ((tenants && tenants.failed) || (keys && keys.failed) || "not served")
+    : "Keys of routes.yaml change in the file; keys and tenants made here live in the database.";
+  if (missing) return;
+  const monthByTenant = new Map();
+  for (const k of keys.data) {
+    if (k.tenant) monthByTenant.set(k.tenant, (monthByTenant.get(k.tenant) || 0) + k.spend_usd.month);
+  }
+  const tenantRows = tenants.data.map((t) => {
+    const spent = monthByTenant.get(t.id) || 0;
+    const budget = t.budget
+      ? meter(t.budget.usd > 0 ? spent / t.budget.usd : 1, fmtUsd(t.budget.usd) + " per " + t.budget.per, { warn: 0.8, bad: 1 })
+      : el("span", { class: "muted" }, "no budget");
+    return el("tr", { "data-tenant": t.name },
+      el("td", {}, t.name, el("span", { class: "tag mono" }, t.id)),
+      el("td", {}, t.source === "api" ? "admin API" : "routes.yaml"),
+      el("td", { class: "num" }, fmtInt(t.keys)),
+      el("td", { class: "mono" }, t.routes ? t.routes.join(", ") : "all"),
+      el("td", { class: "num" }, fmtUsd(spent)),
+      el("td", {}, budget),
+      el("td", {}, t.source === "api" ? confirmButton("Delete", () => removeTenant(t)) : null));
+  });
+  fill($("tenants").tBodies[0], tenantRows, 7, "no tenants yet");
+  const keyRows = keys.data.map((k) => el("tr", { "data-key": k.name, "data-status": k.status },
+    el("td", {}, k.name),
+    el("td", {}, k.tenant_name || dash),
+    el("td", { class: "mono" }, k.display || "(in routes.yaml)"),
+    el("td", {}, el("span", { class: "badge " + (k.status === "active" ? "closed" : "open") }, k.status)),
+    el("td", {}, k.expires_at || "never"),
+    el("td", {}, k.last_used_at || "never"),
+    el("td", { class: "num" }, fmtUsd(k.spend_usd.day)),
+    el("td", { class: "num" }, fmtUsd(k.spend_usd.month)),
+    el("td", {}, k.source === "api" && k.status !== "revoked" ? confirmButton("Revoke", () => revokeKey(k)) : null)));
+  fill($("keys").tBodies[0], keyRows, 9, "no keys: the gateway is open");
+  const select = $("key-tenant");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, "no tenant"),
+    ...tenants.data.map((t) => el("option", { value: t.id }, t.name)));
+  select.value = chosen;
+}
+
+// A destructive button asks twice: the first click arms it, the second acts.
+function confirmButton(label, action) {
+  const button = el("button", { type: "button", class: "small danger" }, label);
+  button.addEventListener("click", () => {
+    if (button.dataset.armed) { button.disabled = true; action(); return; }
+    button.dataset.armed = "1";
+    button.textContent = "Confirm " + label.toLowerCase();
+  });
+  return button;
+}
+
+function showSecret(title, secret) {
+  $("secret-title").textContent = title;
+  $("secret-value").textContent = secret;
+  $("secret-box").hidden = false;
+}
+
+async function change(path, method, body, errorId) {
+  if (errorId) $(errorId).textContent = "";
+  try {
+    const answer = await api(path, method, body);
+    if (answer && answer.refused) { if (errorId) $(errorId).textContent = answer.refused; return null; }
+    return answer;
+  } catch (error) {
+    if (error instanceof AuthError) { logout(error.message); return null; }
+    if (errorId) $(errorId).textContent = String(error.message || error);
+    return null;
+  } finally {
+    spendAt = 0; // show the change at once
+  }
+}
+
+async function createTenant(event) {
+  event.preventDefault();
+  const body = { name: $("tenant-name").value.trim() };
+  const usd = parseFloat($("tenant-budget").value);
+  if (usd > 0) body.budget = { usd: usd, per: "month" };
+  const made = await change("/admin/tenants", "POST", body, "tenant-error");
+  if (made) {
+    $("tenant-form").reset();
+    showSecret("Tenant " + made.name + ": first key " + made.key.name, made.key.secret);
+  }
+  refresh();
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const body = { name: $("key-name").value.trim() };
+  if ($("key-tenant").value) body.tenant = $("key-tenant").value;
+  const made = await change("/admin/keys", "POST", body, "key-error");
+  if (made) {
+    $("key-form").reset();
+    showSecret("Key " + made.name, made.secret);
+  }
+  refresh();
+}
+
+async function revokeKey(key) {
+  await change("/admin/keys/" + encodeURIComponent(key.id), "DELETE", {}, "key-error");
+  refresh();
+}
+
+async function removeTenant(tenant) {
+  await change("/admin/tenants/" + encodeURIComponent(tenant.id), "DELETE", {}, "tenant-error");
+  refresh();
+}
+
 async function reloadNow() {
   const button = $("reload-now");
   button.disabled = true;
@@ -343,15 +461,17 @@ async function refresh() {
   clearTimeout(timer);
   try {
     const spendDue = Date.now() - spendAt >= SPEND_MS;
-    const [routes, traffic, config, day, month] = await Promise.all([
+    const [routes, traffic, config, day, month, tenants, keys] = await Promise.all([
       api("/admin/routes"), api("/admin/traffic"), optional("/admin/config"),
       spendDue ? optional("/admin/usage?period=day") : null,
       spendDue ? optional("/admin/usage?period=month") : null,
+      spendDue ? optional("/admin/tenants") : null,
+      spendDue ? optional("/admin/keys") : null,
     ]);
     renderConfig(config, routes);
     renderRoutes(routes);
     renderTraffic(traffic);
-    if (spendDue) { renderSpend(day, month); spendAt = Date.now(); }
+    if (spendDue) { renderSpend(day, month); renderTenants(tenants, keys); spendAt = Date.now(); }
     setStatus("live", "updated " + new Date().toLocaleTimeString() + " · process " + traffic.pid);
   } catch (error) {
     if (error instanceof AuthError) { logout(error.message); return; }
@@ -384,7 +504,9 @@ function logout(message) {
   sessionStorage.removeItem(KEY_STORAGE);
   showDashboard(false);
   // Drop everything that was shown: nothing stays on screen without the key.
-  for (const id of ["routes", "traffic", "spend-keys", "spend-routes"]) $(id).tBodies[0].replaceChildren();
+  for (const id of ["routes", "traffic", "spend-keys", "spend-routes", "tenants", "keys"]) $(id).tBodies[0].replaceChildren();
+  $("secret-box").hidden = true;
+  $("secret-value").textContent = "";
   $("version").textContent = "";
   $("status").textContent = "";
   $("login-error").textContent = message || "";
@@ -406,6 +528,9 @@ function start() {
   });
   $("logout").addEventListener("click", () => logout(""));
   $("reload-now").addEventListener("click", reloadNow);
+  $("tenant-form").addEventListener("submit", createTenant);
+  $("key-form").addEventListener("submit", createKey);
+  $("secret-dismiss").addEventListener("click", () => { $("secret-box").hidden = true; $("secret-value").textContent = ""; });
   $("pause").addEventListener("click", () => {
     paused = !paused;
     $("pause").textContent = paused ? "Resume" : "Pause";

@@ -78,7 +78,7 @@ def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
         int((time.time() - duration) * 1000),
         exchange.request_id,
         exchange.usage_name,
-        None,  # tenant: none yet
+        exchange.tenant or None,
         exchange.route,
         provider or None,
         model or None,

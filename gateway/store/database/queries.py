@@ -116,6 +116,24 @@ async def spend(engine: AsyncEngine, windows: Sequence[tuple[str, int]]) -> dict
     return out
 
 
+async def tenant_spend(engine: AsyncEngine, windows: Sequence[tuple[str, int]]) -> dict[str, float]:
+    """USD spent per tenant since each window's start (the ledger's tenant column): {tenant: USD}."""
+    out: dict[str, float] = {}
+    if not windows:
+        return out
+    async with engine.connect() as connection:
+        for since in sorted({since for _, since in windows}):
+            names = [name for name, s in windows if s == since]
+            query = (
+                select(requests.c.tenant, func.sum(requests.c.cost_usd))
+                .where(and_(requests.c.tenant.in_(names), requests.c.ts >= since))
+                .group_by(requests.c.tenant)
+            )
+            for name, total in (await connection.execute(query)).all():
+                out[name] = float(total or 0.0)
+    return out
+
+
 async def prune(engine: AsyncEngine, before_ms: int) -> int:
     """Delete rows older than the retention; returns how many."""
     async with engine.begin() as connection:

@@ -12,6 +12,7 @@ by NAME (routes.yaml `keys[].name`), never the secret.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -58,6 +59,74 @@ requests = Table(
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
+
+# ------------------------------------------------------- tenants and keys (the admin API)
+# Written by the admin API, read whole into each replica's memory when `directory_revision`
+# moves: the request path never queries them. Times as above (ms since the epoch, UTC).
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("routes", JSON, nullable=True),
+    Column("limits", JSON, nullable=True),
+    Column("budget", JSON, nullable=True),
+    Column("max_tier", String(64), nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False, comment="the directory_revision of its last change"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("tenant_id", String(40), nullable=True),
+    Column("digest", String(64), nullable=False, unique=True, comment="sha256 hex of the secret, never the secret"),
+    Column("prefix", String(16), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("previous_digest", String(64), nullable=True, comment="the secret before the last rotation"),
+    Column("previous_until", BigInteger, nullable=True, comment="when the previous secret stops working"),
+    Column("routes", JSON, nullable=True),
+    Column("limits", JSON, nullable=True),
+    Column("budget", JSON, nullable=True),
+    Column("max_tier", String(64), nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revision", BigInteger, nullable=False, comment="the directory_revision of its last change"),
+    Index("ix_api_keys_tenant", "tenant_id"),
+    Index("ix_api_keys_revision", "revision"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False, comment="tenant.create, key.rotate, key.refused, ..."),
+    Column("target_type", String(16), nullable=False),
+    Column("target_id", String(40), nullable=True),
+    Column("target_name", String(128), nullable=True),
+    Column("address", String(64), nullable=True, comment="the client address the change came from"),
+    Column("detail", JSON, nullable=True),
+    Index("ix_audit_ts", "ts"),
+)
+
+# One row; every change to tenants or keys adds one in the same transaction and stamps the
+# rows it touched with the new value, so a replica learns of any change by reading a single
+# integer and then reads only the rows stamped after the revision it already has.
+directory_revision = Table(
+    "directory_revision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", BigInteger, nullable=False),
+)
 
 # /v1/responses: each stored response (with the conversation it continues) belongs to one
 # owner (the key's name); a lookup always names both, so another key never finds it.

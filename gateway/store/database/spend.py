@@ -21,15 +21,20 @@ from gateway.store.database import queries
 EPSILON = 1e-12
 
 
-async def restore_budgets(database: Any, store: Any, holds: Sequence[tuple[str, str, int, int]]) -> None:
-    """`holds`: (hold name, key name, window start in ms, ttl) of every budgeted key."""
+async def restore_budgets(
+    database: Any, store: Any, holds: Sequence[tuple[str, str, int, int]], *, tenants: bool = False
+) -> None:
+    """`holds`: (hold name, key name, window start in ms, ttl) of every budgeted key; with
+    `tenants`, (hold name, tenant name, ...) of every budgeted tenant, summed over its keys."""
     if not holds:
         return
-    spent = await queries.spend(database.engine, [(key, since) for _, key, since, _ in holds])
+    read = queries.tenant_spend if tenants else queries.spend
+    spent = await read(database.engine, [(key, since) for _, key, since, _ in holds])
     current = await store.spent([name for name, _, _, _ in holds])
     for (name, key, _, ttl), now in zip(holds, current):
         delta = spent.get(key, 0.0) - now
         if delta > EPSILON:
             await store.settle(Settlement(budget=(name, delta, ttl)))
             logger.bind(event="budget_restored", key=key, spent_usd=round(spent.get(key, 0.0), 9)).info(
-                "budget of key '{}' restored from the ledger: ${:.6f} spent this window", key, spent[key])
+                "budget of {} '{}' restored from the ledger: ${:.6f} spent this window",
+                "tenant" if tenants else "key", key, spent[key])

@@ -1,7 +1,7 @@
 """Stored responses of /v1/responses.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002_tenants_keys
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002_tenants_keys"  # after tenants and keys; both were written beside each other from 0001
 branch_labels = None
 depends_on = None
 
