@@ -183,6 +183,13 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     # watchfiles logs every file event it sees at DEBUG, even ones it filters out; with the
     # log written to a file in a watched folder, each line would be an event for the next.
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    # Database drivers narrate every statement at DEBUG (the key-change poll runs each
+    # second), which buries the gateway's own lines; their warnings still come through.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy", "alembic", "asyncio", "hpack", "botocore", "urllib3")
 
 
 def event(name: str, message: str, level: str = "INFO", **fields: Any) -> None:
