@@ -53,6 +53,7 @@ class Limits:
 class Price:
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
+    known: bool = True  # False: neither providers.yaml nor the catalogue prices this model
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1_000_000
@@ -120,6 +121,7 @@ class Route:
     fallback_targets: tuple[RouteTarget, ...] = ()
     cache_scope: str = "key"  # key | tenant | route: who shares this route's cached answers
     validate_output: bool = False  # json_schema answers are checked (pipeline/output_check.py)
+    direct: bool = False  # a `provider/model` named by the client, not a route of routes.yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,7 @@ class Key:
     budget: Budget | None
     max_tier: str | None
     tenant: str | None = None  # the tenant whose keys share a `cache.scope: tenant` entry
+    direct: tuple[str, ...] = ()  # provider/model globs this key may name without a route
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,17 @@ class DatabaseSettings:
     resync_interval: float = 60.0
 
 
+class Addresses(Protocol):
+    """Routes made on demand (config.addresses): `provider/model` named directly, and pattern
+    routes such as `claude-*`. The snapshot holds them; the request path asks."""
+
+    api_keys: tuple[str, ...]  # the keys of providers whose targets are made on demand (for redaction)
+
+    def route(self, alias: str, kind: str) -> Route | None: ...
+
+    def target(self, ref: str) -> Target | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     version: str
@@ -178,6 +192,15 @@ class Snapshot:
     loaded_at: float
     store: StoreSettings = field(default_factory=StoreSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    addresses: Addresses | None = None
+    presets: tuple[Any, ...] = ()  # config.presets.PresetStatus of every built-in preset
+
+    def find_target(self, ref: str) -> Target | None:
+        """A target of the config, or one made on demand for a `provider/model` address."""
+        found = self.targets.get(ref)
+        if found is None and self.addresses is not None:
+            found = self.addresses.target(ref)
+        return found
 
     @property
     def open(self) -> bool:

@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 
 from starlette.datastructures import Headers
 
-from gateway.config.snapshot import Key, Snapshot
+from gateway.config.snapshot import Key, Route, Snapshot
 from gateway.errors import Forbidden, Unauthorized
 
 
@@ -44,14 +44,20 @@ def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
     return key
 
 
-def may_use(key: Key | None, alias: str) -> bool:
-    if key is None or key.routes is None:
+def may_use(key: Key | None, alias: str, direct: bool = False) -> bool:
+    """Whether the key may call `alias`; a `direct` alias (`provider/model` without a route)
+    is allowed by the key's `direct` globs, not by its routes."""
+    if key is None:
+        return True
+    if direct:
+        return any(fnmatchcase(alias, pattern) for pattern in key.direct)
+    if key.routes is None:
         return True
     return any(fnmatchcase(alias, pattern) for pattern in key.routes)
 
 
-def authorize(key: Key | None, alias: str) -> None:
-    if not may_use(key, alias):
+def authorize(key: Key | None, alias: str, route: Route | None = None) -> None:
+    if not may_use(key, alias, route is not None and route.direct):
         raise Forbidden(f"key '{key.name}' may not use model '{alias}'", param="model")  # type: ignore[union-attr]
 
 

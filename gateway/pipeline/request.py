@@ -43,6 +43,7 @@ class ModelRequest:
     native_only: tuple[str, ...] = ()  # fields only a target taking `native_body` can honour
     max_tier: str | None = None  # the request's own tier cap (x-gateway-max-tier)
     cache_control: str | None = None  # the request's cache-control header
+    provider: str | None = None  # the request's x-gateway-provider: one provider among the route's targets
 
 
 def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:

@@ -126,12 +126,34 @@ def _validate(args: argparse.Namespace) -> int:
             "valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes),
             "targets": sorted(snapshot.targets), "keys": sorted(k.name for k in snapshot.keys.values()),
             "sources": list(snapshot.sources), "warnings": warnings,
+            "presets": [_preset_dict(s) for s in snapshot.presets],
         }))
     else:
         for line in warnings:
             print(f"{routes}: warning: {line}", file=sys.stderr)
         print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
+        for line in _preset_lines(snapshot.presets):
+            print(line)
     return 0
+
+
+def _preset_dict(status: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(status)  # type: ignore[call-overload]  # names and booleans only: never a value
+
+
+def _preset_lines(statuses: tuple[object, ...]) -> list[str]:
+    """Which presets are enabled (and how) and which key variables are missing: names, never values."""
+    enabled = [s for s in statuses if s.provider is not None]  # type: ignore[attr-defined]
+    off = [s for s in statuses if s.provider is None]  # type: ignore[attr-defined]
+    lines = []
+    if enabled:
+        shown = ", ".join(f"{s.preset} ({s.how}, {s.key_env} {'set' if s.key_set else 'unset'})" for s in enabled)  # type: ignore[attr-defined]
+        lines.append(f"presets enabled: {shown}")
+    if off:
+        lines.append("presets off (variable not set): " + ", ".join(f"{s.preset} ({s.switch_env})" for s in off))  # type: ignore[attr-defined]
+    return lines
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -288,6 +310,18 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def load_env_file(folder: str = ".") -> bool:
+    """Read `.env` in the working folder into the environment; a variable already set wins.
+
+    So `GROQ_API_KEY=...` in `.env` is all a preset needs, while a deployment's own
+    environment (Kubernetes secrets, CI) is never overridden by a file left in the image.
+    """
+    from dotenv import load_dotenv
+
+    return load_dotenv(os.path.join(folder, ".env"), override=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()
     args = parser().parse_args(argv)
     return int(args.run(args))
