@@ -51,6 +51,8 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         price = snap.Price(spec.input_per_1m or 0.0, spec.output_per_1m or 0.0)
     elif listed is not None:
         price = snap.Price(listed.input_per_1m, listed.output_per_1m)
+    elif recipe.pack.local:
+        price = snap.Price()  # answered in-process (echo): free, and known to be
     else:
         price = snap.Price(known=False)
     window = spec.context_window if spec is not None and spec.context_window else None
@@ -119,6 +121,10 @@ class Addresses:
     @property
     def patterns(self) -> tuple[PatternRoute, ...]:
         return self._patterns
+
+    def open_providers(self) -> list[tuple[str, str | None]]:
+        """(provider, catalogue id) of every provider that serves any model name."""
+        return [(r.name, r.catalogue) for r in self._recipes.values() if r.open]
 
     def target(self, ref: str, kind: str | None = None) -> snap.Target | None:
         """`provider/model`: a declared target, or one made for a provider that lists no models."""

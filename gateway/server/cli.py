@@ -222,6 +222,29 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if explanation.error is None else 1
 
 
+def _models(args: argparse.Namespace) -> int:
+    """Every model this config reaches, with price and context window."""
+    import json
+
+    from gateway.config.addresses import Addresses
+    from gateway.ops.models import reachable, render_text
+    from gateway.providers.snapshots import build_snapshot
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    rows = reachable(snapshot)
+    if args.format == "json":
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    addresses = snapshot.addresses
+    open_providers = sorted(p for p, _ in addresses.open_providers()) if isinstance(addresses, Addresses) else []
+    print(render_text(rows, open_providers), end="")
+    return 0
+
+
 def _fetch_metrics(base_url: str) -> str:
     from urllib.error import URLError
     from urllib.request import urlopen
@@ -297,6 +320,12 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--providers", default=DEFAULT_PROVIDERS)
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(run=_explain)
+
+    models = commands.add_parser("models", help="list the models this config reaches, with price and context window")
+    models.add_argument("--routes", default=DEFAULT_ROUTES)
+    models.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    models.add_argument("--format", choices=("text", "json"), default="text")
+    models.set_defaults(run=_models)
 
     db = commands.add_parser("db", help="the database: apply migrations (upgrade) or show the schema revision (current)")
     db.add_argument("action", choices=("upgrade", "current"))
