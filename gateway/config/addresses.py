@@ -63,7 +63,7 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         provider=recipe.name,
         model=model_name,
         kind=spec.type if spec is not None else (kind or "chat"),
-        pack=recipe.pack,
+        pack=pack_for(recipe.pack, model_name),
         base_url=recipe.base_url,
         api_key=recipe.api_key,
         headers=recipe.headers,
@@ -77,6 +77,12 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         params=recipe.params,
         circuit=recipe.circuit,
     )
+
+
+def pack_for(pack: snap.Pack, model_name: str) -> snap.Pack:
+    """The pack that serves this model: a pack with `by_model` names another per model."""
+    choose = getattr(pack, "for_model", None)
+    return choose(model_name) if choose is not None else pack
 
 
 def priced(target: snap.Target, price: snap.Price | None) -> snap.Target:
@@ -136,12 +142,13 @@ class Addresses:
         if recipe is None or not recipe.open or not model_name:
             return None
         wanted = kind or "chat"
-        if not getattr(recipe.pack, "serves_embeddings" if wanted == "embedding" else "serves_chat", True):
+        pack = pack_for(recipe.pack, model_name)
+        if not getattr(pack, "serves_embeddings" if wanted == "embedding" else "serves_chat", True):
             return None
         made = build_target(recipe, model_name, None, wanted)
         if len(self._targets) < _MEMO_LIMIT:
             # Prepared once and kept; past the limit the pack renders per request instead.
-            recipe.pack.prepare(made)
+            made.pack.prepare(made)
             self._targets[ref] = made
         return made
 

@@ -220,20 +220,23 @@ class _Compiler:
                 continue
             if getattr(pack, "user_file", None) and pack.user_file not in self.pack_files:
                 self.pack_files.append(pack.user_file)
-            if not pack.local and not provider.base_url:
+            params = _params(provider)
+            root = getattr(pack, "root_url", None)
+            base_url = provider.base_url or (root(params) if root is not None else None)
+            if not pack.local and not base_url:
                 self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
                 continue
             breaker = provider.circuit or self.routes.defaults.circuit
             recipe = self.recipes[name] = ProviderRecipe(
                 name=name,
                 pack=pack,
-                base_url=(provider.base_url or "").rstrip("/"),
+                base_url=(base_url or "").rstrip("/"),
                 api_key=provider.api_key,
                 headers=MappingProxyType(dict(provider.headers)),
                 connect_timeout=provider.timeout.connect,
                 read_timeout=provider.timeout.read,
                 limits=_limits(provider.limits),
-                params=MappingProxyType(_params(provider)),
+                params=MappingProxyType(params),
                 circuit=snap.CircuitPolicy(breaker.failures, breaker.cooldown),
                 catalogue=presets.catalogue_id(provider.preset, provider.api),
                 open=not provider.models,
@@ -244,7 +247,7 @@ class _Compiler:
                     where = ("providers", name, "models", model_name)
                     self.issues.append(self.pf.issue(where, f"pack '{pack.name}' has no {spec.type} call for model '{model_name}'"))
                 target = self.targets[target_id] = build_target(recipe, model_name, spec)
-                pack.prepare(target)
+                target.pack.prepare(target)
 
     def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
         """Where a provider's `templates:` override sits, so its errors point into providers.yaml."""
@@ -258,7 +261,7 @@ class _Compiler:
         recipe = self.recipes.get(provider_name)
         if recipe is not None and recipe.open:  # lists no models: any name is one of them
             target = self.targets[ref] = build_target(recipe, model_name, None)
-            recipe.pack.prepare(target)
+            target.pack.prepare(target)
             return target
         provider = self.providers.providers.get(provider_name)
         if provider is None:
@@ -457,6 +460,11 @@ def _params(provider: model.Provider) -> dict[str, Any]:
         value = getattr(provider, name)
         if value is not None:
             out.setdefault(name, value)
+    # The clouds' own variables, as their SDKs read them, when the provider names none.
+    for name, variables in (("region", ("AWS_REGION", "AWS_DEFAULT_REGION")), ("project", ("GOOGLE_CLOUD_PROJECT",))):
+        found = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+        if name not in out and found:
+            out[name] = found
     return out
 
 

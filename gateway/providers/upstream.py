@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import yarl
 
 from gateway.observe import tracing
 from gateway.providers.packs.wire import UpstreamRequest
@@ -48,12 +49,18 @@ class Upstream:
             raise RuntimeError("upstream client is not started")
         return await self._session.request(
             request.method,
-            request.url,
+            yarl.URL(request.url, encoded=True) if request.encoded else request.url,
             headers=tracing.trace_headers(request.headers) if tracing.enabled else request.headers,
             data=request.body,
             timeout=self._timeout(connect, read),
             allow_redirects=False,
         )
+
+
+async def chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The body as it arrives, for binary stream framings (AWS event-stream)."""
+    async for data in response.content.iter_any():
+        yield data
 
 
 async def lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

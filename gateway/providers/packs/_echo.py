@@ -57,6 +57,8 @@ class EchoPack:
     serves_chat = True
     serves_embeddings = True
     speaks: frozenset[str] = frozenset()
+    signer = None
+    reads_bytes = False
     maps = None  # not filtered by what it carries (pipeline/mapping.py): it only echoes
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
