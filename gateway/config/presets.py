@@ -119,11 +119,15 @@ def expand(loaded: LoadedFile, env: Mapping[str, str]) -> tuple[PresetStatus, ..
     return tuple(statuses)
 
 
+# The catalogue's ids of the clouds, whose packs are not presets.
+_CLOUD_CATALOGUES = {"bedrock": "aws", "vertex": "google", "vertex-gemini": "google", "vertex-anthropic": "google"}
+
+
 def catalogue_id(preset: str | None, api: str | None) -> str | None:
     """The price catalogue's id for a provider: its preset's, else the pack's when that is a preset name."""
     for name in (preset, api):
         found = presets().get(name or "")
         if found is not None and found.catalogue:
             return found.catalogue
-    return None
+    return _CLOUD_CATALOGUES.get(api or "")
 
