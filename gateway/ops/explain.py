@@ -61,6 +61,8 @@ def explain(
     rng: random.Random | None = None,
 ) -> Explanation:
     route = snapshot.routes.get(alias)
+    if route is None and snapshot.addresses is not None:  # a pattern route, or provider/model named directly
+        route = snapshot.addresses.route(alias, "chat") or snapshot.addresses.route(alias, "embedding")
     if route is None:
         raise ExplainError(f"no route '{alias}' (routes: {', '.join(sorted(snapshot.routes))})")
     key = _find_key(snapshot, key_name)
