@@ -224,7 +224,8 @@ class _Compiler:
             root = getattr(pack, "root_url", None)
             base_url = provider.base_url or (root(params) if root is not None else None)
             if not pack.local and not base_url:
-                self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
+                hint = " (or the region/location its pack builds one from)" if root is not None else ""
+                self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url{hint}"))
                 continue
             breaker = provider.circuit or self.routes.defaults.circuit
             recipe = self.recipes[name] = ProviderRecipe(

@@ -434,6 +434,8 @@ def _money(value: float) -> str:
 
 def _price(target: Target) -> str:
     p = target.price
+    if not p.known:
+        return "unpriced"
     return f"${_money(p.input_per_1m)} in / ${_money(p.output_per_1m)} out per 1M tokens"
 
 
