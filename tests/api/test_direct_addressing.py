@@ -177,3 +177,43 @@ def test_catalogue_prices_are_used_and_yaml_prices_override_them(tmp_path: Path)
     given = snapshot.targets["groq/llama-3.1-8b-instant"].price
     assert (given.input_per_1m, given.output_per_1m, given.known) == (1.5, 2.5, True)
     assert snapshot.targets["groq/mystery"].price.known is False
+
+
+def test_the_key_of_a_provider_serving_any_model_never_reaches_a_log_line_or_an_answer(tmp_path: Path, upstream):
+    """Its targets are made on demand, so its key is not among the config's targets: it must still be masked."""
+    import time
+
+    from tests.support.servers import gateway_process
+
+    base, fake_openai = upstream
+    secret = "plainpresetsecret5550001"  # no known key shape: only masking by value catches it
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump({"routes": {"echo": {"targets": ["echo/echo-1"]}}}))
+    (tmp_path / "providers.yaml").write_text(yaml.safe_dump({"providers": {
+        "groq": {"preset": "groq", "base_url": f"{base}/v1", "api_key": secret}, "echo": ECHO_PROVIDER,
+    }}))
+    log = tmp_path / "gateway.log"
+    with gateway_process(tmp_path / "routes.yaml", tmp_path / "providers.yaml", log=log,
+                         env={"GATEWAY_LOG_LEVEL": "DEBUG"}) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.chat.completions.create(model="groq/echo-key-1", messages=[{"role": "user", "content": "x"}])
+        deadline = time.monotonic() + 5
+        while '"event":"request"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert f"Bearer {secret}" in fake_openai.requests[-1].headers["authorization"]  # it was sent, and echoed back
+    text = log.read_text()
+    assert '"event":"request"' in text and "[redacted]" in text
+    assert secret not in text and secret not in failed.value.response.text
+
+
+def test_the_log_sink_masks_the_keys_of_providers_that_list_no_models(tmp_path: Path):
+    from gateway.observe.log import provider_secrets
+
+    secret = "plainpresetsecret5550002"
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump({"routes": {"echo": {"targets": ["echo/echo-1"]}}}))
+    (tmp_path / "providers.yaml").write_text(yaml.safe_dump({"providers": {
+        "groq": {"preset": "groq", "api_key": secret}, "echo": ECHO_PROVIDER,
+    }}))
+    snapshot = build_snapshot(tmp_path / "routes.yaml", tmp_path / "providers.yaml")
+    assert not any(t.api_key == secret for t in snapshot.targets.values())  # no target of it exists yet
+    assert secret in provider_secrets(lambda: snapshot)()
