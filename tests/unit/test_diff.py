@@ -328,3 +328,8 @@ def test_validate_warns_about_a_cache_shared_by_every_caller(tmp_path):
     assert "'chat'" not in text.stderr
     as_json = json.loads(subprocess.run([*args, "--format", "json"], capture_output=True, text=True).stdout)
     assert len(as_json["warnings"]) == 1 and "'cheap'" in as_json["warnings"][0]
+
+
+def test_letting_a_key_name_providers_directly_is_risky(tmp_path):
+    result = diff(tmp_path, lambda r: r["keys"][0].update(direct=["groq"]))
+    assert risky_texts(result) == ["key `team-a` may name directly `groq/*` (was nothing)"]
