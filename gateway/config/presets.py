@@ -25,10 +25,11 @@ PRESETS_FILE = Path(__file__).resolve().parent / "presets.yaml"
 class Preset:
     name: str
     api: str
-    base_url: str
     key_env: str
+    base_url: str | None = None  # None: the pack's own (the clouds build it from region or location)
     base_url_env: str | None = None
     key_optional: bool = False  # a local server that runs without a key
+    signs: bool = False  # a cloud that signs its requests: `key_env` only switches it on and is never sent
     auth: str = ""
     catalogue: str | None = None  # the provider's id in the price catalogue
     example: str = ""
@@ -61,10 +62,11 @@ def _switch(preset: Preset) -> str:
 def _entry(preset: Preset, given: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The preset's fields, then the ones providers.yaml gives (given fields win)."""
     entry: dict[str, Any] = {"api": preset.api}
-    base_url = env.get(preset.base_url_env) if preset.base_url_env else None
-    entry["base_url"] = base_url or preset.base_url
+    base_url = (env.get(preset.base_url_env) if preset.base_url_env else None) or preset.base_url
+    if base_url:
+        entry["base_url"] = base_url
     key = env.get(preset.key_env)
-    if key:
+    if key and not preset.signs:
         entry["api_key"] = key
     entry.update(given)
     return entry
@@ -93,7 +95,7 @@ def expand(loaded: LoadedFile, env: Mapping[str, str]) -> tuple[PresetStatus, ..
                 ("providers", name, "preset"), f"unknown preset '{given['preset']}' (presets: {', '.join(sorted(known))})"
             ))
             continue
-        if "api_key" not in given and not preset.key_optional and not env.get(preset.key_env):
+        if "api_key" not in given and not preset.key_optional and not preset.signs and not env.get(preset.key_env):
             loaded.issues.append(loaded.issue(
                 ("providers", name, "preset"),
                 f"provider '{name}' (preset {preset.name}) needs its key: {preset.key_env} is not set",

@@ -122,6 +122,18 @@ def test_a_request_signed_for_another_region_is_refused_by_the_endpoint(gateway,
     assert fake.refused >= 1 and not fake.seen
 
 
+def test_the_bedrock_preset_needs_only_a_region(gateway, bedrock):
+    url, fake = bedrock
+    base = gateway({"routes": {"echo": {"targets": ["echo/echo-1"]}}},
+                   {"bedrock": {"preset": "bedrock", "base_url": url}, "echo": ECHO_PROVIDER})
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model=f"bedrock/{CLAUDE}", messages=[{"role": "user", "content": "Hi"}])
+    assert raw.parse().choices[0].message.content == "Hello from Bedrock."
+    assert raw.headers["x-gateway-provider"] == "bedrock" and fake.refused == 0
+    # AWS_REGION switched the preset on; it is not a key and is never sent as one.
+    assert REGION not in str(fake.seen[-1]["body"])
+
+
 def test_bedrock_throttling_is_classed_as_a_rate_limit(gateway, bedrock):
     url, fake = bedrock
     client = _gateway(gateway, url)

@@ -76,6 +76,16 @@ def test_an_anthropic_client_reaches_anthropic_on_vertex(gateway, vertex):
     assert "model" not in fake.calls[-1]["body"]
 
 
+def test_the_vertex_preset_reads_the_project_from_its_variable(gateway, vertex, monkeypatch: pytest.MonkeyPatch):
+    url, fake, _ = vertex
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-from-env")
+    base = gateway({"routes": {"echo": {"targets": ["echo/echo-1"]}}},
+                   {"vertex_ai": {"preset": "vertex_ai", "base_url": url}, "echo": ECHO_PROVIDER})
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+    assert _ask(client, f"vertex_ai/{GEMINI}").http_response.status_code == 200
+    assert fake.calls[-1]["path"] == f"/v1/projects/proj-from-env/locations/us-east5/publishers/google/models/{GEMINI}:generateContent"
+
+
 def test_a_token_is_refreshed_before_it_expires(gateway, vertex):
     url, fake, _ = vertex
     fake.lifetime = 60  # inside google-auth's refresh margin: already due for renewal when it arrives
