@@ -50,6 +50,17 @@ def anthropic_body(model: str, stream: bool) -> bytes:
     return _json(payload)
 
 
+def responses_body(model: str, stream: bool) -> bytes:
+    """The same prompt as a Responses API request (instructions + input)."""
+    payload: dict[str, object] = {
+        "model": model, "instructions": MESSAGES[0]["content"], "input": MESSAGES[1]["content"],
+        "max_output_tokens": 64,
+    }
+    if stream:
+        payload["stream"] = True
+    return _json(payload)
+
+
 def upstream_chat(base: str, stream: bool) -> Call:
     """What direct-to-mock and the baseline send: the mock's own OpenAI endpoint."""
     prefix = "/stream" if stream else ""
@@ -66,3 +77,8 @@ def gateway_chat(base: str, alias: str, stream: bool, key: str | None = None) ->
     """What a client sends the gateway: OpenAI shape, route alias as the model."""
     headers = {"authorization": f"Bearer {key}"} if key else {}
     return Call(f"{base}/v1/chat/completions", openai_body(alias, stream), stream, headers)
+
+
+def gateway_responses(base: str, alias: str, stream: bool) -> Call:
+    """A Responses API client calling the gateway: the route's chat target gets a translation."""
+    return Call(f"{base}/v1/responses", responses_body(alias, stream), stream)

@@ -60,6 +60,9 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         providers.update(_anthropic_providers(mock))
         routes["claude"] = {"targets": ["anth/claude-x"]}
         routes["claude-stream"] = {"targets": ["anthstream/claude-x"]}
+    elif scenario == "responses":  # the mock has no /v1/responses: Responses reach it as chat
+        for provider in providers.values():
+            provider["responses"] = "translate"  # type: ignore[index]
     elif scenario == "limits":
         document["keys"] = [
             {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}},

@@ -239,6 +239,7 @@ def memory_table(results: Results) -> list[str]:
 SCENARIO_TITLES = {
     "pass": "OpenAI pass-through",
     "anthropic": "Anthropic translation (OpenAI in, Anthropic Messages upstream)",
+    "responses": "Responses API in, chat completions upstream (against chat pass-through)",
     "limits": "Key limits on, state in Redis",
     "cache": "Cache hit",
     "ledger": "The request ledger: no database, SQLite, PostgreSQL",
@@ -401,7 +402,7 @@ def render(results: Results) -> str:
              f"`bench/results/{results['stamp']}.json`. Do not edit by hand: the next run "
              "rewrites this page.", ""]
     lines += targets_section(results)
-    for scenario in ("pass", "anthropic", "limits", "cache", "ledger", "workers"):
+    for scenario in ("pass", "anthropic", "responses", "limits", "cache", "ledger", "workers"):
         lines += scenario_section(results, scenario)
         if scenario == "workers":
             lines += workers_note(results)

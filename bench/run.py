@@ -36,6 +36,7 @@ DOC = REPO / "docs" / "benchmarks.md"
 SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
     "pass": scenarios.pass_through,
     "anthropic": scenarios.anthropic,
+    "responses": scenarios.responses,
     "limits": scenarios.limits,
     "cache": scenarios.cache_hit,
     "ledger": scenarios.ledger,
@@ -103,7 +104,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
-TYPICAL_S = {"pass": 190, "anthropic": 90, "limits": 50, "cache": 50, "ledger": 70, "workers": 80,
+TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "workers": 80,
              "startup": 10, "profile": 30}
 
 

@@ -172,6 +172,26 @@ def anthropic(bench: Bench) -> dict[str, Any]:
     return {"status": "measured", "servers": _records([direct, plain, gate])}
 
 
+def responses(bench: Bench) -> dict[str, Any]:
+    """Responses in, chat completions out, against chat pass-through in the same process:
+    the Responses front-end's cost (translation both ways, storing each response)."""
+    config, why = prepare(bench, "responses")
+    if config is None:
+        return skipped("the gateway does not accept `responses: translate` yet", why)
+    s = bench.settings
+    with gateway(bench, config) as (g_proc, g_url, _start):
+        plain = Subject("gateway-pass", calls.gateway_chat(g_url, "pass", False),
+                        calls.gateway_chat(g_url, "stream", True), g_proc)
+        gate = Subject("gateway", calls.gateway_responses(g_url, "pass", False),
+                       calls.gateway_responses(g_url, "stream", True), g_proc)
+        for subject in (plain, gate):
+            _require_ok(subject)
+        measure.throughput([plain, gate], s, bench.workdir)
+        measure.streams([plain, gate], s)
+        measure.memory(gate, "VmHWM", "rss_peak_mib")
+    return {"status": "measured", "servers": _records([plain, gate])}
+
+
 @contextmanager
 def redis_server(bench: Bench) -> Iterator[str]:
     """A throwaway Redis on a free port, on the load core, nothing written to disk."""

@@ -8,7 +8,6 @@ task and a queue per request.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.api.ids import random_hex
 from gateway.errors import GatewayError, InternalError
 from gateway.observe import telemetry
 from gateway.observe.exchange import Exchange
@@ -29,9 +29,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def request_id(request: Request) -> str:
     """The client's id when it is safe to echo, else 32 random hex characters (the shape
-    of a uuid4's hex, without building a UUID object: a fifth of the cost)."""
+    of a uuid4's hex, without building a UUID object or a system call per request)."""
     given = request.headers.get("x-request-id")
-    return given if given and _SAFE_ID.match(given) else os.urandom(16).hex()
+    return given if given and _SAFE_ID.match(given) else random_hex()
 
 
 def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.endpoint import Exchange, endpoint, json_response
-from gateway.config.snapshot import Route, RouteTarget
+from gateway.config.snapshot import RESPONSES_API, Route, RouteTarget
 from gateway.errors import BadRequest, NotFound
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
 from gateway.pipeline.runtime import Runtime
@@ -116,11 +116,19 @@ async def routes(request: Request, exchange: Exchange) -> Response:
     return json_response(body, headers={"x-gateway-config": snapshot.version})
 
 
+# The client endpoints that serve a route of each kind (the page shows them per alias).
+ENDPOINTS = {
+    "chat": ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/completions"),
+    "embedding": ("/v1/embeddings",),
+}
+
+
 def _route(runtime: Runtime, route: Route, stats: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     listed = [(rt, False) for rt in route.targets] + [(rt, True) for rt in route.fallback_targets]
     return {
         "alias": route.alias,
         "kind": route.kind,
+        "endpoints": list(ENDPOINTS[route.kind]),
         "strategy": route.strategy,
         "equivalent": route.equivalent,
         "fallback_on": sorted(route.fallback_on),
@@ -141,6 +149,8 @@ def _target(
         "weight": entry.weight,
         "tier": entry.tier,
         "from_equivalents": equivalent,  # appended by `fallback: equivalents`
+        # How /v1/responses reaches it: the client's body as sent, or translated to chat.
+        "responses": "native" if RESPONSES_API in target.speaks else "translated",
         "circuit": {"state": view.state, "retry_in": round(view.retry_in, 3)},
         "latency_avg_ms": round(average * 1000, 2) if average is not None else None,
         "calls": seen.get("calls", 0),

@@ -42,6 +42,7 @@ class ProviderRecipe:
     circuit: snap.CircuitPolicy
     catalogue: str | None  # the provider's id in the price catalogue
     open: bool  # lists no models: serves any model name
+    responses: str | None = None  # the provider's `responses:` (native | translate)
 
 
 def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec | None, kind: str | None = None) -> snap.Target:
@@ -55,6 +56,10 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         price = snap.Price()  # answered in-process (echo): free, and known to be
     else:
         price = snap.Price(known=False)
+    pack = pack_for(recipe.pack, model_name)
+    speaks = frozenset(getattr(pack, "speaks", ()))
+    if recipe.responses == "translate":  # its server has no /v1/responses of its own
+        speaks -= {snap.RESPONSES_API}
     window = spec.context_window if spec is not None and spec.context_window else None
     if window is None and listed is not None:
         window = listed.context_window
@@ -63,7 +68,7 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         provider=recipe.name,
         model=model_name,
         kind=spec.type if spec is not None else (kind or "chat"),
-        pack=pack_for(recipe.pack, model_name),
+        pack=pack,
         base_url=recipe.base_url,
         api_key=recipe.api_key,
         headers=recipe.headers,
@@ -76,6 +81,7 @@ def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec 
         limits=recipe.limits,
         params=recipe.params,
         circuit=recipe.circuit,
+        speaks=speaks,
     )
 
 

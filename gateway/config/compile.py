@@ -204,6 +204,7 @@ class _Compiler:
             loaded_at=time.time(),
             store=_store_settings(self.routes.store),
             database=snap.DatabaseSettings(**self.routes.database.model_dump()),
+            responses=snap.ResponsesSettings(**self.routes.responses.model_dump()),
             addresses=addresses,
         )
 
@@ -241,7 +242,9 @@ class _Compiler:
                 circuit=snap.CircuitPolicy(breaker.failures, breaker.cooldown),
                 catalogue=presets.catalogue_id(provider.preset, provider.api),
                 open=not provider.models,
+                responses=provider.responses,
             )
+            self._speaks(name, provider, pack)  # reports a `responses: native` its pack cannot serve
             for model_name, spec in provider.models.items():
                 target_id = f"{name}/{model_name}"
                 if not getattr(pack, f"serves_{'embeddings' if spec.type == 'embedding' else 'chat'}", True):
@@ -249,6 +252,17 @@ class _Compiler:
                     self.issues.append(self.pf.issue(where, f"pack '{pack.name}' has no {spec.type} call for model '{model_name}'"))
                 target = self.targets[target_id] = build_target(recipe, model_name, spec)
                 target.pack.prepare(target)
+
+    def _speaks(self, name: str, provider: model.Provider, pack: snap.Pack) -> frozenset[str]:
+        """The client APIs a provider's targets take as they are: its pack's, less the
+        Responses API when the provider says its server lacks it (`responses: translate`)."""
+        speaks = frozenset(getattr(pack, "speaks", ()))
+        if provider.responses == "translate":
+            return speaks - {snap.RESPONSES_API}
+        if provider.responses == "native" and snap.RESPONSES_API not in speaks:
+            self.issues.append(self.pf.issue(
+                ("providers", name, "responses"), f"pack '{pack.name}' has no responses call: use `responses: translate`"))
+        return speaks
 
     def _template_position(self, provider: str) -> Callable[[str], tuple[str, int, int]]:
         """Where a provider's `templates:` override sits, so its errors point into providers.yaml."""

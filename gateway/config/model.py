@@ -83,6 +83,12 @@ class Provider(Strict):
     circuit: Circuit | None = Field(None, description="overrides routes.yaml defaults.circuit for this provider's models")
     params: dict[str, Any] = Field(default_factory=dict, description="values the pack's templates read")
     templates: dict[str, str] = Field(default_factory=dict, description="overrides of single pack templates")
+    responses: Literal["native", "translate"] | None = Field(
+        None,
+        description="how /v1/responses reaches this provider: `native` sends the client's Responses body as it is "
+        "(the pack needs a `responses` call), `translate` goes through chat completions (an OpenAI-compatible "
+        "server without /v1/responses); absent: native when the pack has a `responses` call",
+    )
     models: dict[str, ModelSpec] = Field(
         default_factory=dict,
         description="the models this provider serves; absent or empty: any model name, reached as provider/model "
@@ -275,6 +281,16 @@ class Database(Strict):
     )
 
 
+class StoredResponses(Strict):
+    """routes.yaml `responses:`: how long /v1/responses keeps what it stores (docs/responses.md)."""
+
+    retention_days: float = Field(30, gt=0, description="stored responses older than this are deleted and not found")
+    max_in_memory: int = Field(
+        10000, ge=0, description="stored responses each process keeps in memory (least recently used go first); "
+        "with the database on, older ones are read from it",
+    )
+
+
 class RoutesFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     tiers: list[Name] = Field(default_factory=lambda: ["economy", "standard", "premium"])
@@ -283,3 +299,4 @@ class RoutesFile(Strict):
     keys: list[Key] | None = None
     store: Store = Field(default_factory=Store)
     database: Database = Field(default_factory=Database)
+    responses: StoredResponses = Field(default_factory=StoredResponses)

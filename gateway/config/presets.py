@@ -30,6 +30,7 @@ class Preset:
     base_url_env: str | None = None
     key_optional: bool = False  # a local server that runs without a key
     signs: bool = False  # a cloud that signs its requests: `key_env` only switches it on and is never sent
+    responses: str | None = None  # the provider's `responses:`; translate for servers without /v1/responses
     auth: str = ""
     catalogue: str | None = None  # the provider's id in the price catalogue
     example: str = ""
@@ -68,6 +69,8 @@ def _entry(preset: Preset, given: Mapping[str, Any], env: Mapping[str, str]) -> 
     key = env.get(preset.key_env)
     if key and not preset.signs:
         entry["api_key"] = key
+    if preset.responses:
+        entry["responses"] = preset.responses
     entry.update(given)
     return entry
 

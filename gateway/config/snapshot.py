@@ -11,6 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# The wire name of OpenAI's Responses API (POST /v1/responses): a pack with a `responses`
+# call speaks it, and a provider may turn that off (`responses: translate`).
+RESPONSES_API = "openai-responses"
+
 
 class Pack(Protocol):
     """What the config itself needs of a compiled pack. Packs are made one layer up
@@ -19,6 +23,7 @@ class Pack(Protocol):
 
     name: str
     local: bool
+    speaks: frozenset[str]  # the client APIs whose bodies this pack takes as they are
     user_file: str | None  # the operator's pack file it was read from; None for a built-in
     serves_chat: bool
     serves_embeddings: bool
@@ -88,6 +93,7 @@ class Target:
     limits: Limits
     params: Mapping[str, Any]
     circuit: CircuitPolicy = CircuitPolicy()
+    speaks: frozenset[str] = frozenset()  # the client APIs this target takes as they are (its pack's, as the provider allows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,14 @@ class Addresses(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesSettings:
+    """routes.yaml `responses:`: retention and the in-memory bound of stored responses."""
+
+    retention_days: float = 30.0
+    max_in_memory: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     version: str
     routes: Mapping[str, Route]
@@ -192,6 +206,7 @@ class Snapshot:
     loaded_at: float
     store: StoreSettings = field(default_factory=StoreSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     addresses: Addresses | None = None
     presets: tuple[Any, ...] = ()  # config.presets.PresetStatus of every built-in preset
 

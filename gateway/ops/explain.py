@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,15 +39,25 @@ class Explanation:
     body: dict[str, Any]
     latency: LatencyAverages
     error: GatewayError | None  # what the server would answer instead of calling a target
+    endpoint: str = "chat"  # the client API the request came in by
+    request: ModelRequest | None = None
 
     @property
     def status(self) -> int:
         return self.error.status if self.error is not None else 200
 
 
-def default_body(route: Route) -> dict[str, Any]:
-    if route.kind == "embedding":
+# How an API front-end reads a body into the pipeline's request: (body, tier cap) -> request.
+# The command line passes the front-end's own reader, so a Responses or Messages body is
+# planned exactly as the server would plan it.
+Reader = Callable[[dict[str, Any], str | None], ModelRequest]
+
+
+def default_body(route: Route, endpoint: str = "chat") -> dict[str, Any]:
+    if route.kind == "embedding" or endpoint == "responses":
         return {"model": route.alias, "input": "Hello"}
+    if endpoint == "messages":
+        return {"model": route.alias, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello"}]}
     return {"model": route.alias, "messages": [{"role": "user", "content": "Hello"}]}
 
 
@@ -59,6 +70,8 @@ def explain(
     open_targets: tuple[str, ...] = (),
     live_metrics: str | None = None,
     rng: random.Random | None = None,
+    endpoint: str = "chat",
+    reader: Reader | None = None,
 ) -> Explanation:
     route = snapshot.routes.get(alias)
     if route is None and snapshot.addresses is not None:  # a pattern route, or provider/model named directly
@@ -66,7 +79,7 @@ def explain(
     if route is None:
         raise ExplainError(f"no route '{alias}' (routes: {', '.join(sorted(snapshot.routes))})")
     key = _find_key(snapshot, key_name)
-    body = body if body is not None else default_body(route)
+    body = {**(body if body is not None else default_body(route, endpoint)), "model": alias}
     circuits, latency = MemoryCircuits(), LatencyAverages()
     for target_id in open_targets:
         target = snapshot.targets.get(target_id)
@@ -77,17 +90,18 @@ def explain(
         _seed_from_metrics(snapshot, live_metrics, circuits, latency)
     if not may_use(key, alias):
         error = GatewayError(f"key '{key_name}' may not use model '{alias}'", status=403, code="forbidden")
-        return Explanation(snapshot, route, None, key, body, latency, error)
+        return Explanation(snapshot, route, None, key, body, latency, error, endpoint)
     try:
-        plan = plan_candidates(snapshot, route, _request(route, body, tier), key, circuits, latency, rng)
-    except GatewayError as exc:  # e.g. an unknown tier name
-        return Explanation(snapshot, route, None, key, body, latency, exc)
+        request = reader(body, tier) if reader is not None else _request(route, body, tier)
+        plan = plan_candidates(snapshot, route, request, key, circuits, latency, rng)
+    except GatewayError as exc:  # e.g. an unknown tier name, or a body the endpoint refuses
+        return Explanation(snapshot, route, None, key, body, latency, exc, endpoint)
     error = None
     try:
         usable(plan)
     except GatewayError as exc:
         error = exc
-    return Explanation(snapshot, route, plan, key, body, latency, error)
+    return Explanation(snapshot, route, plan, key, body, latency, error, endpoint, request)
 
 
 def _request(route: Route, body: dict[str, Any], tier: str | None) -> ModelRequest:
@@ -136,6 +150,9 @@ def _candidate_facts(x: Explanation, rt: RouteTarget, extension: bool) -> dict[s
     facts: dict[str, Any] = {"target": target.id, "tier": rt.tier}
     if x.route.kind == "chat":
         facts["estimated_cost_usd"] = round(target.price.cost(prompt, requested_output_tokens(x.body)), 8)
+    request = x.request
+    if request is not None and request.native_body is not None:
+        facts["body"] = "as sent" if request.api in target.speaks else "translated"
     if extension:
         facts["from"] = "fallback: equivalents"
     elif x.route.strategy == "weighted":
@@ -152,6 +169,7 @@ def as_dict(x: Explanation) -> dict[str, Any]:
     entries = _entries(route)
     out: dict[str, Any] = {
         "route": route.alias,
+        "endpoint": x.endpoint,
         "config": x.snapshot.version,
         "strategy": route.strategy,
         "retry_attempts": route.retry.attempts,
@@ -175,7 +193,7 @@ def render_text(x: Explanation) -> str:
     data = as_dict(x)
     route = x.route
     lines = [
-        f"route '{route.alias}' (config {data['config']}): strategy {route.strategy}, "
+        f"route '{route.alias}' for {x.endpoint} (config {data['config']}): strategy {route.strategy}, "
         f"{route.retry.attempts} tries per target, fallback on {', '.join(data['fallback_on']) or 'nothing'}, "
         f"deadline {route.timeout:g}s",
     ]

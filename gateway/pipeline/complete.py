@@ -65,7 +65,10 @@ async def complete(
         exchange.cache = "miss" if store else "bypass"
         if store:
             owner = cache.owner(route.cache_scope, key)
-            keep = (cache.cache_key(request.kind, alias, request.body, owner, plan.tier_cap), route.cache_ttl)
+            # The client's own body when it has one: fields only a native target reads
+            # (reasoning settings, Anthropic's thinking) must not share an entry.
+            body = request.native_body if request.native_body is not None else request.body
+            keep = (cache.cache_key(request.kind, alias, body, owner, plan.tier_cap), route.cache_ttl)
         if look and keep is not None:
             hit = await cache.lookup(runtime.store, alias, keep[0])
             if hit is not None and may_serve(plan, hit.target):

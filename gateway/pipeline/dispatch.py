@@ -341,7 +341,7 @@ async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequ
 
 def _native(target: Target, request: ModelRequest) -> bool:
     """Whether the target takes the client's own body: its pack speaks the client's API."""
-    return request.native_body is not None and request.api in pack_of(target).speaks
+    return request.native_body is not None and request.api in target.speaks
 
 
 def _chat_request(target: Target, request: ModelRequest, stream: bool) -> UpstreamRequest:

@@ -24,7 +24,6 @@ from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
 from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailable
 from gateway.pipeline.mapping import param_of, unmapped
 from gateway.pipeline.request import ModelRequest
-from gateway.providers.packs.wire import pack_of
 from gateway.store.circuits import CircuitStore
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
@@ -268,7 +267,7 @@ def _unmapped(target: Target, fields: frozenset[str]) -> Skipped | None:
 
 def _not_native(target: Target, request: ModelRequest) -> Skipped | None:
     """A request using fields only its own API can carry needs a target whose pack speaks that API."""
-    if not request.native_only or request.api in pack_of(target).speaks:
+    if not request.native_only or request.api in target.speaks:
         return None
     return Skipped(
         target.id, CAPABILITY,

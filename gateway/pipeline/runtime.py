@@ -21,6 +21,7 @@ from gateway.providers.upstream import Upstream
 from gateway.store import Store, open_store
 from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
 from gateway.store.latency import LatencyAverages
+from gateway.store.responses import ResponseStore
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader
@@ -47,9 +48,11 @@ class Runtime:
     # What must last (gateway.store.database): the request ledger. Opened when the app starts.
     database: Database | None = None  # None with `database: {enabled: false}`
     ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
+    responses: ResponseStore = field(init=False)  # what /v1/responses stores: in memory, and the database once open
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
+        self.responses = ResponseStore(lambda: self.snapshot.responses)
 
     def store_settings(self) -> Any:
         return self.snapshot.store
@@ -73,6 +76,7 @@ class Runtime:
             return
         self.database = open_database(settings.url, settings)
         self.ledger = self.database.ledger
+        self.responses.database = self.database
         await self.database.start(on_ready=self._restore_budgets)
 
     async def _restore_budgets(self) -> None:
@@ -83,6 +87,7 @@ class Runtime:
 
     async def close_database(self) -> None:
         """Write the ledger rows still queued (a graceful stop loses none), then disconnect."""
+        await self.responses.close()
         if self.database is not None:
             await self.database.close()
 

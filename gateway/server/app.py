@@ -16,7 +16,7 @@ from gateway.api import admin, health, ledger, models, ui, usage
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id
-from gateway.api.openai import chat, completions, embeddings
+from gateway.api.openai import chat, completions, embeddings, responses
 from gateway.config import reload
 from gateway.errors import GatewayError, NotFound
 from gateway.observe import log, metrics, tracing
@@ -80,6 +80,10 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/v1/messages", messages.create_message, methods=["POST"]),
             Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+            Route("/v1/responses", responses.create_response, methods=["POST"]),
+            Route("/v1/responses/{response_id}", responses.retrieve_response, methods=["GET"]),
+            Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+            Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
             Route("/v1/models", models.list_models, methods=["GET"]),
             Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),
             Route("/health", health.health, methods=["GET"]),

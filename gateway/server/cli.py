@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from gateway.config.load import ConfigError
 
@@ -211,7 +212,8 @@ def _explain(args: argparse.Namespace) -> int:
     try:
         body = read_body(args.request) if args.request else None
         metrics_text = _fetch_metrics(args.live) if args.live else None
-        explanation = explain(snapshot, args.alias, body, args.key, args.tier, tuple(args.open), metrics_text)
+        explanation = explain(snapshot, args.alias, body, args.key, args.tier, tuple(args.open), metrics_text,
+                              endpoint=args.endpoint, reader=_reader(args.endpoint, snapshot))
     except ExplainError as exc:
         print(f"gateway explain: {exc}", file=sys.stderr)
         return 1
@@ -243,6 +245,22 @@ def _models(args: argparse.Namespace) -> int:
     open_providers = sorted(p for p, _ in addresses.open_providers()) if isinstance(addresses, Addresses) else []
     print(render_text(rows, open_providers), end="")
     return 0
+
+
+def _reader(endpoint: str, snapshot: Any) -> Any:
+    """The API front-end's own reading of a body, for `explain --endpoint`."""
+    from starlette.datastructures import Headers
+
+    def headers(tier: str | None) -> Headers:
+        return Headers({"x-gateway-max-tier": tier} if tier else {})
+
+    if endpoint == "responses":
+        from gateway.api.openai.response_input import read_responses
+        return lambda body, tier: read_responses(snapshot, body, headers(tier), []).request
+    if endpoint == "messages":
+        from gateway.api.anthropic.messages import read_messages
+        return lambda body, tier: read_messages(snapshot, body, headers(tier))
+    return None
 
 
 def _fetch_metrics(base_url: str) -> str:
@@ -311,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("alias", help="the route alias a client sends as 'model'")
     explain.add_argument("--request", metavar="FILE.json", help="a request body to plan for ('-' reads stdin)")
+    explain.add_argument("--endpoint", choices=("chat", "responses", "messages"), default="chat",
+                         help="the API the body is written for: chat (/v1/chat/completions, also embeddings), "
+                         "responses (/v1/responses) or messages (/v1/messages)")
     explain.add_argument("--key", metavar="NAME", help="plan as this client key (by its name in routes.yaml)")
     explain.add_argument("--tier", metavar="T", help="as if the request sent x-gateway-max-tier: T")
     explain.add_argument("--open", metavar="TARGET", action="append", default=[],

@@ -208,3 +208,18 @@ def test_validate_reads_dot_env_and_names_presets_without_printing_a_secret(tmp_
     as_json = subprocess.run([sys.executable, "-m", "gateway", "validate", "--format", "json"],
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert secret not in as_json.stdout and '"preset": "groq"' in as_json.stdout
+
+
+def test_a_responses_client_reaches_an_openai_compatible_preset_through_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_upstream: tuple[str, AnyUpstream]
+) -> None:
+    """Groq and the other OpenAI-compatible presets have no /v1/responses of their own: `responses: translate`."""
+    url, fake = any_upstream
+    monkeypatch.setenv("GROQ_API_KEY", "gsk-responses-0001")
+    providers = {"providers": {"groq": {"preset": "groq", "base_url": f"{url}/openai/v1"}, "echo": ECHO_PROVIDER}}
+    routes, providers_path = write(tmp_path, ECHO_ROUTES, providers)
+    with serve_app(create_app(str(routes), str(providers_path))) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
+        answer = client.responses.create(model="groq/llama-3.1-70b-versatile", input="hi")
+    assert answer.output_text == "hello from openai"
+    assert fake.arrivals[-1].path == "/openai/v1/chat/completions"

@@ -49,7 +49,8 @@ def _replicas(tmp_path: Path, base: str, fake: OpenAIUpstream, redis_url: str):
         "store": {"prefix": new_prefix()},
     }
     routes_path, providers_path = write_config(tmp_path / "config", routes, providers)
-    env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN}
+    # One data folder for both: replicas on one host share the ledger's SQLite file.
+    env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
     with gateway_process(routes_path, providers_path, env=env) as (a, _), \
             gateway_process(routes_path, providers_path, env=env) as (b, _):
         yield a, b, fake

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -78,7 +79,11 @@ def gateway_process(
     command = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--routes", str(routes), "--providers", str(providers), *args]
     out = open(log, "wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    environment = {**os.environ, **(env or {})}
+    # A module-scoped gateway starts before the per-test data folder is set: give it its
+    # own, so no run reads a ledger (and its spent budgets) left by another in ./data.
+    environment.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-data-"))
+    process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base_url, process)

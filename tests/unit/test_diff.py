@@ -327,7 +327,24 @@ def test_validate_warns_about_a_cache_shared_by_every_caller(tmp_path):
     assert "warning: route 'cheap': cache scope 'route' shares cached answers between every caller" in text.stderr
     assert "'chat'" not in text.stderr
     as_json = json.loads(subprocess.run([*args, "--format", "json"], capture_output=True, text=True).stdout)
-    assert len(as_json["warnings"]) == 1 and "'cheap'" in as_json["warnings"][0]
+    route_warnings = [w for w in as_json["warnings"] if w.startswith("route ")]
+    assert len(route_warnings) == 1 and "'cheap'" in route_warnings[0]
+
+
+def test_validate_warns_when_an_openai_compatible_server_would_get_responses_bodies(tmp_path):
+    import subprocess
+    import sys
+
+    providers = {"local": {"api": "openai", "base_url": "http://127.0.0.1:9/v1", "models": {"m": {}}},
+                 "cloud": {"api": "openai", "base_url": "https://api.openai.com/v1", "models": {"m": {}}},
+                 "vllm": {"api": "openai", "base_url": "http://127.0.0.1:9/v1", "responses": "translate",
+                          "models": {"m": {}}}}
+    routes = {"routes": {"r": {"targets": ["local/m", "cloud/m", "vllm/m"]}}}
+    write_config(tmp_path, routes, providers)
+    args = [sys.executable, "-m", "gateway", "validate", str(tmp_path / "routes.yaml"), str(tmp_path / "providers.yaml"),
+            "--format", "json"]
+    warnings = json.loads(subprocess.run(args, capture_output=True, text=True).stdout)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("provider 'local'") and "responses: translate" in warnings[0]
 
 
 def test_letting_a_key_name_providers_directly_is_risky(tmp_path):

@@ -141,7 +141,7 @@ function renderRoutes(routes) {
   for (const route of routes.routes) {
     const strategy = route.strategy + (route.equivalent ? " · " + route.equivalent : "");
     rows.push(el("tr", { class: "alias", "data-alias": route.alias },
-      el("td", {}, route.alias, el("span", { class: "tag" }, route.kind)),
+      el("td", {}, route.alias, el("span", { class: "tag", title: (route.endpoints || []).join("\n") }, route.kind)),
       el("td", {}, strategy), el("td"), el("td"), el("td"), el("td"), el("td"), el("td")));
     route.targets.forEach((t, index) => {
       const tags = [];
@@ -152,7 +152,8 @@ function renderRoutes(routes) {
       const reopens = t.circuit.state !== "closed" && t.circuit.retry_in > 0
         ? el("span", { class: "tag" }, "probe in " + Math.ceil(t.circuit.retry_in) + " s") : null;
       const errorRate = el("span", { class: t.error_rate > 0.05 ? "bad-text" : "" }, fmtPct(t.error_rate));
-      rows.push(el("tr", { class: "target", "data-target": t.target },
+      const how = route.kind === "chat" ? "/v1/responses: " + (t.responses || "translated") : "";
+      rows.push(el("tr", { class: "target", "data-target": t.target, title: how },
         el("td", {}, el("span", { class: "order" }, String(index + 1)), t.target,
           tags.length ? el("span", { class: "tag" }, tags.join(" · ")) : null),
         el("td"),

@@ -153,6 +153,7 @@ class _Compiler:
         chat = self._call(("chat",), spec.chat) if spec.chat else None
         embeddings = self._call(("embeddings",), spec.embeddings) if spec.embeddings else None
         completions = self._call(("completions",), spec.completions) if spec.completions else None
+        responses = self._call(("responses",), spec.responses) if spec.responses else None
         error = self._value(("error",), spec.error)
         root = self._text(("base_url",), spec.base_url) if spec.base_url else None
         try:
@@ -164,8 +165,8 @@ class _Compiler:
         return TemplatePack(
             spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
             _rate_limits(spec.rate_limits), spec.speaks, completions,
-            frozenset(spec.maps) if spec.maps is not None else None,
-            signer, root,
+            frozenset(spec.maps) if spec.maps is not None else None, responses,
+            signer=signer, root=root,
         )
 
     def _overridable(self, name: str) -> bool:

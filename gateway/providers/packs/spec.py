@@ -103,6 +103,13 @@ class Completions(Strict):
     headers: dict[str, TextTemplate] = Field(default_factory=dict, description="headers for this call only")
 
 
+class Responses(Completions):
+    """OpenAI's Responses API call (POST /v1/responses), for upstreams that serve it. A
+    Responses client's body is sent as it is, with only `model` replaced (and the
+    conversation the gateway keeps written out in `input`); answers and stream events
+    come back in the Responses API's own shape."""
+
+
 class PackSpec(Strict):
     """A provider's wire format."""
 
@@ -134,6 +141,11 @@ class PackSpec(Strict):
         None,
         description="the legacy POST /v1/completions, passed through; absent: /v1/completions requests are "
         "translated to this pack's chat call",
+    )
+    responses: Responses | None = Field(
+        None,
+        description="OpenAI's POST /v1/responses, passed through: the pack then speaks the Responses API; "
+        "absent: /v1/responses requests are translated to this pack's chat call",
     )
     maps: list[str] | None = Field(
         None,

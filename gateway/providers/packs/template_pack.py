@@ -21,10 +21,11 @@ from urllib.parse import urlencode
 
 import orjson
 
-from gateway.config.snapshot import Target
+from gateway.config.snapshot import RESPONSES_API, Target
 from gateway.errors import BadRequest
 from gateway.providers.events import EventStream
 from gateway.providers.packs._helpers import StreamState
+from gateway.providers.packs._responses import chat_of_response, response_events
 from gateway.providers.packs._streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
 from gateway.providers.packs._templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
 from gateway.providers.packs._values import (
@@ -109,6 +110,7 @@ class TemplatePack:
         speaks: str | None = None,
         completions: CompiledCall | None = None,
         maps: frozenset[str] | None = None,
+        responses: CompiledCall | None = None,
         signer: Signer | None = None,
         root: TextTemplate | None = None,
     ):
@@ -118,7 +120,10 @@ class TemplatePack:
         stream = chat.stream if chat is not None else None
         self.reads_bytes = stream is not None and stream.framing == "aws-eventstream"
         # The client APIs whose requests this provider takes as they are (see `native_request`).
-        self.speaks = frozenset(({speaks} if speaks else set()) | ({LEGACY_COMPLETIONS} if completions else set()))
+        self.speaks = frozenset(
+            ({speaks} if speaks else set()) | ({LEGACY_COMPLETIONS} if completions else set())
+            | ({RESPONSES_API} if responses else set())
+        )
         self.source = source
         self._auth = auth
         self._headers = headers
@@ -128,12 +133,13 @@ class TemplatePack:
         self._constants = constants or {}
         self._rate_limits = rate_limits
         self._completions = completions
+        self._responses = responses
         self.maps = maps  # request fields the chat call carries; None: all (see gateway.mapping)
         self.serves_chat = chat is not None
         self.serves_embeddings = embeddings is not None
         self.user_file: str | None = None  # set for an operator's pack file (not a built-in)
         # Calls with no template at all (the openai pack) never build a template scope.
-        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings, completions) if c is not None}
+        self._plain = {id(c): _is_plain(c, headers) for c in (chat, embeddings, completions, responses) if c is not None}
         # Filled by `prepare` while the snapshot is built, only read after (by target object).
         self._prepared: dict[int, _Prepared] = {}
 
@@ -192,12 +198,16 @@ class TemplatePack:
         as it is with only `model` replaced. No body template runs, so nothing is lost."""
         if api == LEGACY_COMPLETIONS:
             call = self._need(self._completions, target, "completions")
+        elif api == RESPONSES_API:
+            call = self._need(self._responses, target, "responses")
         else:
             call = self._need(self._chat, target, "chat")
         return self._request(call, target, body, stream, {"body": body, "stream": stream}, native=True)
 
     def native_answer(self, target: Target, api: str, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
         """The pipeline's reading (a chat completion) of an answer to a native request."""
+        if api == RESPONSES_API:
+            return chat_of_response(target, decode(target, raw))
         if api != LEGACY_COMPLETIONS:
             return self.chat_answer(target, body, raw)
         return chat_of_text_completion(openai_shaped(target, decode(target, raw), "choices"))
@@ -307,6 +317,8 @@ class TemplatePack:
         when its wire format is `client_api`, the API the client speaks (`native`: the
         request went out in that API's own format)."""
         native = native and client_api in self.speaks
+        if native and client_api == RESPONSES_API:
+            return EventStream(response_events(target, lines), RESPONSES_API)
         legacy = native and client_api == LEGACY_COMPLETIONS
         call = self._need(self._completions if legacy else self._chat, target, "chat")
         spec = call.stream or OPENAI_STREAM

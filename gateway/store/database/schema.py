@@ -11,7 +11,19 @@ by NAME (routes.yaml `keys[].name`), never the secret.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, MetaData, SmallInteger, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
 
 metadata = MetaData()
 
@@ -46,3 +58,16 @@ requests = Table(
 )
 
 COLUMNS = tuple(c.name for c in requests.columns if c.name != "id")
+
+# /v1/responses: each stored response (with the conversation it continues) belongs to one
+# owner (the key's name); a lookup always names both, so another key never finds it.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("owner", String(256), nullable=False, comment="the key's name that made it ('' on an open gateway)"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False, comment="JSON: the response and its input items"),
+    Index("ix_stored_responses_expires", "expires_ms"),
+)

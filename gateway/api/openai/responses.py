@@ -1,0 +1,150 @@
+"""POST /v1/responses and the stored responses: OpenAI's Responses API on the same routes.
+
+A Responses body is read into the pipeline's request (`response_input`), completed by the
+same pipeline as chat (routes, keys, limits, budgets, cache, fallbacks, circuits), and
+the answer written back as a Response object (`response_object`) or its event stream
+(`response_stream`). With `store` (the API's default) the response and the conversation
+it ends are kept for its key: `previous_response_id` continues from them, and
+GET/DELETE /v1/responses/{id} and GET /v1/responses/{id}/input_items read them. Another
+key's id is a 404, exactly like an id that never existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.api.body import read_json
+from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.openai.response_input import ResponsesCall, item_id, read_responses
+from gateway.api.openai.response_object import from_chat, from_native
+from gateway.api.openai.response_stream import ResponseEvents, responses_sse
+from gateway.api.openai.stream import HEADERS as SSE_HEADERS
+from gateway.config.snapshot import RESPONSES_API, Key
+from gateway.errors import BadRequest, NotFound
+from gateway.pipeline.complete import Completion, complete
+from gateway.pipeline.identify import identify
+from gateway.pipeline.runtime import Runtime
+
+MAX_LIST = 100
+
+
+def owner_of(key: Key | None) -> str:
+    """Whose stored responses a caller reads and writes: its key's, or everyone's on an open gateway."""
+    return "open" if key is None else "key:" + key.name
+
+
+async def _stored(runtime: Runtime, owner: str, response_id: str, param: str | None = None) -> dict[str, Any]:
+    raw = await runtime.responses.get(owner, response_id)
+    if raw is None:
+        raise NotFound(f"no response with id '{response_id}' was found", param=param)
+    return orjson.loads(raw)
+
+
+@endpoint("responses")
+async def create_response(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = identify(snapshot, request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    owner = owner_of(key)
+    context: list[dict[str, Any]] = []
+    previous = body.get("previous_response_id")
+    if previous is not None:
+        if not isinstance(previous, str) or not previous:
+            raise BadRequest("'previous_response_id' must be a string", param="previous_response_id")
+        record = await _stored(runtime, owner, previous, "previous_response_id")
+        context = record["input"] + record["response"]["output"]
+    call = read_responses(snapshot, body, request.headers, context)
+    done = await complete(runtime, snapshot, key, call.request, exchange)
+    response_id = item_id("resp")
+    if done.outcome.stream is not None:
+        writer = ResponseEvents(call, response_id)
+        events = _stored_after(runtime, owner, call, writer, responses_sse(done.outcome.stream, writer))
+        return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
+    body = orjson.dumps(_answer(call, response_id, done))
+    if call.store:
+        await _keep(runtime, owner, call, response_id, body)
+    return Response(body, headers=done.headers, media_type="application/json")
+
+
+def _answer(call: ResponsesCall, response_id: str, done: Completion) -> dict[str, Any]:
+    answer = done.outcome.answer
+    assert answer is not None
+    if answer.raw is not None and answer.wire == RESPONSES_API:
+        return from_native(call, response_id, orjson.loads(answer.raw))
+    return from_chat(call, response_id, answer.body)
+
+
+async def _keep(runtime: Runtime, owner: str, call: ResponsesCall, response_id: str, response: bytes) -> None:
+    """Store the response (already serialised for the client) with the input it answered."""
+    record = b'{"response":' + response + b',"input":' + orjson.dumps(call.input) + b"}"
+    await runtime.responses.put(owner, response_id, record)
+
+
+async def _stored_after(
+    runtime: Runtime, owner: str, call: ResponsesCall, writer: ResponseEvents, events: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The stream's bytes; once it has ended, its final response is stored (when asked)."""
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if call.store and writer.final is not None and writer.final.get("status") in ("completed", "incomplete"):
+        await _keep(runtime, owner, call, writer.final["id"], orjson.dumps(writer.final))
+
+
+@endpoint("responses")
+async def retrieve_response(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    key = identify(runtime.snapshot, request.headers)
+    record = await _stored(runtime, owner_of(key), request.path_params["response_id"])
+    return json_response(record["response"])
+
+
+@endpoint("responses")
+async def delete_response(request: Request, exchange: Exchange) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    key = identify(runtime.snapshot, request.headers)
+    response_id = request.path_params["response_id"]
+    if not await runtime.responses.delete(owner_of(key), response_id):
+        raise NotFound(f"no response with id '{response_id}' was found")
+    return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+@endpoint("responses")
+async def list_input_items(request: Request, exchange: Exchange) -> Response:
+    """The input items the response was made from, the stored conversation included;
+    `order` (desc by default, as the API), `limit` (1 to 100, default 20) and `after`."""
+    runtime: Runtime = request.app.state.runtime
+    key = identify(runtime.snapshot, request.headers)
+    record = await _stored(runtime, owner_of(key), request.path_params["response_id"])
+    query = request.query_params
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("'order' must be asc or desc", param="order")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer", param="limit") from None
+    if not 1 <= limit <= MAX_LIST:
+        raise BadRequest(f"'limit' must be between 1 and {MAX_LIST}", param="limit")
+    items: list[dict[str, Any]] = record["input"] if order == "asc" else record["input"][::-1]
+    after = query.get("after")
+    if after:
+        ids = [item.get("id") for item in items]
+        if after not in ids:
+            raise BadRequest(f"no input item with id '{after}' in this response", param="after")
+        items = items[ids.index(after) + 1:]
+    page = items[:limit]
+    return json_response({
+        "object": "list", "data": page, "has_more": len(items) > limit,
+        "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None,
+    })

@@ -1,0 +1,148 @@
+"""Where /v1/responses keeps the responses it stores, and the conversations they continue.
+
+Two homes, one in front of the other: each process keeps the most recent ones in memory
+(bounded, least recently used go first), and the database (SQLite by default, PostgreSQL
+for a fleet) keeps them all until their retention ends, so `previous_response_id` works
+after a restart and on every replica. With the database off, memory is the only home.
+
+Every record belongs to an owner (the name of the key that made it): reads and deletes
+name both the id and the owner, so another key's id is simply not found. Database writes
+leave the request path: a put is in memory at once and written in the background, in
+batches gathered over 50 ms (another replica sees it once that write is done, well
+within a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from loguru import logger
+from sqlalchemy import and_, delete, insert, select
+
+from gateway.config.snapshot import ResponsesSettings
+from gateway.store.database.schema import stored_responses
+
+if TYPE_CHECKING:
+    from gateway.store.database import Database
+
+COLUMNS = ("id", "owner", "created_ms", "expires_ms", "body")
+PRUNE_EVERY = 3600.0  # seconds between deletions of expired rows
+GATHER_SECONDS = 0.05  # a write waits this long for others to join its batch
+BATCH_ROWS = 500
+
+
+class ResponseStore:
+    def __init__(self, settings: Callable[[], ResponsesSettings], database: Database | None = None) -> None:
+        self._settings = settings
+        self.database = database
+        self._memory: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._pending: list[tuple[str, str, int, int, bytes]] = []  # rows in COLUMNS order
+        self._insert_sql: str | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._pruned_at = 0.0
+        self._warned = False
+
+    async def put(self, owner: str, response_id: str, body: bytes) -> None:
+        settings = self._settings()
+        now = time.time()
+        expires = now + settings.retention_days * 86400
+        if settings.max_in_memory:
+            self._memory[(owner, response_id)] = (expires, body)
+            self._memory.move_to_end((owner, response_id))
+            while len(self._memory) > settings.max_in_memory:
+                self._memory.popitem(last=False)
+        if self.database is not None:
+            self._pending.append((response_id, owner, int(now * 1000), int(expires * 1000), body))
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def get(self, owner: str, response_id: str) -> bytes | None:
+        found = self._memory.get((owner, response_id))
+        now = time.time()
+        if found is not None:
+            if found[0] > now:
+                self._memory.move_to_end((owner, response_id))
+                return found[1]
+            del self._memory[(owner, response_id)]
+        for row in self._pending:
+            if row[0] == response_id and row[1] == owner:
+                return row[4]
+        if self.database is None:
+            return None
+        query = select(stored_responses.c.body).where(and_(
+            stored_responses.c.id == response_id, stored_responses.c.owner == owner,
+            stored_responses.c.expires_ms > int(now * 1000)))
+        try:
+            async with self.database.engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        except Exception as exc:  # noqa: BLE001 - a database outage is a miss, logged once
+            self._down(exc)
+            return None
+        return bytes(row[0]) if row is not None else None
+
+    async def delete(self, owner: str, response_id: str) -> bool:
+        found = self._memory.pop((owner, response_id), None) is not None
+        kept = [r for r in self._pending if not (r[0] == response_id and r[1] == owner)]
+        found = found or len(kept) != len(self._pending)
+        self._pending[:] = kept
+        if self.database is None:
+            return found
+        statement = delete(stored_responses).where(and_(
+            stored_responses.c.id == response_id, stored_responses.c.owner == owner))
+        if self._writer is not None:
+            await asyncio.wait([self._writer])  # a write in flight lands first, so it cannot come back after
+        try:
+            async with self.database.engine.begin() as connection:
+                result = await connection.execute(statement)
+        except Exception as exc:  # noqa: BLE001
+            self._down(exc)
+            return found
+        return found or bool(result.rowcount)
+
+    async def _write(self) -> None:
+        """Write what is pending, in batches, until nothing is; then prune now and then."""
+        assert self.database is not None
+        if len(self._pending) < BATCH_ROWS:
+            await asyncio.sleep(GATHER_SECONDS)  # under load, one transaction carries many rows
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH_ROWS], self._pending[BATCH_ROWS:]
+            try:
+                async with self.database.engine.begin() as connection:
+                    await connection.exec_driver_sql(self._insert(), batch)
+            except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
+                self._down(exc)
+                return
+            self._warned = False
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            try:
+                async with self.database.engine.begin() as connection:
+                    await connection.execute(delete(stored_responses).where(
+                        stored_responses.c.expires_ms <= int(time.time() * 1000)))
+            except Exception as exc:  # noqa: BLE001
+                self._down(exc)
+
+    def _insert(self) -> str:
+        """The INSERT for this dialect, compiled once from the schema: rows then go to the
+        driver as they are queued, without SQLAlchemy's per-row work (as the ledger does)."""
+        if self._insert_sql is None:
+            assert self.database is not None
+            compiled = insert(stored_responses).compile(dialect=self.database.engine.dialect, column_keys=list(COLUMNS))
+            assert compiled.positiontup == list(COLUMNS), "a positional paramstyle in COLUMNS order"
+            self._insert_sql = str(compiled)
+        return self._insert_sql
+
+    async def close(self) -> None:
+        """Let a write in flight finish (a graceful stop keeps what was stored)."""
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer], timeout=10)
+
+    def _down(self, exc: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.bind(event="database_error").warning(
+                "stored responses: the database did not answer ({}); kept in memory only", type(exc).__name__)
