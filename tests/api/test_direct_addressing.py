@@ -217,3 +217,23 @@ def test_the_log_sink_masks_the_keys_of_providers_that_list_no_models(tmp_path: 
     snapshot = build_snapshot(tmp_path / "routes.yaml", tmp_path / "providers.yaml")
     assert not any(t.api_key == secret for t in snapshot.targets.values())  # no target of it exists yet
     assert secret in provider_secrets(lambda: snapshot)()
+
+
+def test_an_anthropic_client_names_an_anthropic_model_directly_and_gets_its_native_answer(
+    gateway: str, fake: tuple[str, AnyUpstream]
+):
+    answer = httpx.post(f"{gateway}/v1/messages", headers={"x-api-key": KEYS["open"]}, json={
+        "model": "anthropic/claude-sonnet-4-20250514", "max_tokens": 16,
+        "top_k": 5,  # a field only Anthropic's own API carries
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "hi"},
+            # A block only an Anthropic target can take: the body must go as it is.
+            {"type": "search_result", "source": "https://example.com/a", "title": "A",
+             "content": [{"type": "text", "text": "notes"}]},
+        ]}],
+    })
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["content"][0]["text"] == "hello from anthropic"
+    sent = fake[1].arrivals[-1]
+    assert sent.path == "/v1/messages" and sent.body["top_k"] == 5 and sent.body["model"] == "claude-sonnet-4-20250514"
+    assert answer.headers["x-gateway-provider"] == "anthropic"

@@ -37,6 +37,8 @@ FORWARDED_HEADERS = ("anthropic-beta",)  # what the client asks of Anthropic tha
 def speaks_messages(snapshot: Snapshot, alias: str) -> bool:
     """Whether some target of the route takes an Anthropic body as it is."""
     route = snapshot.routes.get(alias)
+    if route is None and snapshot.addresses is not None:  # `anthropic/claude-…` named directly, or a pattern route
+        route = snapshot.addresses.route(alias, "chat")
     return route is not None and any(WIRE in pack_of(rt.target).speaks for rt in route.targets)
 
 
