@@ -75,6 +75,7 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
             "type": target.kind,
             "input_per_1m": target.price.input_per_1m,
             "output_per_1m": target.price.output_per_1m,
+            "priced": target.price.known,
             "context_window": target.context_window,
             "supports": sorted(target.supports) if target.supports is not None else None,
             "tier": target.tier,

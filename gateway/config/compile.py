@@ -8,6 +8,7 @@ All problems are collected before failing, so an operator fixes a file in one pa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
 import re
@@ -20,11 +21,26 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gateway.config import model
+from gateway.config import model, presets
 from gateway.config import snapshot as snap
-from gateway.config.load import ConfigError, ConfigIssue, LoadedFile, PackError, PackNotFound, load_yaml
+from gateway.config.addresses import (
+    Addresses,
+    PatternRoute,
+    ProviderRecipe,
+    build_target,
+    is_pattern,
+    priced,
+)
+from gateway.config.load import (
+    ConfigError,
+    ConfigIssue,
+    LoadedFile,
+    PackError,
+    PackNotFound,
+    load_yaml,
+)
 from gateway.config.snapshot import CompilePack
-from gateway.config.tenancy import bound_key, epoch
+from gateway.config.tenancy import bound_key, direct_globs, epoch
 
 
 def build_snapshot(
@@ -41,6 +57,7 @@ def build_snapshot(
     """
     routes_file = load_yaml(routes_path, env)
     providers_file = load_yaml(providers_path, env)
+    statuses = presets.expand(providers_file, os.environ if env is None else env)
     issues = routes_file.issues + providers_file.issues
     providers = _validate(providers_file, model.ProvidersFile, issues)
     routes = _validate(routes_file, model.RoutesFile, issues)
@@ -51,7 +68,7 @@ def build_snapshot(
     result = compiler.compile()
     if issues:
         raise ConfigError(issues)
-    return result
+    return dataclasses.replace(result, presets=statuses)
 
 
 def _validate(loaded: LoadedFile, shape: type[model.Strict], issues: list[ConfigIssue]) -> Any:
@@ -188,15 +205,20 @@ class _Compiler:
         self.routes, self.providers = routes, providers
         self.issues = issues
         self.targets: dict[str, snap.Target] = {}
+        self.recipes: dict[str, ProviderRecipe] = {}
         self.pack_files: list[str] = []  # operators' pack files: part of the config, watched like it
 
     def compile(self) -> snap.Snapshot:
         self._compile_targets()
         tiers = tuple(self.routes.tiers)
         equivalents = self._compile_equivalents()
-        routes = {alias: self._compile_route(alias, spec, equivalents) for alias, spec in self.routes.routes.items()}
+        routes = {
+            alias: self._compile_route(alias, spec, equivalents)
+            for alias, spec in self.routes.routes.items() if not is_pattern(alias)
+        }
         self.tenants = self._compile_tenants(tiers)
         keys = self._compile_keys(tiers)
+        addresses = self._addresses()
         return snap.Snapshot(
             version=self._version(),
             routes=MappingProxyType({k: v for k, v in routes.items() if v is not None}),
@@ -213,6 +235,7 @@ class _Compiler:
             tenants=MappingProxyType(self.tenants),
             key_limits=_limits(self.routes.defaults.key_limits),
             responses=snap.ResponsesSettings(**self.routes.responses.model_dump()),
+            addresses=addresses,
         )
 
     def _compile_targets(self) -> None:
@@ -228,38 +251,37 @@ class _Compiler:
                 continue
             if getattr(pack, "user_file", None) and pack.user_file not in self.pack_files:
                 self.pack_files.append(pack.user_file)
-            if not pack.local and not provider.base_url:
-                self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url"))
+            params = _params(provider)
+            root = getattr(pack, "root_url", None)
+            base_url = provider.base_url or (root(params) if root is not None else None)
+            if not pack.local and not base_url:
+                hint = " (or the region/location its pack builds one from)" if root is not None else ""
+                self.issues.append(self.pf.issue(("providers", name), f"provider '{name}' needs a base_url{hint}"))
                 continue
-            limits = _limits(provider.limits)
             breaker = provider.circuit or self.routes.defaults.circuit
-            circuit = snap.CircuitPolicy(breaker.failures, breaker.cooldown)
+            recipe = self.recipes[name] = ProviderRecipe(
+                name=name,
+                pack=pack,
+                base_url=(base_url or "").rstrip("/"),
+                api_key=provider.api_key,
+                headers=MappingProxyType(dict(provider.headers)),
+                connect_timeout=provider.timeout.connect,
+                read_timeout=provider.timeout.read,
+                limits=_limits(provider.limits),
+                params=MappingProxyType(params),
+                circuit=snap.CircuitPolicy(breaker.failures, breaker.cooldown),
+                catalogue=presets.catalogue_id(provider.preset, provider.api),
+                open=not provider.models,
+                responses=provider.responses,
+            )
+            self._speaks(name, provider, pack)  # reports a `responses: native` its pack cannot serve
             for model_name, spec in provider.models.items():
                 target_id = f"{name}/{model_name}"
                 if not getattr(pack, f"serves_{'embeddings' if spec.type == 'embedding' else 'chat'}", True):
                     where = ("providers", name, "models", model_name)
                     self.issues.append(self.pf.issue(where, f"pack '{pack.name}' has no {spec.type} call for model '{model_name}'"))
-                target = self.targets[target_id] = snap.Target(
-                    id=target_id,
-                    provider=name,
-                    model=model_name,
-                    kind=spec.type,
-                    pack=pack,
-                    base_url=(provider.base_url or "").rstrip("/"),
-                    api_key=provider.api_key,
-                    headers=MappingProxyType(dict(provider.headers)),
-                    connect_timeout=provider.timeout.connect,
-                    read_timeout=provider.timeout.read,
-                    price=snap.Price(spec.input_per_1m, spec.output_per_1m),
-                    context_window=spec.context_window,
-                    supports=frozenset(spec.supports) if spec.supports is not None else None,
-                    tier=spec.tier,
-                    limits=limits,
-                    params=MappingProxyType(dict(provider.params)),
-                    circuit=circuit,
-                    speaks=self._speaks(name, provider, pack),
-                )
-                pack.prepare(target)
+                target = self.targets[target_id] = build_target(recipe, model_name, spec)
+                target.pack.prepare(target)
 
     def _speaks(self, name: str, provider: model.Provider, pack: snap.Pack) -> frozenset[str]:
         """The client APIs a provider's targets take as they are: its pack's, less the
@@ -281,10 +303,15 @@ class _Compiler:
         if target is not None:
             return target
         provider_name, model_name = ref.split("/", 1)
+        recipe = self.recipes.get(provider_name)
+        if recipe is not None and recipe.open:  # lists no models: any name is one of them
+            target = self.targets[ref] = build_target(recipe, model_name, None)
+            target.pack.prepare(target)
+            return target
         provider = self.providers.providers.get(provider_name)
         if provider is None:
             self.issues.append(self.rf.issue(where, f"unknown provider '{provider_name}' in target '{ref}'"))
-        elif model_name not in provider.models:
+        elif provider.models and model_name not in provider.models:
             self.issues.append(self.rf.issue(where, f"provider '{provider_name}' has no model '{model_name}'"))
         # else: the provider itself failed to compile, and that was reported at its own line
         return None
@@ -314,6 +341,7 @@ class _Compiler:
             target = self._known_target(entry.target, loc)
             if target is None:
                 continue
+            target = self._priced(target, spec.price)
             tier = entry.tier or target.tier
             if tier is not None and tier not in self.routes.tiers:
                 self.issues.append(self.rf.issue(loc, f"unknown tier '{tier}' (tiers: {', '.join(self.routes.tiers)})"))
@@ -394,6 +422,7 @@ class _Compiler:
                 tiers=tiers,
                 default_limits=_limits(self.routes.defaults.key_limits),
                 expires_at=epoch(spec.expires_at),
+                direct=direct_globs(spec.direct, spec.routes),
             )
         return keys
 
@@ -411,6 +440,55 @@ class _Compiler:
                 id=name,
             )
         return tenants
+
+    def _priced(self, target: snap.Target, price: model.Price | None) -> snap.Target:
+        """A route's price for a target that has none (the copy is prepared like any target)."""
+        if price is None or target.price.known:
+            return target
+        copy_ = priced(target, snap.Price(price.input_per_1m, price.output_per_1m))
+        copy_.pack.prepare(copy_)
+        return copy_
+
+    def _addresses(self) -> Addresses:
+        """Pattern routes and direct `provider/model` addresses, made when first asked for."""
+        patterns = []
+        for alias, spec in self.routes.routes.items():
+            if not is_pattern(alias):
+                continue
+            if spec.targets is None:
+                self.issues.append(self.rf.issue(("routes", alias), f"pattern route '{alias}' needs 'targets'"))
+                continue
+            refs = []
+            for i, entry in enumerate(spec.targets):
+                provider = entry.target.split("/", 1)[0]
+                if provider not in self.providers.providers:
+                    where = ("routes", alias, "targets", i)
+                    self.issues.append(self.rf.issue(where, f"unknown provider '{provider}' in target '{entry.target}'"))
+                refs.append((entry.target, entry.weight, entry.tier))
+            template = self._route_template(alias, spec)
+            price = snap.Price(spec.price.input_per_1m, spec.price.output_per_1m) if spec.price else None
+            patterns.append(PatternRoute(alias, template, tuple(refs), price))
+        direct = self._route_template("", model.Route(targets=["direct/any"]))
+        return Addresses(MappingProxyType(self.recipes), MappingProxyType(self.targets), tuple(patterns), direct)
+
+    def _route_template(self, alias: str, spec: model.Route) -> snap.Route:
+        defaults = self.routes.defaults
+        retry = spec.retry or defaults.retry
+        return snap.Route(
+            alias=alias,
+            targets=(),
+            strategy=spec.strategy or defaults.strategy,
+            retry=snap.Retry(retry.attempts, retry.backoff, retry.max_backoff),
+            fallback_on=frozenset(spec.fallback_on if spec.fallback_on is not None else defaults.fallback_on),
+            timeout=spec.timeout or defaults.timeout,
+            limits=_limits(spec.limits),
+            cache_ttl=spec.cache.ttl if spec.cache else None,
+            equivalent=None,
+            fallback_equivalents=False,
+            kind="chat",
+            cache_scope=spec.cache.scope if spec.cache else "key",
+            validate_output=spec.validate_output,
+        )
 
     def _version(self) -> str:
         """Same config, same version: a hash of both validated files (secrets included, so rotation shows)."""
@@ -456,6 +534,21 @@ def _store_settings(spec: model.Store) -> snap.StoreSettings:
         cache_max_bytes=spec.cache_max_bytes,
         cache_max_entry_bytes=spec.cache_max_entry_bytes,
     )
+
+
+def _params(provider: model.Provider) -> dict[str, Any]:
+    """The values a pack reads: `params:`, plus the cloud settings given as their own fields."""
+    out = dict(provider.params)
+    for name in ("region", "project", "location", "credentials"):
+        value = getattr(provider, name)
+        if value is not None:
+            out.setdefault(name, value)
+    # The clouds' own variables, as their SDKs read them, when the provider names none.
+    for name, variables in (("region", ("AWS_REGION", "AWS_DEFAULT_REGION")), ("project", ("GOOGLE_CLOUD_PROJECT",))):
+        found = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+        if name not in out and found:
+            out[name] = found
+    return out
 
 
 def _limits(spec: model.Limits | None) -> snap.Limits:

@@ -33,8 +33,10 @@ class ModelSpec(Strict):
     """One upstream model a provider serves, with its price and abilities."""
 
     type: Literal["chat", "embedding"] = "chat"
-    input_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens")
-    output_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    input_per_1m: float | None = Field(
+        None, ge=0, description="USD per million prompt tokens; absent (with output_per_1m): the price catalogue's"
+    )
+    output_per_1m: float | None = Field(None, ge=0, description="USD per million completion tokens")
     context_window: int | None = Field(None, gt=0, description="prompt tokens the model accepts")
     supports: list[Capability] | None = Field(
         None,
@@ -73,7 +75,7 @@ class Circuit(Strict):
 
 
 class Provider(Strict):
-    api: str = Field(description="a built-in pack name or a path to a pack file")
+    api: str = Field(description="a built-in pack name or a path to a pack file (set by `preset:` when absent)")
     base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -88,7 +90,18 @@ class Provider(Strict):
         "(the pack needs a `responses` call), `translate` goes through chat completions (an OpenAI-compatible "
         "server without /v1/responses); absent: native when the pack has a `responses` call",
     )
-    models: dict[str, ModelSpec] = Field(min_length=1)
+    models: dict[str, ModelSpec] = Field(
+        default_factory=dict,
+        description="the models this provider serves; absent or empty: any model name, reached as provider/model "
+        "(direct addressing) or through a pattern route",
+    )
+    preset: str | None = Field(None, description="a built-in preset (docs/providers.md) whose fields this entry starts from")
+    region: str | None = Field(None, description="AWS region (api: bedrock); absent: AWS_REGION")
+    project: str | None = Field(None, description="Google Cloud project (api: vertex); absent: the credentials' own")
+    location: str | None = Field(None, description="Google Cloud location (api: vertex), e.g. us-central1")
+    credentials: str | None = Field(
+        None, description="service-account file (api: vertex); absent: GOOGLE_APPLICATION_CREDENTIALS, else ADC"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -100,7 +113,10 @@ class Provider(Strict):
 
 
 class ProvidersFile(Strict):
-    providers: dict[Name, Provider]
+    auto_presets: bool = Field(
+        False, description="enable every built-in preset whose key variable (or base-URL variable) is set"
+    )
+    providers: dict[Name, Provider] = Field(default_factory=dict)
 
 
 # ------------------------------------------------------------------- routes.yaml
@@ -171,6 +187,11 @@ class Cache(Strict):
     )
 
 
+class Price(Strict):
+    input_per_1m: float = Field(ge=0, description="USD per million prompt tokens")
+    output_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
+
+
 class Route(Strict):
     targets: list[TargetField] | None = None
     equivalent: str | None = Field(None, description="an equivalents class whose members are the targets")
@@ -187,6 +208,10 @@ class Route(Strict):
         "`invalid_output` failure (falls back when listed in fallback_on; ends a stream with an error event)",
     )
     description: str | None = None
+    price: Price | None = Field(
+        None, description="the price of this route's targets that have none of their own (e.g. a pattern route to "
+        "models the catalogue does not know); without one, a key with a budget is refused unpriced models",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Route:
@@ -214,6 +239,11 @@ class Key(Strict):
                                 "budget and tier cap also bind this key")
     expires_at: datetime | None = Field(None, description="from then on the key is refused like an unknown one "
                                         "(ISO 8601, UTC when no offset is given)")
+    direct: bool | list[str] | None = Field(
+        None,
+        description="models named provider/model without a route: true (any provider), a list of providers or "
+        "provider/model globs (`groq`, `openai/gpt-4o*`), or false; absent: allowed when the key lists no routes",
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> Key:

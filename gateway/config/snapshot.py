@@ -58,6 +58,7 @@ class Limits:
 class Price:
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
+    known: bool = True  # False: neither providers.yaml nor the catalogue prices this model
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1_000_000
@@ -129,6 +130,7 @@ class Route:
     # Seconds each target (by id) gets to start answering, so a hanging one leaves time for the next.
     attempt_timeouts: Mapping[str, float] = field(default_factory=dict)
     expose_upstream_errors: bool = False  # a 502 carries the providers' own messages (else only the log does)
+    direct: bool = False  # a `provider/model` named by the client, not a route of routes.yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class Key:
     id: str = ""  # the admin API's id; a key of routes.yaml has its name as id
     source: str = "config"  # config | api
     lapses_as: str = "expired"  # what the log and audit call it once expires_at passes (rotated: an old secret)
+    direct: tuple[str, ...] = ()  # provider/model globs this key may name without a route
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,17 @@ class DatabaseSettings:
     resync_interval: float = 60.0
 
 
+class Addresses(Protocol):
+    """Routes made on demand (config.addresses): `provider/model` named directly, and pattern
+    routes such as `claude-*`. The snapshot holds them; the request path asks."""
+
+    api_keys: tuple[str, ...]  # the keys of providers whose targets are made on demand (for redaction)
+
+    def route(self, alias: str, kind: str) -> Route | None: ...
+
+    def target(self, ref: str) -> Target | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ResponsesSettings:
     """routes.yaml `responses:`: retention and the in-memory bound of stored responses."""
@@ -235,6 +249,15 @@ class Snapshot:
     retired: Mapping[str, RetiredKey] = field(default_factory=dict)  # by sha256 digest
     key_events: KeyEvents | None = None
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
+    addresses: Addresses | None = None
+    presets: tuple[Any, ...] = ()  # config.presets.PresetStatus of every built-in preset
+
+    def find_target(self, ref: str) -> Target | None:
+        """A target of the config, or one made on demand for a `provider/model` address."""
+        found = self.targets.get(ref)
+        if found is None and self.addresses is not None:
+            found = self.addresses.target(ref)
+        return found
 
     @property
     def open(self) -> bool:

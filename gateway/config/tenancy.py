@@ -40,6 +40,7 @@ def bound_key(
     expires_at: float | None = None,
     id: str = "",
     source: str = "config",
+    direct: tuple[str, ...] = (),
 ) -> Key:
     """A compiled key, bound by its tenant (when it has one) and the default key limits."""
     return Key(
@@ -54,7 +55,20 @@ def bound_key(
         grants=tenant,
         id=id or name,
         source=source,
+        direct=direct,
     )
+
+
+def direct_globs(direct: bool | list[str] | None, routes: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The `provider/model` globs a key may name without a route: a key's `direct` as written
+    (true, false, providers or globs); absent, any provider for a key with no `routes` list."""
+    if direct is None:
+        return ("*",) if routes is None else ()
+    if direct is True:
+        return ("*",)
+    if direct is False:
+        return ()
+    return tuple(entry if "/" in entry else f"{entry}/*" for entry in direct)
 
 
 def epoch(moment: datetime | None) -> float | None:

@@ -53,6 +53,7 @@ class Exchange:
     completion_tokens: int | None = None
     cost_usd: float | None = None
     cached_tokens: int = 0  # prompt tokens the provider served from its own prompt cache
+    unpriced: bool = False  # answered by a model with no known price: its cost is unknown, not zero
     # What the request was charged once settled (prompt, completion, USD): reported figures,
     # or the estimates that stood in for missing ones.
     charged: tuple[int, int, float] | None = None

@@ -219,6 +219,7 @@ def provider_secrets(current: Callable[[], Any]) -> SecretSource:
         snapshot = current()
         if snapshot is not last[0]:
             keys = {t.api_key for t in snapshot.targets.values() if t.api_key}
+            keys.update(getattr(snapshot.addresses, "api_keys", ()))  # providers serving any model name
             last[0], last[1] = snapshot, tuple(sorted(keys, key=len, reverse=True))
         return last[1]
 

@@ -123,6 +123,11 @@ LIMIT_REJECTIONS = Counter(
     "Requests refused with 429 by a limit: scope (key, route, provider), its config name, and kind (rpm, tpm, concurrency, max_tokens)",
     ["scope", "name", "kind"],
 )
+UNPRICED = Counter(
+    "gateway_unpriced_requests_total",
+    "Answers from models with no known price (neither providers.yaml nor the catalogue): their cost is unknown",
+    ["route", "target"],
+)
 BUDGET_REJECTIONS = Counter(
     "gateway_budget_rejections_total",
     "Requests refused because the key's budget is spent, by key name",
@@ -255,6 +260,10 @@ def usage_counted(key: str, route: str, target: str, prompt: int, completion: in
 def limit_rejected(scope: str, name: str, kind: str) -> None:
     """A 429 from a limit. `scope` is key, route or provider; `name` its config name."""
     child(LIMIT_REJECTIONS, scope, name, kind).inc()
+
+
+def unpriced_served(route: str, target: str) -> None:
+    child(UNPRICED, route, target).inc()
 
 
 def budget_rejected(key: str) -> None:

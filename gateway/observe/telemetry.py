@@ -90,6 +90,9 @@ def finish(exchange: Exchange, status: int) -> None:
         fields.update(error.logged)  # the providers' own messages, which the client may not see
     if exchange.charged is not None:
         fields["cost_usd"] = round(exchange.charged[2], 8)  # what the budget was charged, estimates included
+    if exchange.unpriced:
+        fields["cost_usd"] = None  # not free: unknown (the model has no price)
+        fields["unpriced"] = True
     log.request_line(fields, "WARNING" if status >= 500 else "INFO")
     if exchange.ledger is not None:
         exchange.ledger.add(exchange, status, duration)  # no I/O: a row onto the writer's queue

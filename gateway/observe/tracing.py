@@ -47,7 +47,9 @@ def configure() -> bool:
     from gateway.observe import log
 
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
         log.event("tracing", "OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed: "

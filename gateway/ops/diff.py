@@ -240,6 +240,11 @@ def _diff_key(a: Key, b: Key, new: Snapshot, out: _Collector) -> None:
     if a.routes != b.routes:
         wider = _widened(a.routes, b.routes, new.routes)
         out.add("key", name, f"key `{name}` may use {_access(b)} (was {_access(a)})", risky=bool(wider))
+    if a.direct != b.direct and not (b.routes is None and a.routes is not None):  # else implied by "every route"
+        # Naming provider/model directly reaches models no route lists: more access is risky.
+        shown = ", ".join(f"`{p}`" for p in b.direct) or "nothing"
+        out.add("key", name, f"key `{name}` may name directly {shown} (was {', '.join(a.direct) or 'nothing'})",
+                risky=bool(set(b.direct) - set(a.direct)))
     for text, _ in _limit_changes(a.limits, b.limits):
         out.add("key", name, f"key `{name}` {text}", risky=_loosened(a.limits, b.limits))
     if a.budget != b.budget:
@@ -471,6 +476,8 @@ def _money(value: float) -> str:
 
 def _price(target: Target) -> str:
     p = target.price
+    if not p.known:
+        return "unpriced"
     return f"${_money(p.input_per_1m)} in / ${_money(p.output_per_1m)} out per 1M tokens"
 
 

@@ -20,7 +20,12 @@ from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.errors import GatewayError
 from gateway.pipeline.identify import may_use
 from gateway.pipeline.plan import Plan, plan_candidates, usable
-from gateway.pipeline.request import ModelRequest, answer_count, chat_request, embedding_request
+from gateway.pipeline.request import (
+    ModelRequest,
+    answer_count,
+    chat_request,
+    embedding_request,
+)
 from gateway.providers.tokens import requested_output_tokens
 from gateway.store.circuits import MemoryCircuits
 from gateway.store.latency import LatencyAverages
@@ -74,6 +79,8 @@ def explain(
     reader: Reader | None = None,
 ) -> Explanation:
     route = snapshot.routes.get(alias)
+    if route is None and snapshot.addresses is not None:  # a pattern route, or provider/model named directly
+        route = snapshot.addresses.route(alias, "chat") or snapshot.addresses.route(alias, "embedding")
     if route is None:
         raise ExplainError(f"no route '{alias}' (routes: {', '.join(sorted(snapshot.routes))})")
     key = _find_key(snapshot, key_name)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from gateway.config.snapshot import Target
+from gateway.observe import metrics
 from gateway.observe.exchange import Exchange
 from gateway.pipeline import cache
 from gateway.pipeline.admit import Admission, settlement
@@ -72,6 +73,9 @@ async def close(
     """Record usage and settle the admission with what was really used."""
     cost = target.price.cost(prompt, completion) if target is not None and not hit else 0.0
     exchange.charged = (prompt, completion, cost)
+    if target is not None and not hit and not target.price.known:
+        exchange.unpriced = True
+        metrics.unpriced_served(exchange.route, target.id)
     admission.store.record(Usage(
         admission.windows, admission.key_name, admission.route,
         prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost,

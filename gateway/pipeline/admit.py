@@ -31,7 +31,16 @@ from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
 from gateway.observe import metrics
 from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.providers.rate_limits import duration
-from gateway.store import Draw, Hold, Settlement, Slots, Store, StoreUnavailable, Take, Verdict
+from gateway.store import (
+    Draw,
+    Hold,
+    Settlement,
+    Slots,
+    Store,
+    StoreUnavailable,
+    Take,
+    Verdict,
+)
 
 DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request names no output ceiling and its route none either
 OPEN_KEY = "anonymous"  # the usage name of callers on a gateway without keys

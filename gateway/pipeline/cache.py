@@ -32,7 +32,16 @@ import orjson
 
 from gateway.config.snapshot import Key
 from gateway.observe import metrics
-from gateway.providers.events import COMPLETE, End, Event, Finish, Start, TextDelta, ToolCallDelta, Usage
+from gateway.providers.events import (
+    COMPLETE,
+    End,
+    Event,
+    Finish,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from gateway.store import Store, StoreUnavailable
 
 # Fields that change how or for whom an answer is delivered, never what it says.

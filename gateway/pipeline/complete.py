@@ -51,7 +51,7 @@ async def complete(
     """Everything after the front-end has identified the caller and read the request."""
     alias = request.alias
     route = find_route(snapshot, alias, request.kind)
-    authorize(key, alias)
+    authorize(key, alias, route)
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
     exchange.tenant = key.tenant or "" if key is not None else ""
@@ -126,6 +126,7 @@ def gateway_headers(exchange: Exchange, snapshot: Snapshot) -> dict[str, str]:
     return {
         "x-gateway-route": exchange.route,
         "x-gateway-target": exchange.target,
+        "x-gateway-provider": exchange.target.split("/", 1)[0],
         "x-gateway-attempts": str(exchange.attempts),
         "x-gateway-overhead-ms": f"{exchange.overhead(time.perf_counter()) * 1000:.2f}",
         "x-gateway-config": snapshot.version,
@@ -140,7 +141,8 @@ async def from_cache(
     exchange.target = hit.target
     await account.close(admission, exchange, None, 0, 0, hit=True)
     body = orjson.loads(hit.answer)
-    target = snapshot.targets[hit.target]  # who answered it first (for its model name)
+    target = snapshot.find_target(hit.target)  # who answered it first (for its model name)
+    assert target is not None  # may_serve found it among the plan's targets
     outcome = Outcome(target=target)
     if request.stream:
         outcome.stream = EventStream(_replayed(cache.replay(body, target.model), exchange))

@@ -26,7 +26,7 @@ from typing import Any
 from loguru import logger
 
 from gateway.config.snapshot import Budget, Key, Limits, RetiredKey, Snapshot, Tenant
-from gateway.config.tenancy import bound_key
+from gateway.config.tenancy import bound_key, direct_globs
 from gateway.store.database import directory as tables
 
 POLL_SECONDS = 0.5
@@ -210,7 +210,7 @@ class Directory:
             budget=budget_of(row["budget"]), max_tier=row["max_tier"], tenant=tenant, tiers=snapshot.tiers,
             default_limits=snapshot.key_limits,
             expires_at=row["expires_at"] / 1000 if row["expires_at"] is not None else None,
-            id=row["id"], source="api",
+            id=row["id"], source="api", direct=direct_globs(None, routes_of(row["routes"])),
         )
         self._key_cache[row["id"]] = (token, key)
         return key

@@ -30,7 +30,13 @@ from typing import Any
 import aiohttp
 
 from gateway.config.snapshot import Retry, Route, Target
-from gateway.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, NoTargetAvailable, RateLimited
+from gateway.errors import (
+    AllTargetsFailed,
+    DeadlineExceeded,
+    GatewayError,
+    NoTargetAvailable,
+    RateLimited,
+)
 from gateway.observe import metrics, tracing
 from gateway.observe.exchange import Exchange
 from gateway.observe.redact import redact
@@ -39,8 +45,14 @@ from gateway.pipeline.deadline import Deadline
 from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
-from gateway.providers.packs.wire import StreamCut, UpstreamFailure, UpstreamRequest, bad_upstream_body, pack_of
-from gateway.providers.upstream import Upstream, lines
+from gateway.providers.packs.wire import (
+    StreamCut,
+    UpstreamFailure,
+    UpstreamRequest,
+    bad_upstream_body,
+    pack_of,
+)
+from gateway.providers.upstream import Upstream, chunks, lines
 from gateway.store.circuits import TRIPPING_CLASSES
 
 # Worth another try on the same target; context_length and content_filter are not.
@@ -366,8 +378,21 @@ def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
     )
 
 
+async def _send(upstream: Upstream, target: Target, request: UpstreamRequest) -> aiohttp.ClientResponse:
+    """Send, signed when the pack signs (AWS SigV4, Google OAuth): a 401 to a signed request
+    is tried once more with fresh credentials, since a token can be revoked before it expires."""
+    signer = pack_of(target).signer
+    if signer is None:
+        return await upstream.send(request, target.connect_timeout, target.read_timeout)
+    response = await upstream.send(await signer.sign(target, request), target.connect_timeout, target.read_timeout)
+    if response.status != 401 or not signer.refreshes:
+        return response
+    response.release()
+    return await upstream.send(await signer.sign(target, request, fresh=True), target.connect_timeout, target.read_timeout)
+
+
 async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequest, outcome: Outcome) -> bytes:
-    response = await upstream.send(request, target.connect_timeout, target.read_timeout)
+    response = await _send(upstream, target, request)
     try:
         raw = await response.read()
     finally:
@@ -427,7 +452,7 @@ async def _open_stream(runtime: Runtime, target: Target, request: ModelRequest, 
         stream = EventStream(pack.chat_local_events(target, request.body))
     else:
         rendered = _chat_request(target, request, True)
-        response = await runtime.upstream.send(rendered, target.connect_timeout, target.read_timeout)
+        response = await _send(runtime.upstream, target, rendered)
         if response.status >= 300:
             try:
                 raw = await response.read()
@@ -435,7 +460,8 @@ async def _open_stream(runtime: Runtime, target: Target, request: ModelRequest, 
                 response.release()
             raise pack.error(target, response.status, raw, response.headers)
         outcome.rate_limits = pack.rate_limit_headers(response.headers)
-        stream = pack.chat_events(target, request.body, lines(response), request.api, _native(target, request))
+        body = chunks(response) if pack.reads_bytes else lines(response)
+        stream = pack.chat_events(target, request.body, body, request.api, _native(target, request))
     try:
         first = await anext(stream.events)
     except StopAsyncIteration:

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from loguru import logger
 from starlette.datastructures import Headers
 
-from gateway.config.snapshot import Key, Snapshot
+from gateway.config.snapshot import Key, Route, Snapshot
 from gateway.errors import Forbidden, Unauthorized
 
 
@@ -60,20 +60,25 @@ def _refused(snapshot: Snapshot, key_id: str, name: str, reason: str) -> None:
         snapshot.key_events.refused(key_id, name, reason)
 
 
-def may_use(key: Key | None, alias: str) -> bool:
-    """Whether the key's own `routes` and its tenant's both allow the alias."""
+def may_use(key: Key | None, alias: str, direct: bool = False) -> bool:
+    """Whether the key's own `routes` and its tenant's both allow the alias. A `direct` alias
+    (`provider/model` without a route) is allowed by the key's `direct` globs instead, and
+    only when its tenant does not narrow the routes."""
     if key is None:
         return True
+    grants = key.grants
+    if direct:
+        tenant_open = grants is None or grants.routes is None
+        return tenant_open and any(fnmatchcase(alias, pattern) for pattern in key.direct)
     if key.routes is not None and not any(fnmatchcase(alias, pattern) for pattern in key.routes):
         return False
-    grants = key.grants
     if grants is None or grants.routes is None:
         return True
     return any(fnmatchcase(alias, pattern) for pattern in grants.routes)
 
 
-def authorize(key: Key | None, alias: str) -> None:
-    if not may_use(key, alias):
+def authorize(key: Key | None, alias: str, route: Route | None = None) -> None:
+    if not may_use(key, alias, route is not None and route.direct):
         raise Forbidden(f"key '{key.name}' may not use model '{alias}'", param="model")  # type: ignore[union-attr]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Protocol
 
 from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot, Target
@@ -26,6 +27,7 @@ from gateway.pipeline.request import ModelRequest
 from gateway.store.circuits import CircuitStore
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
+PROVIDER_HEADER = "x-gateway-provider"  # pins one provider among the route's targets
 DEFAULT_OUTPUT_TOKENS = 256  # what `cheapest` prices when the request sets no output ceiling
 EXPLORE = 0.1  # share of `fastest` requests sent first to a target that is not the fastest
 
@@ -34,6 +36,7 @@ TIER = "tier"
 CAPABILITY = "capability"
 CONTEXT_WINDOW = "context_window"
 CIRCUIT = "circuit"
+UNPRICED = "unpriced"
 
 
 class Latencies(Protocol):
@@ -65,6 +68,10 @@ class Plan:
 
 def find_route(snapshot: Snapshot, alias: str, kind: str) -> Route:
     route = snapshot.routes.get(alias)
+    if route is None and snapshot.addresses is not None:
+        # A pattern route (`claude-*`), or a `provider/model` named directly (the key decides
+        # later, in identify.authorize, whether this caller may name it).
+        route = snapshot.addresses.route(alias, kind)
     if route is None or route.kind != kind:
         what = "an embedding" if kind == "embedding" else "a chat"
         raise ModelNotFound(f"the model '{alias}' does not exist or is not {what} model", param="model")
@@ -91,6 +98,8 @@ def plan_candidates(
     key_cap = key.max_tier if key is not None else None
     cap, cap_by = _tier_cap(tiers, key_cap, request.max_tier, key)
     ordered = order_targets(route, request, prompt, latency, rng) + route.fallback_targets
+    if request.provider is not None:
+        ordered = pinned(route, ordered, request.provider, key)
 
     candidates: list[Target] = []
     skipped: list[Skipped] = []
@@ -98,6 +107,9 @@ def plan_candidates(
     for entry in ordered:
         target = entry.target
         reason = _above_cap(tiers, entry, cap, cap_by)
+        if reason is None and key is not None and key.budget is not None and not target.price.known:
+            # A budget must never count a model as free because nobody priced it.
+            reason = Skipped(target.id, UNPRICED, "the model has no known price and the key has a budget")
         if reason is None:
             reason = (_lacks(target, needs) or _unmapped(target, fields) or _not_native(target, request)
                       or _too_long(target, window_need, prompt))
@@ -133,6 +145,11 @@ def usable(plan: Plan) -> tuple[Target, ...]:
     alias = plan.route.alias
     if plan.denied:
         raise Forbidden(plan.denied, param="model", code="tier_not_allowed")
+    if plan.skipped and all(s.reason == UNPRICED for s in plan.skipped):
+        raise Forbidden(
+            f"every target of '{alias}' is unpriced and this key has a budget: give the model a price in "
+            "providers.yaml or the route a `price:`", param="model", code="unpriced_model",
+        )
     if plan.skipped and all(s.reason == CONTEXT_WINDOW for s in plan.skipped):
         raise BadRequest(
             f"the prompt (about {plan.prompt_tokens} tokens) is too long for every model of '{alias}'",
@@ -153,6 +170,22 @@ def usable(plan: Plan) -> tuple[Target, ...]:
         f"no target of '{alias}' can take this request (skipped: {reasons})",
         headers=headers, extra={"skipped": [s.as_dict() for s in plan.skipped]},
     )
+
+
+def pinned(route: Route, ordered: tuple[RouteTarget, ...], provider: str, key: Key | None) -> tuple[RouteTarget, ...]:
+    """The targets of `provider` alone (the request's x-gateway-provider), when the key may
+    choose providers: the same permission as naming `provider/model` directly."""
+    provider = provider.strip()
+    mine = tuple(e for e in ordered if e.target.provider == provider)
+    if key is not None and not any(fnmatchcase(e.target.id, p) for e in mine or ordered for p in key.direct):
+        raise Forbidden(f"key '{key.name}' may not choose a provider ({PROVIDER_HEADER})", param=PROVIDER_HEADER,
+                        code="provider_not_allowed")
+    if not mine:
+        raise BadRequest(f"'{route.alias}' has no target at provider '{provider}'", param=PROVIDER_HEADER,
+                         code="provider_not_in_route")
+    if key is not None:
+        mine = tuple(e for e in mine if any(fnmatchcase(e.target.id, p) for p in key.direct))
+    return mine
 
 
 # ------------------------------------------------------------------ strategies

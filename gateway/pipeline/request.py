@@ -44,6 +44,7 @@ class ModelRequest:
     max_tier: str | None = None  # the request's own tier cap (x-gateway-max-tier)
     cache_control: str | None = None  # the request's cache-control header
     choices: int = 1  # answers asked for (OpenAI's `n`): output estimates count each of them
+    provider: str | None = None  # the request's x-gateway-provider: one provider among the route's targets
 
 
 def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from urllib.request import proxy_bypass
 
 import aiohttp
+import yarl
 from aiohttp.helpers import ProxyInfo, proxies_from_env
 
 from gateway.observe import tracing
@@ -92,7 +93,7 @@ class Upstream:
         proxy = self._proxy(request.url)
         return await self._session.request(
             request.method,
-            request.url,
+            yarl.URL(request.url, encoded=True) if request.encoded else request.url,
             headers=tracing.trace_headers(request.headers) if tracing.enabled else request.headers,
             data=request.body,
             timeout=self._timeout(connect, read),
@@ -100,6 +101,12 @@ class Upstream:
             proxy=proxy.proxy if proxy is not None else None,
             proxy_auth=proxy.proxy_auth if proxy is not None else None,
         )
+
+
+async def chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The body as it arrives, for binary stream framings (AWS event-stream)."""
+    async for data in response.content.iter_any():
+        yield data
 
 
 async def lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -12,7 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api import admin, audit, caller_usage, health, keys, ledger, models, tenants, ui, usage
+from gateway.api import (
+    admin,
+    audit,
+    caller_usage,
+    health,
+    keys,
+    ledger,
+    models,
+    tenants,
+    ui,
+    usage,
+)
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
 from gateway.api.endpoint import error_response, request_id

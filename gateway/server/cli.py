@@ -78,7 +78,9 @@ def _run_server(args: argparse.Namespace) -> int:
     if not args.watch:
         os.environ[WATCH_ENV] = "0"
     limits = _connection_limits(args)
-    from gateway.server.connections import BoundedHttpProtocol  # reads the limits as it is imported
+    from gateway.server.connections import (
+        BoundedHttpProtocol,  # reads the limits as it is imported
+    )
 
     options = dict(
         factory=True,
@@ -155,12 +157,34 @@ def _validate(args: argparse.Namespace) -> int:
             "valid": True, "version": snapshot.version, "routes": sorted(snapshot.routes),
             "targets": sorted(snapshot.targets), "keys": sorted(k.name for k in snapshot.keys.values()),
             "sources": list(snapshot.sources), "warnings": warnings,
+            "presets": [_preset_dict(s) for s in snapshot.presets],
         }))
     else:
         for line in warnings:
             print(f"{routes}: warning: {line}", file=sys.stderr)
         print(f"ok: {len(snapshot.routes)} routes, {len(snapshot.targets)} targets, config {snapshot.version}")
+        for line in _preset_lines(snapshot.presets):
+            print(line)
     return 0
+
+
+def _preset_dict(status: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(status)  # type: ignore[call-overload]  # names and booleans only: never a value
+
+
+def _preset_lines(statuses: tuple[object, ...]) -> list[str]:
+    """Which presets are enabled (and how) and which key variables are missing: names, never values."""
+    enabled = [s for s in statuses if s.provider is not None]  # type: ignore[attr-defined]
+    off = [s for s in statuses if s.provider is None]  # type: ignore[attr-defined]
+    lines = []
+    if enabled:
+        shown = ", ".join(f"{s.preset} ({s.how}, {s.key_env} {'set' if s.key_set else 'unset'})" for s in enabled)  # type: ignore[attr-defined]
+        lines.append(f"presets enabled: {shown}")
+    if off:
+        lines.append("presets off (variable not set): " + ", ".join(f"{s.preset} ({s.switch_env})" for s in off))  # type: ignore[attr-defined]
+    return lines
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -207,7 +231,13 @@ def _diff(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
-    from gateway.ops.explain import ExplainError, as_dict, explain, read_body, render_text
+    from gateway.ops.explain import (
+        ExplainError,
+        as_dict,
+        explain,
+        read_body,
+        render_text,
+    )
     from gateway.providers.snapshots import build_snapshot
 
     try:
@@ -228,6 +258,29 @@ def _explain(args: argparse.Namespace) -> int:
     else:
         print(render_text(explanation))
     return 0 if explanation.error is None else 1
+
+
+def _models(args: argparse.Namespace) -> int:
+    """Every model this config reaches, with price and context window."""
+    import json
+
+    from gateway.config.addresses import Addresses
+    from gateway.ops.models import reachable, render_text
+    from gateway.providers.snapshots import build_snapshot
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    rows = reachable(snapshot)
+    if args.format == "json":
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    addresses = snapshot.addresses
+    open_providers = sorted(p for p, _ in addresses.open_providers()) if isinstance(addresses, Addresses) else []
+    print(render_text(rows, open_providers), end="")
+    return 0
 
 
 def _reader(endpoint: str, snapshot: Any) -> Any:
@@ -337,6 +390,12 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(run=_explain)
 
+    models = commands.add_parser("models", help="list the models this config reaches, with price and context window")
+    models.add_argument("--routes", default=DEFAULT_ROUTES)
+    models.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    models.add_argument("--format", choices=("text", "json"), default="text")
+    models.set_defaults(run=_models)
+
     db = commands.add_parser("db", help="the database: apply migrations (upgrade) or show the schema revision (current)")
     db.add_argument("action", choices=("upgrade", "current"))
     db.add_argument("--routes", default=DEFAULT_ROUTES, help="read database.url from this routes.yaml")
@@ -353,6 +412,18 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def load_env_file(folder: str = ".") -> bool:
+    """Read `.env` in the working folder into the environment; a variable already set wins.
+
+    So `GROQ_API_KEY=...` in `.env` is all a preset needs, while a deployment's own
+    environment (Kubernetes secrets, CI) is never overridden by a file left in the image.
+    """
+    from dotenv import load_dotenv
+
+    return load_dotenv(os.path.join(folder, ".env"), override=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()
     args = parser().parse_args(argv)
     return int(args.run(args))

@@ -45,7 +45,9 @@ __all__ = [
 def open_store(redis_url: str | None, settings: SettingsSource) -> Store:
     """The process's store: Redis when a URL is given, else in-process."""
     if redis_url:
-        from gateway.store._redis import RedisStore  # imports the Redis client only when used
+        from gateway.store._redis import (
+            RedisStore,  # imports the Redis client only when used
+        )
 
         return RedisStore(redis_url, settings)
     from gateway.store._memory import MemoryStore

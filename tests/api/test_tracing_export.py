@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response

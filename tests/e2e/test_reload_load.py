@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 
 from gateway.providers.snapshots import build_snapshot
-from tests.e2e.test_reload import ENV, admin_config, dump, slow_upstream, write_atomically, write_in_place
+from tests.e2e.test_reload import (
+    ENV,
+    admin_config,
+    dump,
+    slow_upstream,
+    write_atomically,
+    write_in_place,
+)
 from tests.support.configs import ECHO_PROVIDER, openai_provider
 from tests.support.servers import gateway_process, serve_app
 

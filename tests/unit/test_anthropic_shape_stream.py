@@ -8,7 +8,17 @@ from typing import Any
 import orjson
 
 from gateway.api.anthropic.stream import MessageEvents, anthropic_sse
-from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream, Frame, Start, chunk_events
+from gateway.providers.events import (
+    COMPLETE,
+    CUT,
+    FAILED,
+    End,
+    Event,
+    EventStream,
+    Frame,
+    Start,
+    chunk_events,
+)
 
 
 def frames(*chunks: Any, done: bool = True, end: End | None = None) -> list[Event]:

@@ -345,3 +345,8 @@ def test_validate_warns_when_an_openai_compatible_server_would_get_responses_bod
             "--format", "json"]
     warnings = json.loads(subprocess.run(args, capture_output=True, text=True).stdout)["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith("provider 'local'") and "responses: translate" in warnings[0]
+
+
+def test_letting_a_key_name_providers_directly_is_risky(tmp_path):
+    result = diff(tmp_path, lambda r: r["keys"][0].update(direct=["groq"]))
+    assert risky_texts(result) == ["key `team-a` may name directly `groq/*` (was nothing)"]

@@ -20,8 +20,11 @@ def test_committed_pack_schema_matches_the_model():
     assert SCHEMA.read_text() == render(model, title), "schemas/pack.schema.json is stale: run `make schemas`"
 
 
-def test_the_seven_built_in_packs_exist():
-    assert builtin_names() == ["anthropic", "azure-openai", "cohere", "echo", "gemini", "ollama", "openai"]
+def test_the_built_in_packs_exist():
+    assert builtin_names() == [
+        "anthropic", "azure-openai", "bedrock", "cohere", "echo", "gemini", "ollama", "openai",
+        "vertex", "vertex-anthropic", "vertex-gemini",
+    ]
 
 
 @pytest.mark.parametrize("name", builtin_names())

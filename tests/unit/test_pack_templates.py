@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from gateway.config.load import ConfigError
-from gateway.providers.packs._templates import Origin, TemplateProblem, compile_text, compile_value
+from gateway.providers.packs._templates import (
+    Origin,
+    TemplateProblem,
+    compile_text,
+    compile_value,
+)
 from gateway.providers.snapshots import build_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

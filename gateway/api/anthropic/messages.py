@@ -25,7 +25,7 @@ from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.config.snapshot import Snapshot
 from gateway.pipeline.complete import complete
 from gateway.pipeline.identify import authorize, identify
-from gateway.pipeline.plan import MAX_TIER_HEADER, find_route
+from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER, find_route
 from gateway.pipeline.request import ModelRequest, chat_request
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.packs.wire import pack_of
@@ -37,6 +37,8 @@ FORWARDED_HEADERS = ("anthropic-beta",)  # what the client asks of Anthropic tha
 def speaks_messages(snapshot: Snapshot, alias: str) -> bool:
     """Whether some target of the route takes an Anthropic body as it is."""
     route = snapshot.routes.get(alias)
+    if route is None and snapshot.addresses is not None:  # `anthropic/claude-…` named directly, or a pattern route
+        route = snapshot.addresses.route(alias, "chat")
     return route is not None and any(WIRE in pack_of(rt.target).speaks for rt in route.targets)
 
 
@@ -62,6 +64,7 @@ def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) ->
         native_headers={name: headers[name] for name in FORWARDED_HEADERS if name in headers},
         max_tier=headers.get(MAX_TIER_HEADER),
         cache_control=headers.get("cache-control"),
+        provider=headers.get(PROVIDER_HEADER),
     )
 
 
@@ -96,8 +99,7 @@ async def count_tokens(request: Request, exchange: Exchange) -> Response:
     body = await read_json(request, snapshot.max_body_bytes)
     prompt = prompt_to_openai(body, lenient=True)
     alias = prompt["model"]
-    find_route(snapshot, alias, "chat")
-    authorize(key, alias)
+    authorize(key, alias, find_route(snapshot, alias, "chat"))
     exchange.route = alias
     headers = {"x-gateway-route": alias, "x-gateway-config": snapshot.version, "x-gateway-estimate": "true"}
     return json_response({"input_tokens": estimate_prompt_tokens(prompt)}, headers=headers)

@@ -23,7 +23,16 @@ import orjson
 
 from gateway.api.anthropic.shape import ERROR_TYPES, message_id, stop_reason, usage_of
 from gateway.api.sse import write
-from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, ToolCallDelta, Usage
+from gateway.providers.events import (
+    End,
+    Event,
+    EventStream,
+    Finish,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from gateway.providers.tokens import CHARS_PER_TOKEN
 
 WIRE = "anthropic"

@@ -19,7 +19,7 @@ from gateway.api.openai.request import model_of
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.pipeline.complete import complete
 from gateway.pipeline.identify import identify
-from gateway.pipeline.plan import MAX_TIER_HEADER
+from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER
 from gateway.pipeline.request import chat_request
 from gateway.pipeline.runtime import Runtime
 
@@ -38,6 +38,7 @@ async def create_completion(request: Request, exchange: Exchange) -> Response:
         native_only=tuple(legacy.native_only(body)),
         max_tier=request.headers.get(MAX_TIER_HEADER),
         cache_control=request.headers.get("cache-control"),
+        provider=request.headers.get(PROVIDER_HEADER),
     )
     done = await complete(runtime, snapshot, key, model_request, exchange)
     stream = done.outcome.stream

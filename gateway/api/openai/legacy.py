@@ -24,7 +24,15 @@ import orjson
 from gateway.api.openai.stream import DONE, error_frame
 from gateway.api.sse import write
 from gateway.errors import BadRequest
-from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, Usage
+from gateway.providers.events import (
+    End,
+    Event,
+    EventStream,
+    Finish,
+    Start,
+    TextDelta,
+    Usage,
+)
 from gateway.providers.packs.template_pack import LEGACY_COMPLETIONS as API
 
 # Fields passed to chat targets under the same name and meaning.

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 
 from gateway.api import parameters
 from gateway.errors import BadRequest
-from gateway.pipeline.plan import MAX_TIER_HEADER
+from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER
 from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
 
 API = "openai"
@@ -24,14 +24,18 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 def read_chat(body: dict[str, Any], headers: Headers) -> ModelRequest:
     model_of(body)
     check_chat(body)
-    return chat_request(API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"))
+    return chat_request(
+        API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
+        provider=headers.get(PROVIDER_HEADER),
+    )
 
 
 def read_embeddings(body: dict[str, Any], headers: Headers) -> ModelRequest:
     model_of(body)
     check_embeddings(body)
     return embedding_request(
-        API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control")
+        API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
+        provider=headers.get(PROVIDER_HEADER),
     )
 
 

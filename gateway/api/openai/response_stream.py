@@ -35,7 +35,17 @@ from gateway.api.openai.response_object import (
 )
 from gateway.api.sse import write
 from gateway.config.snapshot import RESPONSES_API
-from gateway.providers.events import End, Event, EventStream, Finish, Frame, Start, TextDelta, ToolCallDelta, Usage
+from gateway.providers.events import (
+    End,
+    Event,
+    EventStream,
+    Finish,
+    Frame,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from gateway.providers.tokens import CHARS_PER_TOKEN
 
 # Upstream events that carry the whole response, which the client gets under the gateway's id.

@@ -17,7 +17,16 @@ from typing import Any
 import orjson
 
 from gateway.api.sse import HEADERS, write
-from gateway.providers.events import End, Event, EventStream, Finish, Start, TextDelta, ToolCallDelta, Usage
+from gateway.providers.events import (
+    End,
+    Event,
+    EventStream,
+    Finish,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = ["DONE", "HEADERS", "WIRE", "ChunkWriter", "error_frame", "sse"]
 

@@ -17,7 +17,16 @@ from typing import Any
 
 from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
-from gateway.providers.events import COMPLETE, End, Event, EventStream, Finish, Start, TextDelta, Usage
+from gateway.providers.events import (
+    COMPLETE,
+    End,
+    Event,
+    EventStream,
+    Finish,
+    Start,
+    TextDelta,
+    Usage,
+)
 from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest
 from gateway.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
 
@@ -57,6 +66,8 @@ class EchoPack:
     serves_chat = True
     serves_embeddings = True
     speaks: frozenset[str] = frozenset()
+    signer = None
+    reads_bytes = False
     maps = None  # not filtered by what it carries (pipeline/mapping.py): it only echoes
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:

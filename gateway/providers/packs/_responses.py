@@ -16,7 +16,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.config.snapshot import Target
-from gateway.providers.events import COMPLETE, End, Event, Finish, Frame, Start, TextDelta, ToolCallDelta, Usage
+from gateway.providers.events import (
+    COMPLETE,
+    End,
+    Event,
+    Finish,
+    Frame,
+    Start,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from gateway.providers.packs._framing import sse_events
 from gateway.providers.packs._values import decode_event, failure_from_value
 from gateway.providers.packs.wire import bad_upstream_body, stream_cut

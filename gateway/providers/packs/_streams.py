@@ -16,11 +16,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.snapshot import Target
-from gateway.providers.events import COMPLETE, End, Event, Frame, Start, chunk_events, start_of
+from gateway.providers.events import (
+    COMPLETE,
+    End,
+    Event,
+    Frame,
+    Start,
+    chunk_events,
+    start_of,
+)
 from gateway.providers.packs._framing import FRAMINGS
 from gateway.providers.packs._helpers import StreamState
-from gateway.providers.packs._templates import RENDER_ERRORS, TextTemplate, ValueTemplate
-from gateway.providers.packs._values import answer_value, decode_event, openai_failure, reason
+from gateway.providers.packs._templates import (
+    RENDER_ERRORS,
+    TextTemplate,
+    ValueTemplate,
+)
+from gateway.providers.packs._values import (
+    answer_value,
+    decode_event,
+    openai_failure,
+    reason,
+)
 from gateway.providers.packs.wire import UpstreamFailure, bad_upstream_body, stream_cut
 
 Headers = tuple[tuple[str, TextTemplate], ...]

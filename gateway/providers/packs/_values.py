@@ -11,7 +11,12 @@ import orjson
 from jinja2 import StrictUndefined, Undefined
 
 from gateway.config.snapshot import Target
-from gateway.providers.packs.wire import FALLBACK_CLASSES, UpstreamFailure, bad_upstream_body, classify_status
+from gateway.providers.packs.wire import (
+    FALLBACK_CLASSES,
+    UpstreamFailure,
+    bad_upstream_body,
+    classify_status,
+)
 
 _UNDEFINED = (Undefined, StrictUndefined)
 _CONTAINERS = (dict, list)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -17,9 +18,20 @@ from pydantic import ValidationError
 from gateway.config.load import ConfigIssue, PackError, PackNotFound
 from gateway.providers.packs._source import PackSource, PackSyntaxError, read_pack_text
 from gateway.providers.packs._streams import CompiledStream
-from gateway.providers.packs._templates import Origin, TemplateProblem, compile_text, compile_value
+from gateway.providers.packs._templates import (
+    Origin,
+    TemplateProblem,
+    compile_text,
+    compile_value,
+)
+from gateway.providers.packs.signing import MissingExtra, signer_for
 from gateway.providers.packs.spec import PackSpec, RateLimits
-from gateway.providers.packs.template_pack import Auth, CompiledCall, RateLimitMap, TemplatePack
+from gateway.providers.packs.template_pack import (
+    Auth,
+    CompiledCall,
+    RateLimitMap,
+    TemplatePack,
+)
 from gateway.providers.packs.wire import Pack
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -57,6 +69,12 @@ def read_pack(path: Path) -> tuple[PackSource, PackSpec]:
         raise PackError([ConfigIssue(shown, exc.line, exc.col, exc.message)]) from None
     if not isinstance(source.data, dict):
         raise PackError([ConfigIssue(shown, 1, 1, "a pack file must be a YAML mapping")])
+    base = source.data.get("extends")
+    if isinstance(base, str):
+        if not _BUILTIN_NAME.match(base) or not (BUILTIN_DIR / f"{base}.yaml").is_file():
+            raise PackError([ConfigIssue(shown, *source.where(("extends",)), f"extends: no built-in pack '{base}'")])
+        parent, _ = read_pack(BUILTIN_DIR / f"{base}.yaml")
+        source.data = _merged(parent.data, source.data)
     try:
         spec = PackSpec.model_validate(source.data)
     except ValidationError as exc:
@@ -70,8 +88,52 @@ def read_pack(path: Path) -> tuple[PackSource, PackSpec]:
     return source, spec
 
 
+def _merged(base: Any, over: Any) -> Any:
+    """`extends`: mappings merge key by key (recursively); anything else in `over` replaces."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(base.get(key), value) if key in base else value
+    return out
+
+
+class ModelSwitch:
+    """A pack whose models are served by other packs, chosen by model name (`by_model`):
+    one `api: vertex` for Gemini and Anthropic models alike. Each target gets the chosen
+    pack itself when the snapshot is built, so the request path never sees the switch."""
+
+    local = False
+    user_file: str | None = None
+
+    def __init__(self, name: str, choices: list[tuple[str, Pack]]):
+        self.name = name
+        self._choices = choices
+        self.serves_chat = any(getattr(p, "serves_chat", False) for _, p in choices)
+        self.serves_embeddings = any(getattr(p, "serves_embeddings", False) for _, p in choices)
+        roots = [p for _, p in choices if hasattr(p, "root_url")]
+        self.root_url = roots[0].root_url if roots else (lambda params: None)
+
+    def for_model(self, model: str) -> Pack:
+        for glob, pack in self._choices:
+            if fnmatchcase(model, glob):
+                return pack
+        return self._choices[-1][1]
+
+    def prepare(self, target: Any) -> None:
+        self.for_model(target.model).prepare(target)
+
+
 def compile_pack(path: Path, overrides: Mapping[str, str], where: Where | None) -> Pack:
     source, spec = read_pack(path)
+    if spec.by_model:
+        choices = []
+        for glob, name in spec.by_model.items():
+            try:
+                choices.append((glob, compile_pack(find_pack(name, str(path.parent)), overrides, where)))
+            except PackNotFound as exc:
+                raise PackError([ConfigIssue(str(path), *source.where(("by_model", glob)), str(exc))]) from None
+        return ModelSwitch(spec.name, choices)  # type: ignore[return-value]
     if spec.local == "echo":
         from gateway.providers.packs._echo import EchoPack
 
@@ -103,12 +165,18 @@ class _Compiler:
         completions = self._call(("completions",), spec.completions) if spec.completions else None
         responses = self._call(("responses",), spec.responses) if spec.responses else None
         error = self._value(("error",), spec.error)
+        root = self._text(("base_url",), spec.base_url) if spec.base_url else None
+        try:
+            signer = signer_for(spec.auth.style, spec.auth.name)
+        except MissingExtra as exc:
+            self.issues.append(ConfigIssue(self.source.path, *self.source.where(("auth",)), str(exc)))
         if self.issues:
             raise PackError(self.issues)
         return TemplatePack(
             spec.name, self.source.path, auth, headers, chat, embeddings, error, MappingProxyType(dict(spec.constants)),
             _rate_limits(spec.rate_limits), spec.speaks, completions,
             frozenset(spec.maps) if spec.maps is not None else None, responses,
+            signer=signer, root=root,
         )
 
     def _overridable(self, name: str) -> bool:

@@ -30,11 +30,13 @@ class Strict(BaseModel):
 class Auth(Strict):
     """How the provider's `api_key` is sent; nothing is sent when the provider has no key."""
 
-    style: Literal["bearer", "header", "query", "none"] = Field(
+    style: Literal["bearer", "header", "query", "none", "sigv4", "google-oauth"] = Field(
         "bearer",
-        description="bearer: `Authorization: Bearer KEY`; header: `<name>: KEY`; query: `?<name>=KEY`; none",
+        description="bearer: `Authorization: Bearer KEY`; header: `<name>: KEY`; query: `?<name>=KEY`; none; "
+        "sigv4: AWS Signature V4 with credentials from the AWS chain (`name` is the service, e.g. bedrock; "
+        "needs gateway[aws]); google-oauth: a Google access token from ADC or a service-account file (needs gateway[gcp])",
     )
-    name: str | None = Field(None, description="the header or query parameter that carries the key")
+    name: str | None = Field(None, description="the header or query parameter that carries the key (sigv4: the service)")
 
 
 class Stream(Strict):
@@ -42,7 +44,11 @@ class Stream(Strict):
 
     url: TextTemplate | None = Field(None, description="path for streamed calls; absent: the call's `url`")
     query: dict[str, TextTemplate] = Field(default_factory=dict, description="extra query parameters for streamed calls")
-    framing: Literal["sse", "ndjson"] = Field("sse", description="sse: `event:`/`data:` blocks; ndjson: one JSON object a line")
+    framing: Literal["sse", "ndjson", "aws-eventstream"] = Field(
+        "sse",
+        description="sse: `event:`/`data:` blocks; ndjson: one JSON object a line; aws-eventstream: AWS's binary "
+        "frames, each named by its `:event-type` header (exceptions arrive as the event `error`)",
+    )
     done: str | None = Field(None, description="a data payload that ends the stream (OpenAI: `[DONE]`); absent: the stream ends when the upstream closes it")
     skip_empty_chunks: bool = Field(False, description="for OpenAI-shaped streams: drop chunks with no choices and no usage (Azure's content-filter chunks)")
     events: dict[str, ValueTemplate] = Field(
@@ -109,6 +115,17 @@ class PackSpec(Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
+    extends: str | None = Field(
+        None, description="a built-in pack this one starts from: mappings merge key by key, anything else given here replaces",
+    )
+    base_url: TextTemplate | None = Field(
+        None, description="text template for the endpoint root when the provider gives no base_url (reads `params`)",
+    )
+    by_model: dict[str, str] | None = Field(
+        None,
+        description="model-name glob -> built-in pack serving those models (first match wins): one `api:` for a "
+        "cloud that serves several vendors' formats",
+    )
     local: Literal["echo"] | None = Field(None, description="answered in-process by a built-in implementation; no HTTP")
     speaks: str | None = Field(
         None, pattern=r"^[a-z][a-z0-9_-]*$",

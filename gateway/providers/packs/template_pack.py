@@ -26,8 +26,19 @@ from gateway.errors import BadRequest
 from gateway.providers.events import EventStream
 from gateway.providers.packs._helpers import StreamState
 from gateway.providers.packs._responses import chat_of_response, response_events
-from gateway.providers.packs._streams import OPENAI_STREAM, CompiledStream, Headers, openai_events, translated_events
-from gateway.providers.packs._templates import RENDER_ERRORS, TextTemplate, ValueTemplate, scope
+from gateway.providers.packs._streams import (
+    OPENAI_STREAM,
+    CompiledStream,
+    Headers,
+    openai_events,
+    translated_events,
+)
+from gateway.providers.packs._templates import (
+    RENDER_ERRORS,
+    TextTemplate,
+    ValueTemplate,
+    scope,
+)
 from gateway.providers.packs._values import (
     answer_value,
     chat_of_text_completion,
@@ -39,6 +50,7 @@ from gateway.providers.packs._values import (
     request_value,
 )
 from gateway.providers.packs.wire import (
+    Signer,
     UpstreamFailure,
     UpstreamRequest,
     bad_upstream_body,
@@ -110,8 +122,14 @@ class TemplatePack:
         completions: CompiledCall | None = None,
         maps: frozenset[str] | None = None,
         responses: CompiledCall | None = None,
+        signer: Signer | None = None,
+        root: TextTemplate | None = None,
     ):
         self.name = name
+        self.signer = signer  # AWS SigV4 or Google OAuth: the dispatcher signs each request with it
+        self._root = root  # the endpoint root when a provider gives no base_url
+        stream = chat.stream if chat is not None else None
+        self.reads_bytes = stream is not None and stream.framing == "aws-eventstream"
         # The client APIs whose requests this provider takes as they are (see `native_request`).
         self.speaks = frozenset(
             ({speaks} if speaks else set()) | ({LEGACY_COMPLETIONS} if completions else set())
@@ -156,6 +174,16 @@ class TemplatePack:
                     continue  # left to each request, which reports it as its own error
                 prepared.calls[(id(call), stream)] = (path, params, headers)
         self._prepared[id(target)] = prepared
+
+    def root_url(self, params: Mapping[str, Any]) -> str | None:
+        """The endpoint root a provider without base_url gets (Bedrock's and Vertex's read
+        the region or location), rendered once when the snapshot is built."""
+        if self._root is None:
+            return None
+        try:
+            return self._root.render(scope({"params": params, "constants": self._constants}))
+        except RENDER_ERRORS:
+            return None
 
     def _prepared_for(self, target: Target) -> _Prepared | None:
         found = self._prepared.get(id(target))
@@ -245,6 +273,7 @@ class TemplatePack:
                 headers[self._auth.name or "api-key"] = key
             elif style == "query":
                 params.append((self._auth.name or "key", key))
+            # sigv4 and google-oauth: the signer authenticates the request as it leaves
         headers.update(target.headers)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)

@@ -24,6 +24,15 @@ class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
     body: bytes
+    encoded: bool = False  # the URL is sent exactly as it is (a signature covers its escapes)
+
+
+class Signer(Protocol):
+    """Signs a rendered request just before it is sent (AWS SigV4, Google OAuth): `Pack.signer`."""
+
+    refreshes: bool  # a 401 is worth one more try with `fresh=True` (new credentials or token)
+
+    async def sign(self, target: Target, request: UpstreamRequest, fresh: bool = False) -> UpstreamRequest: ...
 
 
 @dataclass(slots=True)
@@ -51,6 +60,8 @@ class Pack(Protocol):
     name: str
     local: bool
     speaks: frozenset[str]  # the client APIs whose requests this pack takes as they are
+    signer: Signer | None  # signs each request before it is sent; None: the auth style needs nothing more
+    reads_bytes: bool  # its stream framing is binary: chat_events gets the body's chunks, not its lines
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest: ...
 

@@ -14,7 +14,12 @@ from typing import Any
 
 def run(args: Any) -> int:
     from gateway.store.database import migrate
-    from gateway.store.database.url import DatabaseURLError, async_url, resolve_url, safe
+    from gateway.store.database.url import (
+        DatabaseURLError,
+        async_url,
+        resolve_url,
+        safe,
+    )
 
     url = args.url or _configured_url(args.routes)
     url = resolve_url(url)

@@ -17,7 +17,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
-from gateway.store.database.schema import api_keys, audit, directory_revision, requests, tenants
+from gateway.store.database.schema import (
+    api_keys,
+    audit,
+    directory_revision,
+    requests,
+    tenants,
+)
 
 Row = dict[str, Any]
 AUDIT_PAGE = 1000
