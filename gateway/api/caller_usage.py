@@ -23,7 +23,7 @@ from gateway.store import StoreUnavailable
 async def caller_usage(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     if key is None:
         return json_response({"object": "usage", "key": None, "open": True,
                               "message": "this gateway has no client keys: nothing is metered per caller"})

@@ -39,8 +39,9 @@ def speaks_anthropic(headers: Headers) -> bool:
 
 @endpoint("models")
 async def list_models(request: Request, exchange: Exchange) -> Response:
-    snapshot = request.app.state.runtime.snapshot
-    key = identify(snapshot, request.headers)
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     aliases = [alias for alias in snapshot.routes if may_use(key, alias)]
     if speaks_anthropic(request.headers):
         data = [anthropic_card(snapshot, alias) for alias in aliases]
@@ -55,7 +56,7 @@ async def list_models(request: Request, exchange: Exchange) -> Response:
 async def get_model(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     alias = request.path_params["alias"]
     if alias not in snapshot.routes or not may_use(key, alias):
         raise ModelNotFound(f"the model '{alias}' does not exist", param="model")

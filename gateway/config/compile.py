@@ -31,6 +31,7 @@ from gateway.config.addresses import (
     is_pattern,
     priced,
 )
+from gateway.config.issuers import compile_issuers, compile_plans
 from gateway.config.load import (
     ConfigError,
     ConfigIssue,
@@ -216,8 +217,10 @@ class _Compiler:
             alias: self._compile_route(alias, spec, equivalents)
             for alias, spec in self.routes.routes.items() if not is_pattern(alias)
         }
+        self.plans = compile_plans(self.routes.plans, tiers, self.rf.issue, self.issues)
         self.tenants = self._compile_tenants(tiers)
         keys = self._compile_keys(tiers)
+        issuers = compile_issuers(self.routes.auth.jwt, self.plans, self.tenants, self.rf.issue, self.issues)
         addresses = self._addresses()
         return snap.Snapshot(
             version=self._version(),
@@ -236,6 +239,9 @@ class _Compiler:
             key_limits=_limits(self.routes.defaults.key_limits),
             responses=snap.ResponsesSettings(**self.routes.responses.model_dump()),
             addresses=addresses,
+            plans=MappingProxyType(self.plans),
+            issuers=issuers,
+            per_user_metrics=self.routes.metrics.per_user_labels,
         )
 
     def _compile_targets(self) -> None:
@@ -423,8 +429,20 @@ class _Compiler:
                 default_limits=_limits(self.routes.defaults.key_limits),
                 expires_at=epoch(spec.expires_at),
                 direct=direct_globs(spec.direct, spec.routes),
+                plan=self._plan(spec.plan, where + ("plan",)),
+                per_user=spec.per_user,
             )
+            if spec.per_user and spec.plan is None:
+                self.issues.append(self.rf.issue(where + ("per_user",), "per_user needs a 'plan' whose limits to count"))
         return keys
+
+    def _plan(self, name: str | None, where: tuple[Any, ...]) -> snap.Plan | None:
+        if name is None:
+            return None
+        plan = self.plans.get(name)
+        if plan is None:
+            self.issues.append(self.rf.issue(where, f"unknown plan '{name}'"))
+        return plan
 
     def _compile_tenants(self, tiers: tuple[str, ...]) -> dict[str, snap.Tenant]:
         tenants: dict[str, snap.Tenant] = {}
@@ -438,6 +456,7 @@ class _Compiler:
                 budget=snap.Budget(spec.budget.usd, spec.budget.per) if spec.budget else None,
                 max_tier=spec.max_tier,
                 id=name,
+                plan=self._plan(spec.plan, ("tenants", name, "plan")),
             )
         return tenants
 

@@ -244,6 +244,14 @@ class Key(Strict):
         description="models named provider/model without a route: true (any provider), a list of providers or "
         "provider/model globs (`groq`, `openai/gpt-4o*`), or false; absent: allowed when the key lists no routes",
     )
+    plan: Name | None = Field(
+        None, description="a plan (routes.yaml `plans:`) whose routes and tier cap bind this key; its limits are the "
+        "key's own when it sets none, or each end user's with `per_user: true`",
+    )
+    per_user: bool = Field(
+        False, description="true: the plan's limits count per end user the request names (OpenAI `user` field or "
+        "x-gateway-user), so one heavy user is throttled alone; a request naming no user counts against the key",
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> Key:
@@ -309,6 +317,9 @@ class Metrics(Strict):
         False, description="label token, spend, limit and budget series with the client key's name "
         "(off: those series carry an empty key label)",
     )
+    per_user_labels: bool = Field(
+        False, description="label limit refusals with the end user's id (unbounded: one series per user ever seen)",
+    )
 
 
 class Tenant(Strict):
@@ -318,6 +329,7 @@ class Tenant(Strict):
     limits: Limits | None = Field(None, description="shared by all the tenant's keys together")
     budget: Budget | None = Field(None, description="shared by all the tenant's keys together")
     max_tier: str | None = None
+    plan: Name | None = Field(None, description="the plan of the tenant's end users whose token names none")
 
 
 class StoredResponses(Strict):
@@ -328,6 +340,89 @@ class StoredResponses(Strict):
         10000, ge=0, description="stored responses each process keeps in memory (least recently used go first); "
         "with the database on, older ones are read from it",
     )
+
+
+class Plan(Strict):
+    """A limit class for end users (free, pro, ...); not a cost tier (`tiers:`)."""
+
+    limits: Limits | None = Field(None, description="counted per end user within the tenant (or key)")
+    max_tier: str | None = Field(None, description="the dearest cost tier this plan's users may reach")
+    routes: list[str] | None = Field(None, description="aliases or globs this plan's users may use; absent: all")
+    description: str | None = None
+
+
+class JwtClaims(Strict):
+    """Where an issuer's tokens say who the caller is. A path is a claim name, or names joined
+    by dots for nested claims (`realm_access.roles`); a claim whose own name holds dots (a
+    namespaced `https://example.com/org`) is found by its whole name first."""
+
+    user: str = Field("sub", description="the end user's id")
+    tenant: str | None = Field(None, description="the tenant's name (e.g. org_id); absent: the issuer's default_tenant")
+    plan: str | None = Field("tier", description="the plan's name")
+    roles: str | None = Field(None, description="a list of roles, mapped to plans by `role_plans`")
+    role_plans: dict[str, Name] = Field(
+        default_factory=dict, description="role -> plan; the first entry whose role the token holds wins"
+    )
+    routes: str | None = Field(
+        None, description="a list (or space-separated string, like OAuth `scope`) of aliases or globs the token may "
+        "use; absent: not read",
+    )
+    route_prefix: str = Field(
+        "", description="only entries of the routes claim that start with this are routes (the prefix removed), "
+        "so other OAuth scopes are ignored",
+    )
+
+
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+                       "HS256", "HS384", "HS512"]
+SHARED_SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+class JwtIssuer(Strict):
+    """One identity provider whose bearer tokens the gateway accepts beside its keys."""
+
+    name: Name | None = Field(None, description="how logs, the ledger and `gateway token mint --issuer` name it; "
+                              "absent: jwt, jwt-2, ... in order")
+    issuer: str = Field(min_length=1, description="the tokens' `iss`, exactly")
+    audience: str | list[str] = Field(description="the `aud` a token must carry (one of them, when a list)")
+    jwks_url: str | None = Field(None, description="the issuer's public keys (RS256, ES256, EdDSA, ...)")
+    discovery_url: str | None = Field(
+        None, description="OpenID Connect discovery (…/.well-known/openid-configuration), which names the jwks_uri"
+    )
+    secret: str | None = Field(
+        None, min_length=32, description="a shared HS256 secret; use ${ENV}, never a literal (32 characters or more)"
+    )
+    algorithms: list[JwtAlgorithm] | None = Field(
+        None, description="algorithms accepted; absent: RS256, ES256 and EdDSA for public keys, HS256 for a secret",
+    )
+    leeway: float = Field(30, ge=0, le=600, description="seconds of clock skew allowed on exp, nbf and iat")
+    refresh_interval: float = Field(
+        600, ge=10, description="seconds between scheduled fetches of the keys (an unknown kid fetches at most once a minute)"
+    )
+    default_tenant: Name | None = Field(
+        None, description="the tenant of tokens whose tenant claim is absent or names no tenant; absent: refused"
+    )
+    default_plan: Name | None = Field(None, description="the plan of tokens that name none and whose tenant has none")
+    claims: JwtClaims = Field(default_factory=JwtClaims)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> JwtIssuer:
+        sources = [name for name in ("jwks_url", "discovery_url", "secret") if getattr(self, name)]
+        if len(sources) != 1:
+            raise ValueError("an issuer needs exactly one of 'jwks_url', 'discovery_url' or 'secret'")
+        if self.algorithms is not None:
+            shared = [a for a in self.algorithms if a in SHARED_SECRET_ALGORITHMS]
+            if self.secret is not None and len(shared) != len(self.algorithms):
+                raise ValueError("an issuer with a 'secret' accepts only HS256, HS384 or HS512")
+            if self.secret is None and shared:
+                raise ValueError("HS* algorithms need a 'secret': public keys never verify a shared-secret token")
+        return self
+
+
+class Auth(Strict):
+    """How callers other than the static keys prove who they are."""
+
+    jwt: list[JwtIssuer] = Field(default_factory=list, description="identity providers whose bearer JWTs are accepted")
 
 
 class RoutesFile(Strict):
@@ -343,3 +438,7 @@ class RoutesFile(Strict):
         default_factory=dict, description="tenants whose keys share routes, limits, budget and tier cap"
     )
     responses: StoredResponses = Field(default_factory=StoredResponses)
+    auth: Auth = Field(default_factory=Auth)
+    plans: dict[Name, Plan] = Field(
+        default_factory=dict, description="limit classes for end users (a token's plan claim, or a key's `plan`)"
+    )

@@ -140,6 +140,48 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """A limit class for end users: its limits count per user, its routes and tier cap bind them."""
+
+    name: str
+    limits: Limits
+    max_tier: str | None = None
+    routes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """Where an issuer's tokens hold each part of the caller's identity (paths split at dots)."""
+
+    user: str = "sub"
+    tenant: str | None = None
+    plan: str | None = "tier"
+    roles: str | None = None
+    role_plans: tuple[tuple[str, str], ...] = ()  # (role, plan), the first the token holds wins
+    routes: str | None = None
+    route_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """An identity provider whose bearer JWTs are accepted: how to verify them and read them.
+    Its public keys are runtime state (`pipeline.key_sets`), not part of the config."""
+
+    name: str
+    issuer: str
+    audiences: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    jwks_url: str | None = None
+    discovery_url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    leeway: float = 30.0
+    refresh_interval: float = 600.0
+    default_tenant: str | None = None
+    default_plan: str | None = None
+    claims: Claims = Claims()
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     """What a tenant grants every key of it; limits and budget are shared by those keys together."""
 
@@ -150,6 +192,7 @@ class Tenant:
     max_tier: str | None
     id: str = ""  # the admin API's id; a tenant of routes.yaml has its name as id
     source: str = "config"  # config (routes.yaml) | api (the admin API, kept in the database)
+    plan: Plan | None = None  # the plan of its end users whose token names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +210,9 @@ class Key:
     source: str = "config"  # config | api
     lapses_as: str = "expired"  # what the log and audit call it once expires_at passes (rotated: an old secret)
     direct: tuple[str, ...] = ()  # provider/model globs this key may name without a route
+    plan: Plan | None = None  # binds the key's routes and tier; its limits count per user with per_user
+    per_user: bool = False  # the plan's limits count per end user the request names
+    user: str | None = None  # the end user a verified token names (a token's caller is made per request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +297,9 @@ class Snapshot:
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     addresses: Addresses | None = None
     presets: tuple[Any, ...] = ()  # config.presets.PresetStatus of every built-in preset
+    plans: Mapping[str, Plan] = field(default_factory=dict)  # by name
+    issuers: tuple[Issuer, ...] = ()  # routes.yaml auth.jwt: bearer JWTs accepted beside keys
+    per_user_metrics: bool = False  # routes.yaml metrics.per_user_labels
 
     def find_target(self, ref: str) -> Target | None:
         """A target of the config, or one made on demand for a `provider/model` address."""
@@ -263,4 +312,4 @@ class Snapshot:
     def open(self) -> bool:
         """No keys configured: anyone may call every route. A revoked key still counts, so
         revoking the last key closes the gateway rather than opening it."""
-        return not self.keys and not self.retired
+        return not self.keys and not self.retired and not self.issuers

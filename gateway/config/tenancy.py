@@ -7,14 +7,17 @@ the same wherever it was written:
 - tier: the cheaper of the key's and the tenant's `max_tier` (folded here, once);
 - limits and budget: the key's own and the tenant's are separate counters, and a request
   takes from both (`admit`): the tenant's are shared by all its keys together;
-- a key with no limits of its own gets `defaults.key_limits`.
+- a key with no limits of its own gets `defaults.key_limits`;
+- plans (routes.yaml `plans:`) are limit classes for end users: a key naming one is bound by
+  its routes and tier cap too, and takes its limits as its own when it sets none, unless it
+  counts them per end user (`per_user: true`, counted in `admit`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.config.snapshot import Budget, Key, Limits, Tenant
+from gateway.config.snapshot import Budget, Key, Limits, Plan, Tenant
 
 
 def narrower_tier(tiers: tuple[str, ...], own: str | None, granted: str | None) -> str | None:
@@ -41,21 +44,28 @@ def bound_key(
     id: str = "",
     source: str = "config",
     direct: tuple[str, ...] = (),
+    plan: Plan | None = None,
+    per_user: bool = False,
 ) -> Key:
-    """A compiled key, bound by its tenant (when it has one) and the default key limits."""
+    """A compiled key, bound by its tenant (when it has one), its plan and the default key limits."""
+    if not (limits.metered or limits.max_tokens is not None):
+        limits = plan.limits if plan is not None and not per_user and plan.limits.metered else default_limits
+    cap = narrower_tier(tiers, max_tier, tenant.max_tier if tenant is not None else None)
     return Key(
         name=name,
         digest=digest,
         routes=routes,
-        limits=limits if limits.metered or limits.max_tokens is not None else default_limits,
+        limits=limits,
         budget=budget,
-        max_tier=narrower_tier(tiers, max_tier, tenant.max_tier if tenant is not None else None),
+        max_tier=narrower_tier(tiers, cap, plan.max_tier) if plan is not None else cap,
         tenant=tenant.name if tenant is not None else None,
         expires_at=expires_at,
         grants=tenant,
         id=id or name,
         source=source,
         direct=direct,
+        plan=plan,
+        per_user=per_user and plan is not None,
     )
 
 

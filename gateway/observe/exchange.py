@@ -36,6 +36,8 @@ class Exchange:
     target: str = ""  # provider/model that answered ("" when none did)
     key: str = ""  # the client key's name; "" on an open gateway
     tenant: str = ""  # the key's tenant, when it has one
+    user: str = ""  # the end user: a token's subject, else the request's x-gateway-user or `user` field
+    plan: str = ""  # the plan whose limits bind that user
     cache: str = ""  # hit | miss | bypass on a route that caches
     config: str = ""  # version of the config serving the request
     traffic: TrafficSink | None = None  # the process's traffic window, fed when the request ends

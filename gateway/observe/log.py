@@ -212,7 +212,7 @@ def request_line(fields: dict[str, Any], level: str = "INFO") -> None:
 
 
 def provider_secrets(current: Callable[[], Any]) -> SecretSource:
-    """The provider keys of whichever snapshot `current()` returns, recomputed only on change."""
+    """The provider keys (and JWT issuers' shared secrets) of whichever snapshot `current()` returns, recomputed only on change."""
     last: list[Any] = [None, ()]
 
     def secrets() -> Iterable[str | None]:
@@ -220,6 +220,7 @@ def provider_secrets(current: Callable[[], Any]) -> SecretSource:
         if snapshot is not last[0]:
             keys = {t.api_key for t in snapshot.targets.values() if t.api_key}
             keys.update(getattr(snapshot.addresses, "api_keys", ()))  # providers serving any model name
+            keys.update(i.secret for i in getattr(snapshot, "issuers", ()) if i.secret)  # HS256 signing secrets
             last[0], last[1] = snapshot, tuple(sorted(keys, key=len, reverse=True))
         return last[1]
 

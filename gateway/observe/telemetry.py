@@ -78,6 +78,10 @@ def finish(exchange: Exchange, status: int) -> None:
         "config": exchange.config,
         "pid": _pid[0],
     }
+    if exchange.user:
+        fields["user"] = exchange.user
+    if exchange.plan:
+        fields["plan"] = exchange.plan
     if exchange.stream_end:
         fields["stream"] = exchange.stream_end
         fields["first_byte_ms"] = first_byte_ms
@@ -106,6 +110,8 @@ def finish(exchange: Exchange, status: int) -> None:
             "gateway.route": route,
             "gateway.target": target,
             "gateway.key": key,
+            "gateway.user": exchange.user,
+            "gateway.plan": exchange.plan,
             "gateway.attempts": exchange.attempts,
             "gateway.config": exchange.config,
             "gateway.pipeline.cache": exchange.cache,

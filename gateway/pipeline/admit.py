@@ -60,7 +60,7 @@ class StoreDown(GatewayError):
 class Check:
     """What one entry of a `Take` stands for, to explain a refusal."""
 
-    scope: str  # key | route | provider
+    scope: str  # key | tenant | user | route | provider
     name: str
     limit: str  # rpm | tpm | concurrency | budget
     value: float
@@ -213,20 +213,27 @@ async def admit(
     request: ModelRequest,
     candidates: tuple[Target, ...],
     tasks: set[asyncio.Task[Any]] | None = None,
+    user: str | None = None,
 ) -> Admission:
-    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed)."""
+    """Take the request's share of every limit and budget, or raise 429 (or 503 when failing closed).
+
+    A caller whose plan counts per end user (a token's, or a key's with `per_user`) also takes
+    from its user's own counters, named for the tenant (else the key) and the user, so one
+    heavy user is throttled alone; a request naming no user counts against the key alone."""
     check_max_tokens(route, request)
     prompt, output = estimate_tokens(request, route)
-    admission = Admission(
-        store, snapshot.store, key.name if key is not None else OPEN_KEY, route.alias, prompt + output,
-        windows_now(), tasks=tasks,
-    )
+    usage_name = OPEN_KEY if key is None else key.id if key.source == "jwt" else key.name
+    admission = Admission(store, snapshot.store, usage_name, route.alias, prompt + output, windows_now(), tasks=tasks)
     grants = key.grants if key is not None else None
+    per_user = key is not None and key.per_user and user is not None and key.plan.limits.metered  # type: ignore[union-attr]
     if not route.limits.metered and (key is None or (not key.limits.metered and key.budget is None)) and (
         grants is None or (not grants.limits.metered and grants.budget is None)
-    ):
+    ) and not per_user:
         return admission  # nothing to take: no store call, nothing to settle
     scopes: list[tuple[str, str, Limits]] = [("route", route.alias, route.limits)]
+    if per_user:
+        assert key is not None and key.plan is not None
+        scopes.insert(0, ("user", f"{key.tenant or key.name}/{user}", key.plan.limits))
     hold = None
     if key is not None:
         scopes.insert(0, ("key", key.name, key.limits))
@@ -249,7 +256,8 @@ async def admit(
         admission.tenant_hold = None  # nothing was reserved, so nothing is to be settled
         return _outage(admission, take, snapshot.store)
     if not verdict.granted:
-        raise _refusal(checks[verdict.refused], verdict, take, checks, key, snapshot.per_key_metrics)
+        raise _refusal(checks[verdict.refused], verdict, take, checks, key, snapshot.per_key_metrics,
+                       snapshot.per_user_metrics)
     admission.draws = [d for d in take.draws if d.bucket.endswith(":tpm")]
     admission.slots = [s.name for s in take.slots]
     admission.hold = hold
@@ -296,9 +304,12 @@ def _outage(admission: Admission, take: Take, settings: StoreSettings) -> Admiss
 
 
 def _refusal(
-    check: Check, verdict: Verdict, take: Take, checks: list[Check], key: Key | None, per_key: bool = True
+    check: Check, verdict: Verdict, take: Take, checks: list[Check], key: Key | None, per_key: bool = True,
+    per_user: bool = False,
 ) -> GatewayError:
     label = check.name if per_key or check.scope != "key" else ""  # key names are labels only when allowed
+    if check.scope == "user":
+        label = check.name.partition("/")[2] if per_user else ""  # users are unbounded: labels only when asked
     if check.limit == "budget":
         metrics.budget_rejected(label)
         budget = key.budget if key is not None and check.scope == "key" else None
@@ -319,6 +330,14 @@ def _refusal(
     headers["retry-after"] = str(max(1, math.ceil(wait)))
     headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
     unit = {"rpm": "requests per minute", "tpm": "tokens per minute", "concurrency": "requests at once"}[check.limit]
+    if check.scope == "user":
+        owner, _, user = check.name.partition("/")
+        plan = key.plan.name if key is not None and key.plan is not None else ""
+        return RateLimited(
+            f"rate limit reached for user '{user}' of '{owner}' (plan '{plan}'): {int(check.value)} {unit}; "
+            f"retry in {wait:.2f}s",
+            headers=headers,
+        )
     what = check.scope if check.scope in ("key", "tenant") else "model"
     return RateLimited(
         f"rate limit reached for {what} '{check.name}': {int(check.value)} {unit}; retry in {wait:.2f}s",

@@ -24,7 +24,7 @@ from gateway.pipeline.admit import Admission, admit, estimate_tokens
 from gateway.pipeline.dispatch import Answer, Outcome, dispatch
 from gateway.pipeline.identify import authorize
 from gateway.pipeline.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
-from gateway.pipeline.request import ModelRequest
+from gateway.pipeline.request import ModelRequest, end_user
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import End, Event, EventStream
 
@@ -55,9 +55,13 @@ async def complete(
     exchange.route = alias
     exchange.key = key.name if key is not None else ""
     exchange.tenant = key.tenant or "" if key is not None else ""
+    # A token's subject is its user; an app's key names its users in the request, if at all.
+    user = key.user if key is not None and key.user is not None else end_user(request)
+    exchange.user = user or ""
+    exchange.plan = key.plan.name if key is not None and key.plan is not None else ""
     plan = plan_candidates(snapshot, route, request, key, runtime.circuits, runtime.latency)
     candidates = usable(plan)
-    admission = await admit(runtime.store, snapshot, key, route, request, candidates, runtime.tasks)
+    admission = await admit(runtime.store, snapshot, key, route, request, candidates, runtime.tasks, user)
     exchange.admitted = True
     exchange.usage_name = admission.key_name
     keep: account.Keep = None

@@ -1,7 +1,10 @@
-"""Who is calling: the client key, and what that key may use.
+"""Who is calling: the client key or bearer JWT, and what that caller may use.
 
 Keys are stored as sha256 digests, so routes.yaml in git never holds a secret and the
-lookup is by digest: the secret itself is never compared byte by byte.
+lookup is by digest: the secret itself is never compared byte by byte. A JWT (three
+dot-separated parts, when issuers are configured) is verified by `tokens` and becomes a
+caller of the same shape as a key, with its end user and plan; a key costs no more work
+than that one count of dots.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from starlette.datastructures import Headers
 
 from gateway.config.snapshot import Key, Route, Snapshot
 from gateway.errors import Forbidden, Unauthorized
+from gateway.pipeline.key_sets import KeySets
+from gateway.pipeline.tokens import looks_like_jwt, verify
 
 
 def hash_key(secret: str) -> str:
@@ -31,13 +36,16 @@ def presented_key(headers: Headers) -> str | None:
     return headers.get("x-api-key") or None
 
 
-def identify(snapshot: Snapshot, headers: Headers) -> Key | None:
-    """The caller's key; None on an open gateway. Raises 401 for a missing or unknown key."""
+async def identify(snapshot: Snapshot, headers: Headers, key_sets: KeySets | None = None) -> Key | None:
+    """The caller's key (or the caller a JWT proves); None on an open gateway. Raises 401 for
+    a missing or unknown key or an invalid token, 503 when a token's issuer keys cannot be had."""
     if snapshot.open:
         return None
     secret = presented_key(headers)
     if secret is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'", code="missing_api_key")
+    if snapshot.issuers and key_sets is not None and looks_like_jwt(secret):
+        return await verify(secret, snapshot, key_sets)
     digest = hash_key(secret)
     key = snapshot.keys.get(digest)
     # The lookup is by digest; the final comparison is constant-time all the same.
@@ -72,6 +80,9 @@ def may_use(key: Key | None, alias: str, direct: bool = False) -> bool:
         return tenant_open and any(fnmatchcase(alias, pattern) for pattern in key.direct)
     if key.routes is not None and not any(fnmatchcase(alias, pattern) for pattern in key.routes):
         return False
+    plan = key.plan
+    if plan is not None and plan.routes is not None and not any(fnmatchcase(alias, p) for p in plan.routes):
+        return False
     if grants is None or grants.routes is None:
         return True
     return any(fnmatchcase(alias, pattern) for pattern in grants.routes)
@@ -79,7 +90,10 @@ def may_use(key: Key | None, alias: str, direct: bool = False) -> bool:
 
 def authorize(key: Key | None, alias: str, route: Route | None = None) -> None:
     if not may_use(key, alias, route is not None and route.direct):
-        raise Forbidden(f"key '{key.name}' may not use model '{alias}'", param="model")  # type: ignore[union-attr]
+        who = f"key '{key.name}'" if key.user is None else f"user '{key.user}'"  # type: ignore[union-attr]
+        if key.plan is not None:  # type: ignore[union-attr]
+            who += f" (plan '{key.plan.name}')"  # type: ignore[union-attr]
+        raise Forbidden(f"{who} may not use model '{alias}'", param="model")
 
 
 ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"

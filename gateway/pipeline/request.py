@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.errors import BadRequest
 from gateway.pipeline.mapping import used_fields
 from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens
 
 CHAT = "chat"
 EMBEDDING = "embedding"
+USER_HEADER = "x-gateway-user"  # the end user an app serving many users names, beside the body's `user`
+MAX_USER_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class ModelRequest:
     cache_control: str | None = None  # the request's cache-control header
     choices: int = 1  # answers asked for (OpenAI's `n`): output estimates count each of them
     provider: str | None = None  # the request's x-gateway-provider: one provider among the route's targets
+    user: str | None = None  # the request's x-gateway-user: the end user an app names (beside the body's `user`)
 
 
 def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
@@ -73,6 +77,22 @@ def embedding_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequ
         api=api, kind=EMBEDDING, alias=body["model"], body=body,
         prompt_tokens=estimate_input_tokens(body.get("input")), **extra,
     )
+
+
+def end_user(request: ModelRequest) -> str | None:
+    """The end user a request names: x-gateway-user, else the body's `user` (OpenAI's field;
+    Anthropic's metadata.user_id arrives as it), else the client's own body's. A name longer
+    than any user id is refused rather than cut, so two users never share one counter."""
+    named = request.user
+    if not named:
+        named = request.body.get("user")
+        if not named and request.native_body is not None:
+            named = request.native_body.get("user")
+    if not isinstance(named, str) or not named:
+        return None
+    if len(named) > MAX_USER_LENGTH:
+        raise BadRequest(f"the end user's id is longer than {MAX_USER_LENGTH} characters", param="user")
+    return named
 
 
 def output_ceiling(body: dict[str, Any]) -> tuple[int | None, str]:

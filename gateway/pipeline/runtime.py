@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.config.snapshot import Snapshot
 from gateway.observe.traffic import Traffic
 from gateway.pipeline.deadline import Deadlines
+from gateway.pipeline.key_sets import KeySets
 from gateway.providers.upstream import Upstream
 from gateway.store import Store, open_store
 from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
@@ -54,16 +55,20 @@ class Runtime:
     # `configured` is the snapshot as the files alone built it.
     directory: Directory | None = None
     configured: Snapshot = field(init=False)
+    # The JWT issuers' public keys: fetched off the request path, kept across reloads.
+    key_sets: KeySets = field(default_factory=KeySets)
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
         self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
+        self.key_sets.configure(self.snapshot.issuers)
 
     def install(self, snapshot: Snapshot) -> None:
         """Serve a snapshot built from the files, with the admin API's tenants and keys merged in."""
         self.configured = snapshot
         self.snapshot = self.directory.merge(snapshot) if self.directory is not None else snapshot
+        self.key_sets.configure(self.snapshot.issuers)
 
     def _directory_changed(self) -> None:
         self.install(self.configured)

@@ -63,6 +63,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.upstream.start()
+        await runtime.key_sets.start()
         runtime.reloader = await reload.start(runtime, build_snapshot)
         await runtime.open_shared_store(os.environ.get(REDIS_URL_ENV))
         if runtime.store.kind == "memory":
@@ -80,6 +81,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         finally:
             await runtime.reloader.stop()
             await runtime.upstream.close()
+            await runtime.key_sets.stop()
             await runtime.close_database()
             await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())

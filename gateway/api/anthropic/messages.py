@@ -26,7 +26,7 @@ from gateway.config.snapshot import Snapshot
 from gateway.pipeline.complete import complete
 from gateway.pipeline.identify import authorize, identify
 from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER, find_route
-from gateway.pipeline.request import ModelRequest, chat_request
+from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.packs.wire import pack_of
 from gateway.providers.tokens import estimate_prompt_tokens
@@ -65,6 +65,7 @@ def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) ->
         max_tier=headers.get(MAX_TIER_HEADER),
         cache_control=headers.get("cache-control"),
         provider=headers.get(PROVIDER_HEADER),
+        user=headers.get(USER_HEADER),
     )
 
 
@@ -72,7 +73,7 @@ def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) ->
 async def create_message(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     model_request = read_messages(snapshot, await read_json(request, snapshot.max_body_bytes), request.headers)
     done = await complete(runtime, snapshot, key, model_request, exchange)
     stream = done.outcome.stream
@@ -95,7 +96,7 @@ async def count_tokens(request: Request, exchange: Exchange) -> Response:
     """
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     body = await read_json(request, snapshot.max_body_bytes)
     prompt = prompt_to_openai(body, lenient=True)
     alias = prompt["model"]

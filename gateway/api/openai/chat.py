@@ -18,7 +18,7 @@ from gateway.pipeline.runtime import Runtime
 async def chat_completions(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     model_request = read_chat(await read_json(request, snapshot.max_body_bytes), request.headers)
     done = await complete(runtime, snapshot, key, model_request, exchange)
     if done.outcome.stream is not None:

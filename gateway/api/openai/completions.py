@@ -20,7 +20,7 @@ from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.pipeline.complete import complete
 from gateway.pipeline.identify import identify
 from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER
-from gateway.pipeline.request import chat_request
+from gateway.pipeline.request import USER_HEADER, chat_request
 from gateway.pipeline.runtime import Runtime
 
 
@@ -28,7 +28,7 @@ from gateway.pipeline.runtime import Runtime
 async def create_completion(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     body = await read_json(request, snapshot.max_body_bytes)
     model_of(body)
     legacy.check(body)
@@ -39,6 +39,7 @@ async def create_completion(request: Request, exchange: Exchange) -> Response:
         max_tier=request.headers.get(MAX_TIER_HEADER),
         cache_control=request.headers.get("cache-control"),
         provider=request.headers.get(PROVIDER_HEADER),
+        user=request.headers.get(USER_HEADER),
     )
     done = await complete(runtime, snapshot, key, model_request, exchange)
     stream = done.outcome.stream

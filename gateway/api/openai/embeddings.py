@@ -18,6 +18,6 @@ from gateway.pipeline.runtime import Runtime
 async def embeddings(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     model_request = read_embeddings(await read_json(request, snapshot.max_body_bytes), request.headers)
     return answer_response(await complete(runtime, snapshot, key, model_request, exchange))

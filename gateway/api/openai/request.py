@@ -15,7 +15,12 @@ from starlette.datastructures import Headers
 from gateway.api import parameters
 from gateway.errors import BadRequest
 from gateway.pipeline.plan import MAX_TIER_HEADER, PROVIDER_HEADER
-from gateway.pipeline.request import ModelRequest, chat_request, embedding_request
+from gateway.pipeline.request import (
+    USER_HEADER,
+    ModelRequest,
+    chat_request,
+    embedding_request,
+)
 
 API = "openai"
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -26,7 +31,7 @@ def read_chat(body: dict[str, Any], headers: Headers) -> ModelRequest:
     check_chat(body)
     return chat_request(
         API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
-        provider=headers.get(PROVIDER_HEADER),
+        provider=headers.get(PROVIDER_HEADER), user=headers.get(USER_HEADER),
     )
 
 
@@ -35,7 +40,7 @@ def read_embeddings(body: dict[str, Any], headers: Headers) -> ModelRequest:
     check_embeddings(body)
     return embedding_request(
         API, body, max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
-        provider=headers.get(PROVIDER_HEADER),
+        provider=headers.get(PROVIDER_HEADER), user=headers.get(USER_HEADER),
     )
 
 

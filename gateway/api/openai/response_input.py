@@ -26,7 +26,7 @@ from gateway.api.ids import new_id
 from gateway.config.snapshot import RESPONSES_API, Snapshot
 from gateway.errors import BadRequest
 from gateway.pipeline.plan import MAX_TIER_HEADER
-from gateway.pipeline.request import ModelRequest, chat_request
+from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 
 INPUT_ROLES = ("user", "system", "developer", "assistant")
 
@@ -388,6 +388,7 @@ def read_responses(
     request = chat_request(
         RESPONSES_API, chat, native_body=native_body(body, items, bool(context)), native_only=native_only,
         max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
+        user=headers.get(USER_HEADER),
     )
     if request.output_tokens is not None:
         request = dataclasses.replace(request, output_field="max_output_tokens")

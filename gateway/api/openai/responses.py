@@ -49,7 +49,7 @@ async def _stored(runtime: Runtime, owner: str, response_id: str, param: str | N
 async def create_response(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = identify(snapshot, request.headers)
+    key = await identify(snapshot, request.headers, runtime.key_sets)
     body = await read_json(request, snapshot.max_body_bytes)
     owner = owner_of(key)
     context: list[dict[str, Any]] = []
@@ -104,7 +104,7 @@ async def _stored_after(
 @endpoint("responses")
 async def retrieve_response(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
-    key = identify(runtime.snapshot, request.headers)
+    key = await identify(runtime.snapshot, request.headers, runtime.key_sets)
     record = await _stored(runtime, owner_of(key), request.path_params["response_id"])
     return json_response(record["response"])
 
@@ -112,7 +112,7 @@ async def retrieve_response(request: Request, exchange: Exchange) -> Response:
 @endpoint("responses")
 async def delete_response(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
-    key = identify(runtime.snapshot, request.headers)
+    key = await identify(runtime.snapshot, request.headers, runtime.key_sets)
     response_id = request.path_params["response_id"]
     if not await runtime.responses.delete(owner_of(key), response_id):
         raise NotFound(f"no response with id '{response_id}' was found")
@@ -124,7 +124,7 @@ async def list_input_items(request: Request, exchange: Exchange) -> Response:
     """The input items the response was made from, the stored conversation included;
     `order` (desc by default, as the API), `limit` (1 to 100, default 20) and `after`."""
     runtime: Runtime = request.app.state.runtime
-    key = identify(runtime.snapshot, request.headers)
+    key = await identify(runtime.snapshot, request.headers, runtime.key_sets)
     record = await _stored(runtime, owner_of(key), request.path_params["response_id"])
     query = request.query_params
     order = query.get("order", "desc")

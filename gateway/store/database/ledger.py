@@ -64,6 +64,7 @@ class Ledger:
 COLUMNS = (
     "ts", "request_id", "key_name", "tenant", "route", "provider", "model", "endpoint", "status", "error_type",
     "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "latency_ms", "attempts", "cache_hit", "stream",
+    "user",
 )
 
 
@@ -93,4 +94,5 @@ def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
         exchange.attempts,
         exchange.cache == "hit",
         bool(exchange.stream_end),
+        exchange.user or None,
     )

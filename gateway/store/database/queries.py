@@ -22,6 +22,7 @@ GROUPS = {
     "provider": requests.c.provider,
     "model": requests.c.model,
     "endpoint": requests.c.endpoint,
+    "user": requests.c.user,
 }
 INTERVALS = {"hour": 3_600_000, "day": 86_400_000}
 COUNTS = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd")
@@ -33,6 +34,7 @@ FILTERS = {
     "provider": requests.c.provider,
     "model": requests.c.model,
     "endpoint": requests.c.endpoint,
+    "user": requests.c.user,
     "request_id": requests.c.request_id,
 }
 

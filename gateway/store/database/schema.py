@@ -53,6 +53,7 @@ requests = Table(
     Column("attempts", SmallInteger, nullable=False, default=0),
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("stream", Boolean, nullable=False, default=False),
+    Column("user", String(256), nullable=True, comment="the end user: a token's subject, or the user a request named"),
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_key_ts", "key_name", "ts"),
     Index("ix_requests_route_ts", "route", "ts"),
