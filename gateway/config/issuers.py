@@ -73,6 +73,7 @@ def compile_issuers(
             secret=spec.secret,
             leeway=spec.leeway,
             refresh_interval=spec.refresh_interval,
+            unknown_kid_interval=spec.unknown_kid_interval,
             default_tenant=spec.default_tenant,
             default_plan=spec.default_plan,
             claims=Claims(

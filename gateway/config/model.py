@@ -397,7 +397,11 @@ class JwtIssuer(Strict):
     )
     leeway: float = Field(30, ge=0, le=600, description="seconds of clock skew allowed on exp, nbf and iat")
     refresh_interval: float = Field(
-        600, ge=10, description="seconds between scheduled fetches of the keys (an unknown kid fetches at most once a minute)"
+        600, ge=10, description="seconds between scheduled fetches of the keys"
+    )
+    unknown_kid_interval: float = Field(
+        60, ge=1, description="seconds between the fetches that a token with an unknown kid may trigger (a key "
+        "rotated in is found without a restart; a flood of made-up kids costs one fetch per interval)",
     )
     default_tenant: Name | None = Field(
         None, description="the tenant of tokens whose tenant claim is absent or names no tenant; absent: refused"

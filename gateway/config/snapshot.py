@@ -176,6 +176,7 @@ class Issuer:
     secret: str | None = field(default=None, repr=False)
     leeway: float = 30.0
     refresh_interval: float = 600.0
+    unknown_kid_interval: float = 60.0
     default_tenant: str | None = None
     default_plan: str | None = None
     claims: Claims = Claims()

@@ -3,7 +3,7 @@
 This is runtime state beside the snapshot, never in it: keys outlive a reload of an
 unchanged issuer, and a request only reads what is already here. Fetching happens off the
 request path, on a schedule (`refresh_interval`), with one exception: a token whose `kid`
-is unknown may trigger one fetch, at most once a minute per issuer, so a key the provider
+is unknown may trigger one fetch, at most once a minute per issuer (`unknown_kid_interval`), so a key the provider
 has just rotated in is picked up without a restart while a flood of made-up kids cannot
 turn into a flood of fetches.
 
@@ -26,7 +26,6 @@ from loguru import logger
 
 from gateway.config.snapshot import Issuer
 
-UNKNOWN_KID_INTERVAL = 60.0  # seconds between fetches that an unknown kid may trigger
 FETCH_TIMEOUT = 5.0
 MAX_VERIFIED = 10_000  # verified tokens remembered (the bound of `KeySets.verified`)
 ASYMMETRIC = frozenset({"RSA", "EC", "OKP"})
@@ -39,7 +38,7 @@ class KeySet:
     issuer: Issuer
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
     fetched: float = 0.0  # monotonic time of the last successful fetch (0: never)
-    tried: float = -UNKNOWN_KID_INTERVAL  # monotonic time of the last attempt
+    tried: float = -1e9  # monotonic time of the last attempt
     failed: bool = False  # the last attempt failed (the JWKS is unreachable or unreadable)
     jwks_uri: str | None = None  # from discovery, when the issuer gives a discovery_url
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -134,12 +133,12 @@ class KeySets:
             return found
         since = time.monotonic() - key_set.tried
         # Never fetched yet: try at most once a second; fetched before: at most once a minute.
-        if since >= (1.0 if key_set.fetched == 0 else UNKNOWN_KID_INTERVAL):
+        if since >= (1.0 if key_set.fetched == 0 else issuer.unknown_kid_interval):
             await self.refresh(key_set)
         found = key_set.keys.get(kid)
         if found is None and key_set.failed:  # it may be a key rotated in that cannot be fetched
             since = time.monotonic() - key_set.tried
-            wait = 1.0 if key_set.fetched == 0 else UNKNOWN_KID_INTERVAL - since
+            wait = 1.0 if key_set.fetched == 0 else issuer.unknown_kid_interval - since
             raise KeysUnreachable(issuer.name, max(1, int(wait + 0.999)))
         return found
 
