@@ -77,13 +77,15 @@ def explain(
     rng: random.Random | None = None,
     endpoint: str = "chat",
     reader: Reader | None = None,
+    caller: Key | None = None,
 ) -> Explanation:
+    """`caller`: plan as a token's caller (`gateway explain --token/--claims`) instead of a key."""
     route = snapshot.routes.get(alias)
     if route is None and snapshot.addresses is not None:  # a pattern route, or provider/model named directly
         route = snapshot.addresses.route(alias, "chat") or snapshot.addresses.route(alias, "embedding")
     if route is None:
         raise ExplainError(f"no route '{alias}' (routes: {', '.join(sorted(snapshot.routes))})")
-    key = _find_key(snapshot, key_name)
+    key = caller if caller is not None else _find_key(snapshot, key_name)
     body = {**(body if body is not None else default_body(route, endpoint)), "model": alias}
     circuits, latency = MemoryCircuits(), LatencyAverages()
     for target_id in open_targets:
@@ -94,7 +96,10 @@ def explain(
     if live_metrics is not None:
         _seed_from_metrics(snapshot, live_metrics, circuits, latency)
     if not may_use(key, alias):
-        error = GatewayError(f"key '{key_name}' may not use model '{alias}'", status=403, code="forbidden")
+        who = f"key '{key_name}'" if caller is None else f"user '{caller.user}'"
+        if key is not None and key.plan is not None:
+            who += f" (plan '{key.plan.name}')"
+        error = GatewayError(f"{who} may not use model '{alias}'", status=403, code="forbidden")
         return Explanation(snapshot, route, None, key, body, latency, error, endpoint)
     try:
         request = reader(body, tier) if reader is not None else _request(route, body, tier)
@@ -186,6 +191,8 @@ def as_dict(x: Explanation) -> dict[str, Any]:
         "key": x.key.name if x.key else None,
         "status": x.status,
     }
+    if x.key is not None and (x.key.plan is not None or x.key.user is not None or x.key.grants is not None):
+        out["caller"] = caller_facts(x.snapshot, x.key)
     if x.plan is not None:
         out["prompt_tokens"] = x.plan.prompt_tokens
         out["needs"] = sorted(x.plan.needs)
@@ -197,6 +204,27 @@ def as_dict(x: Explanation) -> dict[str, Any]:
     return out
 
 
+def caller_facts(snapshot: Snapshot, key: Key) -> dict[str, Any]:
+    """Who the caller is and what binds it: plan, tenant, limits and the routes it may use."""
+    plan, grants = key.plan, key.grants
+    return {
+        "user": key.user,
+        "plan": plan.name if plan is not None else None,
+        "plan_limits": _limits(plan.limits) if plan is not None else None,
+        "plan_counts": "per user" if key.per_user else "for the key" if plan is not None else None,
+        "tenant": key.tenant,
+        "tenant_limits": _limits(grants.limits) if grants is not None else None,
+        "tenant_budget": f"${grants.budget.usd:g} per {grants.budget.per}" if grants and grants.budget else None,
+        "key_limits": _limits(key.limits),
+        "max_tier": key.max_tier,
+        "routes": sorted(alias for alias in snapshot.routes if may_use(key, alias)),
+    }
+
+
+def _limits(limits: Any) -> dict[str, int]:
+    return {name: getattr(limits, name) for name in ("rpm", "tpm", "concurrency") if getattr(limits, name) is not None}
+
+
 def render_text(x: Explanation) -> str:
     data = as_dict(x)
     route = x.route
@@ -205,6 +233,11 @@ def render_text(x: Explanation) -> str:
         f"{route.retry.attempts} tries per target, fallback on {', '.join(data['fallback_on']) or 'nothing'}, "
         f"deadline {route.timeout:g}s",
     ]
+    caller = data.get("caller")
+    if caller is not None:
+        lines.append("caller: " + ", ".join(
+            f"{name} {_show(value) if not isinstance(value, (dict, list)) else json.dumps(value)}"
+            for name, value in caller.items() if value not in (None, {}, [])))
     if route.strategy == "weighted":
         lines.append("  (weighted: the order below is one random draw; first_pick_share is each target's chance to go first)")
     if route.strategy == "fastest":

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, validate, diff, explain, db, hash-key, keys, tenants."""
+"""The `gateway` command: serve, validate, diff, explain, db, hash-key, token, keys, tenants."""
 
 from __future__ import annotations
 
@@ -245,12 +245,17 @@ def _explain(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    from gateway.ops.tokens import TokenError, caller_from_claims, read_claims
+
     try:
+        caller = None
+        if args.token is not None or args.claims is not None:
+            caller = caller_from_claims(snapshot, read_claims(args.token, args.claims), args.issuer)
         body = read_body(args.request) if args.request else None
         metrics_text = _fetch_metrics(args.live) if args.live else None
         explanation = explain(snapshot, args.alias, body, args.key, args.tier, tuple(args.open), metrics_text,
-                              endpoint=args.endpoint, reader=_reader(args.endpoint, snapshot))
-    except ExplainError as exc:
+                              endpoint=args.endpoint, reader=_reader(args.endpoint, snapshot), caller=caller)
+    except (ExplainError, TokenError) as exc:
         print(f"gateway explain: {exc}", file=sys.stderr)
         return 1
     if args.format == "json":
@@ -329,6 +334,24 @@ def _hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_mint(args: argparse.Namespace) -> int:
+    from gateway.ops.tokens import TokenError, mint, seconds, signing_issuer
+    from gateway.providers.snapshots import build_snapshot
+
+    try:
+        snapshot = build_snapshot(args.routes, args.providers)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        issuer = signing_issuer(snapshot, args.issuer)
+        print(mint(issuer, args.sub, seconds(args.ttl), args.tenant, args.plan, args.route or None))
+    except TokenError as exc:
+        print(f"gateway token mint: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gateway", description="A config-driven LLM gateway.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -381,6 +404,10 @@ def parser() -> argparse.ArgumentParser:
                          help="the API the body is written for: chat (/v1/chat/completions, also embeddings), "
                          "responses (/v1/responses) or messages (/v1/messages)")
     explain.add_argument("--key", metavar="NAME", help="plan as this client key (by its name in routes.yaml)")
+    caller = explain.add_mutually_exclusive_group()
+    caller.add_argument("--token", metavar="JWT", help="plan as this bearer token's caller (its signature is not checked)")
+    caller.add_argument("--claims", metavar="JSON", help="plan as the caller of a token with these claims")
+    explain.add_argument("--issuer", metavar="NAME", help="with --token/--claims: read them as this issuer's (default: by iss)")
     explain.add_argument("--tier", metavar="T", help="as if the request sent x-gateway-max-tier: T")
     explain.add_argument("--open", metavar="TARGET", action="append", default=[],
                          help="treat this target's circuit as open (repeatable)")
@@ -405,6 +432,19 @@ def parser() -> argparse.ArgumentParser:
     hash_key = commands.add_parser("hash-key", help="print the sha256 of a client key for routes.yaml")
     hash_key.add_argument("key")
     hash_key.set_defaults(run=_hash_key)
+
+    token = commands.add_parser("token", help="development tokens: mint one signed with an HS256 issuer's secret")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    mint = token_commands.add_parser("mint", help="print a JWT signed with the secret of the configured HS256 issuer")
+    mint.add_argument("--sub", required=True, help="the end user (the issuer's user claim)")
+    mint.add_argument("--tenant", help="the tenant (written where the issuer reads it)")
+    mint.add_argument("--plan", help="the plan (written where the issuer reads it)")
+    mint.add_argument("--route", action="append", metavar="ALIAS", help="a route the token may use (repeatable)")
+    mint.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 1h, 2d (default 1h)")
+    mint.add_argument("--issuer", metavar="NAME", help="which HS256 issuer, when several are configured")
+    mint.add_argument("--routes", default=DEFAULT_ROUTES)
+    mint.add_argument("--providers", default=DEFAULT_PROVIDERS)
+    mint.set_defaults(run=_token_mint)
 
     from gateway.server.admin_client import add_commands
 
