@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from gateway.api.endpoint import Exchange, endpoint, json_response
 from gateway.config import reload
-from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target
+from gateway.config.snapshot import Issuer, Key, Limits, Route, Snapshot, Target
 from gateway.errors import GatewayError
 from gateway.observe.redact import MASK
 from gateway.pipeline.identify import ADMIN_KEY_ENV, require_admin
@@ -89,7 +89,22 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
         "equivalents": {name: list(members) for name, members in snapshot.equivalents.items()},
         "tenants": {name: {"id": t.id, "source": t.source, "routes": list(t.routes) if t.routes is not None else None,
                            "limits": _limits(t.limits), "budget": asdict(t.budget) if t.budget else None,
-                           "max_tier": t.max_tier} for name, t in sorted(snapshot.tenants.items())},
+                           "max_tier": t.max_tier, "plan": t.plan.name if t.plan else None}
+                    for name, t in sorted(snapshot.tenants.items())},
+        "plans": {name: {"limits": _limits(p.limits), "max_tier": p.max_tier,
+                         "routes": list(p.routes) if p.routes is not None else None}
+                  for name, p in sorted(snapshot.plans.items())},
+        "auth": {"jwt": [_issuer(issuer) for issuer in snapshot.issuers]},
+    }
+
+
+def _issuer(issuer: Issuer) -> dict[str, Any]:
+    """An issuer as reviewed: where its keys come from, never its shared secret."""
+    return {
+        "name": issuer.name, "issuer": issuer.issuer, "audience": list(issuer.audiences),
+        "algorithms": list(issuer.algorithms), "jwks_url": issuer.jwks_url, "discovery_url": issuer.discovery_url,
+        "secret": MASK if issuer.secret else None, "default_tenant": issuer.default_tenant,
+        "default_plan": issuer.default_plan, "claims": asdict(issuer.claims),
     }
 
 
@@ -128,6 +143,8 @@ def _key(key: Key) -> dict[str, Any]:
         "limits": _limits(key.limits),
         "budget": asdict(key.budget) if key.budget else None,
         "max_tier": key.max_tier,
+        "plan": key.plan.name if key.plan is not None else None,
+        "per_user": key.per_user,
     }
 
 

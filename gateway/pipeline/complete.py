@@ -53,7 +53,8 @@ async def complete(
     route = find_route(snapshot, alias, request.kind)
     authorize(key, alias, route)
     exchange.route = alias
-    exchange.key = key.name if key is not None else ""
+    # A token's caller is counted under its issuer's name; its end user has a field of its own.
+    exchange.key = (key.id if key.source == "jwt" else key.name) if key is not None else ""
     exchange.tenant = key.tenant or "" if key is not None else ""
     # A token's subject is its user; an app's key names its users in the request, if at all.
     user = key.user if key is not None and key.user is not None else end_user(request)

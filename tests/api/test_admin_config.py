@@ -79,7 +79,8 @@ def test_config_shows_the_running_version_sources_and_routes_without_secrets(gat
     assert [t["target"] for t in config["routes"]["remote"]["targets"]] == ["remote/model-a", "echo/echo-1"]
     assert config["routes"]["echo"]["limits"] == {"rpm": 60}
     assert config["keys"] == [{"name": "team-a", "routes": ["echo"], "limits": None,
-                               "budget": {"usd": 5.0, "per": "day"}, "max_tier": None}]
+                               "budget": {"usd": 5.0, "per": "day"}, "max_tier": None, "plan": None,
+                               "per_user": False}]
     remote = config["providers"]["remote"]
     assert remote["api_key"] == "[redacted]" and remote["headers"] == {"x-secret": "[redacted]"}
     assert remote["base_url"] == "http://127.0.0.1:9/v1?[redacted]"

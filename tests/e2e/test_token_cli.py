@@ -66,6 +66,20 @@ def test_a_minted_token_is_accepted_by_the_gateway(folder, monkeypatch):
         assert "invalid_signature" in caught.value.message
 
 
+def test_the_admin_config_shows_issuers_and_plans_but_never_the_secret(folder, monkeypatch):
+    import httpx
+
+    monkeypatch.setenv("DEV_JWT_SECRET", SECRET)
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "admin-key-for-token-cli-tests")
+    with serve_app(create_app(str(folder / "routes.yaml"), str(folder / "providers.yaml"))) as url:
+        response = httpx.get(f"{url}/admin/config", headers={"authorization": "Bearer admin-key-for-token-cli-tests"})
+    assert response.status_code == 200, response.text
+    config = response.json()["config"]
+    assert config["auth"]["jwt"][0]["secret"] == "[redacted]" and config["auth"]["jwt"][0]["algorithms"] == ["HS256"]
+    assert config["plans"]["free"] == {"limits": {"rpm": 10, "tpm": 20000}, "max_tier": None, "routes": ["chat"]}
+    assert SECRET not in response.text
+
+
 def test_minting_without_an_hs256_issuer_fails(tmp_path):
     write_config(tmp_path, routes(jwt=[{"issuer": "https://idp.example/", "audience": "gateway",
                                         "jwks_url": "http://127.0.0.1:9/jwks.json"}]), {"echo": ECHO_PROVIDER})
