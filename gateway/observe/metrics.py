@@ -120,7 +120,7 @@ COST_USD = Counter(
 
 LIMIT_REJECTIONS = Counter(
     "gateway_limit_rejections_total",
-    "Requests refused with 429 by a limit: scope (key, route, provider), its config name, and kind (rpm, tpm, concurrency, max_tokens)",
+    "Requests refused with 429 by a limit: scope (key, tenant, user, route, provider), its name (a user's only with metrics.per_user_labels), and kind (rpm, tpm, concurrency, max_tokens)",
     ["scope", "name", "kind"],
 )
 UNPRICED = Counter(
