@@ -79,6 +79,11 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
     elif scenario == "keys-api":  # no key in the file: every key is in the database
         document["database"] = {"url": "${BENCH_DATABASE_URL:-}"}
+    elif scenario == "jwt":  # a static key and a JWT issuer side by side; a plan counted per user
+        document["keys"] = [{"name": "bench", "key": "${BENCH_KEY}"}]
+        document["plans"] = {"bench": {"limits": {"rpm": 100_000_000}}}
+        document["auth"] = {"jwt": [{"issuer": "${BENCH_JWT_ISSUER}", "audience": "gateway",
+                                     "jwks_url": "${BENCH_JWKS_URL:-http://127.0.0.1:9/jwks.json}"}]}
     return document, {"providers": providers}
 
 
@@ -91,7 +96,8 @@ def write(scenario: str, mock: str, directory: Path) -> GatewayConfig:
     routes.write_text(SCHEMA_HINT.format("routes") + json.dumps(routes_doc, indent=2) + "\n")
     providers.write_text(
         SCHEMA_HINT.format("providers") + json.dumps(providers_doc, indent=2) + "\n")
-    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY, "BENCH_TIGHT_KEY": TIGHT_KEY})
+    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY, "BENCH_TIGHT_KEY": TIGHT_KEY,
+                                                       "BENCH_JWT_ISSUER": "https://login.bench.invalid/"})
 
 
 def validate(config: GatewayConfig, repo: Path) -> tuple[bool, str]:

@@ -41,6 +41,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
     "cache": scenarios.cache_hit,
     "ledger": scenarios.ledger,
     "keys": scenarios.keys,
+    "jwt": scenarios.jwt_auth,
     "workers": scenarios.workers,
     "startup": scenarios.startup,
 }
@@ -105,7 +106,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
-TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "keys": 75,
+TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "keys": 75, "jwt": 45,
              "workers": 80, "startup": 10, "profile": 30}
 
 

@@ -12,11 +12,14 @@ and the log names at most the token's issuer, subject and `jti`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import jwt
+import orjson
 from loguru import logger
 
 from gateway.config.snapshot import Issuer, Key, Limits, Plan, Snapshot, Tenant
@@ -60,10 +63,8 @@ async def verify(token: str, snapshot: Snapshot, key_sets: KeySets) -> Key:
             return remembered[1]  # type: ignore[no-any-return]
         del key_sets.verified[token]
     try:
-        header = jwt.get_unverified_header(token)
-        # Read unverified only to pick the issuer (and to name the token in the log).
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        header, unverified = _unverified(token)
+    except (ValueError, binascii.Error):
         raise _refused("malformed", None, {}) from None
     issuer = _issuer_of(snapshot.issuers, unverified.get("iss"))
     if issuer is None:
@@ -108,6 +109,18 @@ async def verify(token: str, snapshot: Snapshot, key_sets: KeySets) -> Key:
         key_sets.verified.clear()
     key_sets.verified[token] = (float(claims["exp"]), caller)
     return caller
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims, read but not trusted: only to pick the issuer, algorithm and key
+    (and to name the token in the log). PyJWT then checks everything once, in `jwt.decode`;
+    reading the parts here costs a few microseconds where two more PyJWT parses cost ~100."""
+    head, body, _signature = token.split(".")
+    header = orjson.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    claims = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ValueError("not a JWT")
+    return header, claims
 
 
 def _issuer_of(issuers: tuple[Issuer, ...], iss: Any) -> Issuer | None:
