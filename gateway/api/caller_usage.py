@@ -39,6 +39,11 @@ async def caller_usage(request: Request, exchange: Exchange) -> Response:
                     "usage": spend.totals(used, [key.name])},
             "tenant": None,
         }
+        if key.plan is not None or key.user is not None:  # a token's caller, or a key with a plan
+            plan = key.plan
+            body["plan"] = {"name": plan.name if plan is not None else None, "user": key.user,
+                            "limits": spend.limits_dict(plan.limits) if plan is not None else None,
+                            "counted": "per user" if key.per_user else "for the key"}
         if key.grants is not None:
             body["tenant"] = await tenants.tenant_report(runtime, key.grants, only=key.name)
             body["tenant"]["routes"] = list(key.grants.routes) if key.grants.routes is not None else None

@@ -75,8 +75,8 @@ def may_use(key: Key | None, alias: str, direct: bool = False) -> bool:
     if key is None:
         return True
     grants = key.grants
-    if direct:
-        tenant_open = grants is None or grants.routes is None
+    if direct:  # neither the tenant nor the plan may narrow the routes
+        tenant_open = (grants is None or grants.routes is None) and (key.plan is None or key.plan.routes is None)
         return tenant_open and any(fnmatchcase(alias, pattern) for pattern in key.direct)
     if key.routes is not None and not any(fnmatchcase(alias, pattern) for pattern in key.routes):
         return False

@@ -216,3 +216,21 @@ def test_keycloak_roles_map_to_plans(gateway, upstream, idp):
     assert limited.status_code == 429 and "plan 'free'" in limited.json()["error"]["message"]
     pro = idp.token(org_id="acme", sub="carol", realm_access={"roles": ["gateway-pro", "gateway-free"]})
     assert all(raw(url, pro).status_code == 200 for _ in range(5))
+
+
+def test_an_issuer_added_by_a_reload_is_trusted_without_a_restart(gateway, upstream, idp, tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "admin-key-for-jwt-reload-test")
+    base, _ = upstream
+    config = routes(idp)
+    config["auth"]["jwt"][0]["audience"] = "someone-else"
+    url = gateway(config, {"up": openai_provider(base, ["gpt-test"])})
+    token = idp.token(org_id="acme")
+    assert raw(url, token).status_code == 401
+    config["auth"]["jwt"][0]["audience"] = idp.audience
+    (tmp_path / "config0" / "routes.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    reloaded = httpx.post(f"{url}/admin/reload", headers={"authorization": "Bearer admin-key-for-jwt-reload-test"},
+                          timeout=10)
+    assert reloaded.status_code == 200, reloaded.text
+    assert raw(url, token).status_code == 200

@@ -143,3 +143,10 @@ def test_the_ledger_records_each_requests_user_and_usage_groups_by_it(
     assert len(listed) == 2 and {r["key_name"] for r in listed} == {"jwt"}
     rows = ledger_rows(database_url)
     assert {(r["key_name"], r["user"]) for r in rows} == {("jwt", "alice"), ("app", "bob"), ("app", None)}
+
+
+def test_a_token_reads_its_own_plan_at_v1_usage(served, idp):
+    response = httpx.get(f"{served}/v1/usage", headers={
+        "authorization": f"Bearer {idp.token(sub='alice', org_id='acme', tier='free')}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["plan"] == {"name": "free", "user": "alice", "limits": {"rpm": 3}, "counted": "per user"}
