@@ -117,18 +117,18 @@ class KeySets:
 
     # ------------------------------------------------------------------ the request path
 
-    def key_set(self, issuer: Issuer) -> KeySet | None:
-        return self._sets.get(issuer.name)
-
     async def find(self, issuer: Issuer, kid: str) -> jwt.PyJWK | None:
         """The issuer's key named `kid`: from memory, or after one rate-limited fetch.
 
         Returns None when the issuer's keys are known and none has this kid (a bad token);
-        raises `KeysUnreachable` when the keys cannot be had at all right now."""
+        raises `KeysUnreachable` when the keys cannot be had at all right now. A token without
+        a kid is checked with the issuer's only key, when it publishes exactly one."""
         key_set = self._sets.get(issuer.name)
         if key_set is None:
             return None
         found = key_set.keys.get(kid)
+        if found is None and not kid and len(key_set.keys) == 1:
+            found = next(iter(key_set.keys.values()))
         if found is not None:
             return found
         since = time.monotonic() - key_set.tried

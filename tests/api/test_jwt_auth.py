@@ -234,3 +234,16 @@ def test_an_issuer_added_by_a_reload_is_trusted_without_a_restart(gateway, upstr
                           timeout=10)
     assert reloaded.status_code == 200, reloaded.text
     assert raw(url, token).status_code == 200
+
+
+def test_a_token_without_a_kid_is_checked_with_the_issuers_only_key(gateway, upstream, idp):
+    import jwt
+
+    base, _ = upstream
+    idp.keys = [new_key("only-1", "RS256")]
+    url = gateway(routes(idp), {"up": openai_provider(base, ["gpt-test"])})
+    token = jwt.encode(idp.claims(org_id="acme"), idp.keys[0].private, algorithm="RS256")
+    assert "kid" not in jwt.get_unverified_header(token)
+    assert raw(url, token).status_code == 200
+    stranger = jwt.encode(idp.claims(org_id="acme"), new_key("x").private, algorithm="RS256")
+    assert "invalid_signature" in refused(url, stranger)
