@@ -183,10 +183,10 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     # watchfiles logs every file event it sees at DEBUG, even ones it filters out; with the
     # log written to a file in a watched folder, each line would be an event for the next.
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
-    # Database drivers narrate every statement at DEBUG (the key-change poll runs each
-    # second), which buries the gateway's own lines; their warnings still come through.
+    # Database drivers narrate every statement at DEBUG or INFO (the key-change poll runs
+    # each second, and a statement's parameters hold key digests); their warnings still come.
     for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy", "alembic", "asyncio", "hpack", "botocore", "urllib3")
