@@ -176,7 +176,10 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     sink = Sink(stream or sys.stderr, fmt, secrets, LEVELS.get(level, 0))
     logger.add(sink, level=level, format="{message}", backtrace=False, diagnose=False, colorize=False, catch=True)
     _sink = sink
-    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    # The root logger's level is the configured one, so a library's record below it is
+    # dropped where it is made: at level 0 each DEBUG call built a record and went through
+    # loguru only to be filtered there.
+    logging.basicConfig(handlers=[_Intercept()], level=LEVELS.get(level, 0), force=True)
     for name in ("uvicorn", "uvicorn.error"):  # uvicorn.access stays off: the request line replaces it
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
