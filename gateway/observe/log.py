@@ -176,17 +176,20 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     sink = Sink(stream or sys.stderr, fmt, secrets, LEVELS.get(level, 0))
     logger.add(sink, level=level, format="{message}", backtrace=False, diagnose=False, colorize=False, catch=True)
     _sink = sink
-    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    # The root logger's level is the configured one, so a library's record below it is
+    # dropped where it is made: at level 0 each DEBUG call built a record and went through
+    # loguru only to be filtered there.
+    logging.basicConfig(handlers=[_Intercept()], level=LEVELS.get(level, 0), force=True)
     for name in ("uvicorn", "uvicorn.error"):  # uvicorn.access stays off: the request line replaces it
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     # watchfiles logs every file event it sees at DEBUG, even ones it filters out; with the
     # log written to a file in a watched folder, each line would be an event for the next.
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
-    # Database drivers narrate every statement at DEBUG (the key-change poll runs each
-    # second), which buries the gateway's own lines; their warnings still come through.
+    # Database drivers narrate every statement at DEBUG or INFO (the key-change poll runs
+    # each second, and a statement's parameters hold key digests); their warnings still come.
     for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy", "alembic", "asyncio", "hpack", "botocore", "urllib3")

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loguru import logger
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, delete, select
 
 from gateway.config.snapshot import ResponsesSettings
+from gateway.store.database.batch import BatchInsert
 from gateway.store.database.schema import stored_responses
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class ResponseStore:
         self.database = database
         self._memory: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._pending: list[tuple[str, str, int, int, bytes]] = []  # rows in COLUMNS order
-        self._insert_sql: str | None = None
+        self._insert_sql: BatchInsert | None = None
         self._writer: asyncio.Task[None] | None = None
         self._pruned_at = 0.0
         self._warned = False
@@ -112,7 +113,8 @@ class ResponseStore:
             batch, self._pending = self._pending[:BATCH_ROWS], self._pending[BATCH_ROWS:]
             try:
                 async with self.database.engine.begin() as connection:
-                    await connection.exec_driver_sql(self._insert(), batch)
+                    for sql, values in self._insert().statements(batch):
+                        await connection.exec_driver_sql(sql, values)
             except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
                 self._down(exc)
                 return
@@ -126,14 +128,11 @@ class ResponseStore:
             except Exception as exc:  # noqa: BLE001
                 self._down(exc)
 
-    def _insert(self) -> str:
-        """The INSERT for this dialect, compiled once from the schema: rows then go to the
-        driver as they are queued, without SQLAlchemy's per-row work (as the ledger does)."""
+    def _insert(self) -> BatchInsert:
+        """The batch INSERT for this database's dialect, compiled on first use."""
         if self._insert_sql is None:
             assert self.database is not None
-            compiled = insert(stored_responses).compile(dialect=self.database.engine.dialect, column_keys=list(COLUMNS))
-            assert compiled.positiontup == list(COLUMNS), "a positional paramstyle in COLUMNS order"
-            self._insert_sql = str(compiled)
+            self._insert_sql = BatchInsert(stored_responses, COLUMNS, self.database.engine.dialect)
         return self._insert_sql
 
     async def close(self) -> None:

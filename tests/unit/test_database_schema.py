@@ -74,3 +74,28 @@ def test_retention_deletes_rows_older_than_its_days(tmp_path):
 
     asyncio.run(run())
     assert [r["request_id"] for r in ledger_rows(url)] == ["recent"]
+
+
+def test_a_batch_of_queued_rows_is_written_whole_and_in_order(database_url):
+    """More rows than one statement takes (SQLite writes chunks of rows per statement,
+    PostgreSQL one executemany): every row lands once, with its values in their columns."""
+    from gateway.store.database.ledger import COLUMNS
+
+    now = int(time.time() * 1000)
+    rows = [(now + i, f"req-{i}", "k", None, "echo", "p", "m", "chat", 200, None, i, 2 * i, 0, i / 1000,
+             1.5, 1, i % 2 == 0, False) for i in range(1203)]
+
+    async def run() -> list:
+        database = Database(database_url, flush_interval=0.05)
+        await database.start()
+        database.ledger.rows.extend(rows)
+        assert await database.flush()
+        async with database.engine.connect() as connection:
+            from sqlalchemy import select
+
+            found = (await connection.execute(select(*(requests.c[name] for name in COLUMNS))
+                                              .order_by(requests.c.ts))).all()
+        await database.close()
+        return [tuple(row) for row in found]
+
+    assert asyncio.run(run()) == rows

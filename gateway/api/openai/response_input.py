@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
+from gateway.api import parameters
 from gateway.api.ids import new_id
 from gateway.config.snapshot import RESPONSES_API, Snapshot
 from gateway.errors import BadRequest
@@ -37,9 +38,6 @@ _FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "store": ((bool,), "a boolean"),
     "background": ((bool,), "a boolean"),
     "parallel_tool_calls": ((bool,), "a boolean"),
-    "temperature": ((int, float), "a number"),
-    "top_p": ((int, float), "a number"),
-    "max_output_tokens": ((int,), "an integer"),
     "tools": ((list,), "a list"),
     "tool_choice": ((str, dict), "a string or an object"),
     "text": ((dict,), "an object"),
@@ -48,7 +46,6 @@ _FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "user": ((str,), "a string"),
     "previous_response_id": ((str,), "a string"),
 }
-_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 _UNSUPPORTED = {
     "background": "background responses are not supported by the gateway: send the request without 'background'",
     "conversation": "'conversation' objects are not supported: continue with 'previous_response_id'",
@@ -91,14 +88,9 @@ def check_body(body: dict[str, Any]) -> str:
         kinds, what = rule
         if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
             raise BadRequest(f"'{name}' must be {what}", param=name, code="invalid_type")
-        low_high = _RANGES.get(name)
-        if low_high is not None and not low_high[0] <= value <= low_high[1]:
-            raise BadRequest(f"'{name}' must be between {low_high[0]:g} and {low_high[1]:g}", param=name,
-                             code="invalid_value")
-    ceiling = body.get("max_output_tokens")
-    if ceiling is not None and ceiling < 1:
-        raise BadRequest("'max_output_tokens' must be a positive integer", param="max_output_tokens",
-                         code="invalid_value")
+    parameters.check_bounds(body, parameters.OPENAI_RESPONSES)  # numbers and their ranges
+    if body.get("tools") is not None:
+        parameters.check_function_tools(body["tools"], nested=False)
     if "input" not in body or body["input"] is None:
         raise BadRequest("'input' is required: a string or a list of input items", param="input")
     return model
