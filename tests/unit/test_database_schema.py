@@ -83,7 +83,7 @@ def test_a_batch_of_queued_rows_is_written_whole_and_in_order(database_url):
 
     now = int(time.time() * 1000)
     rows = [(now + i, f"req-{i}", "k", None, "echo", "p", "m", "chat", 200, None, i, 2 * i, 0, i / 1000,
-             1.5, 1, i % 2 == 0, False) for i in range(1203)]
+             1.5, 1, i % 2 == 0, False, f"user-{i % 3}" if i % 4 else None) for i in range(1203)]
 
     async def run() -> list:
         database = Database(database_url, flush_interval=0.05)
