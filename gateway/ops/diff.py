@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from gateway.config.snapshot import Key, Limits, Route, Snapshot, Target, Tenant
+from gateway.config.snapshot import Key, Limits, Plan, Route, Snapshot, Target, Tenant
 
 MARKER = "<!-- gateway-config-diff -->"  # lets a CI job find and update its own PR comment
 LIMIT_NAMES = ("rpm", "tpm", "concurrency", "max_tokens")
@@ -68,6 +68,8 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> ConfigDiff:
     _diff_routes(old, new, out)
     _diff_keys(old, new, out)
     _diff_tenants(old, new, out)
+    _diff_plans(old, new, out)
+    _diff_issuers(old, new, out)
     _diff_providers(old, new, out)
     _diff_globals(old, new, out)
     _diff_pack_files(old, new, out)
@@ -287,6 +289,44 @@ def _diff_tenants(old: Snapshot, new: Snapshot, out: _Collector) -> None:
                     risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
 
 
+def _diff_plans(old: Snapshot, new: Snapshot, out: _Collector) -> None:
+    """A plan binds every end user on it: widening it widens each of them."""
+    for name in sorted(set(old.plans) - set(new.plans)):
+        out.add("plan", name, f"plan `{name}` removed: tokens naming it are refused")
+    for name in sorted(set(new.plans) - set(old.plans)):
+        out.add("plan", name, f"plan `{name}` added")
+    for name in sorted(set(old.plans) & set(new.plans)):
+        a, b = old.plans[name], new.plans[name]
+        if a.routes != b.routes:
+            wider = _widened(a.routes, b.routes, new.routes)
+            out.add("plan", name, f"plan `{name}` users may use {_access(b)} (was {_access(a)})", risky=bool(wider))
+        for text, _ in _limit_changes(a.limits, b.limits):
+            out.add("plan", name, f"plan `{name}` {text} per user", risky=_loosened(a.limits, b.limits))
+        if a.max_tier != b.max_tier:
+            out.add("plan", name, f"plan `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
+                    risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
+
+
+def _diff_issuers(old: Snapshot, new: Snapshot, out: _Collector) -> None:
+    """Trusting another identity provider, algorithm or audience lets new callers in: risky."""
+    before, after = {i.name: i for i in old.issuers}, {i.name: i for i in new.issuers}
+    for name in sorted(set(before) - set(after)):
+        out.add("auth", name, f"JWT issuer `{name}` removed: its tokens are refused")
+    for name in sorted(set(after) - set(before)):
+        out.add("auth", name, f"JWT issuer `{name}` ({after[name].issuer}) trusted", risky=True)
+    for name in sorted(set(before) & set(after)):
+        a, b = before[name], after[name]
+        for attribute, label in (("issuer", "iss"), ("audiences", "audience"), ("algorithms", "algorithms"),
+                             ("jwks_url", "jwks_url"), ("discovery_url", "discovery_url"),
+                             ("default_tenant", "default tenant"), ("default_plan", "default plan"),
+                             ("claims", "claims")):
+            was, now = getattr(a, attribute), getattr(b, attribute)
+            if was != now:
+                out.add("auth", name, f"JWT issuer `{name}` {label} changed", risky=True)
+        if (a.secret is None) != (b.secret is None) or (a.secret and a.secret != b.secret):
+            out.add("auth", name, f"JWT issuer `{name}` secret changed (tokens signed with the old one are refused)")
+
+
 def _when(seconds: float | None) -> str:
     return "never" if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
@@ -462,7 +502,7 @@ def _equiv(route: Route) -> str:
     return text + (" + fallback: equivalents" if route.fallback_equivalents else "")
 
 
-def _access(key: Key | Tenant) -> str:
+def _access(key: Key | Tenant | Plan) -> str:
     return "every route" if key.routes is None else ", ".join(f"`{p}`" for p in key.routes) or "no route"
 
 

@@ -350,3 +350,23 @@ def test_validate_warns_when_an_openai_compatible_server_would_get_responses_bod
 def test_letting_a_key_name_providers_directly_is_risky(tmp_path):
     result = diff(tmp_path, lambda r: r["keys"][0].update(direct=["groq"]))
     assert risky_texts(result) == ["key `team-a` may name directly `groq/*` (was nothing)"]
+
+
+def test_trusting_a_new_jwt_issuer_or_widening_a_plan_is_risky(tmp_path):
+    def with_auth(routes: dict) -> None:
+        routes["plans"] = {"free": {"limits": {"rpm": 20}, "routes": ["fast", "chat"]}}
+        routes["auth"] = {"jwt": [{"name": "corp", "issuer": "https://login.example/", "audience": "gw",
+                                   "jwks_url": "http://127.0.0.1:9/jwks.json"}]}
+
+    base = copy.deepcopy(ROUTES)
+    base["plans"] = {"free": {"limits": {"rpm": 10}, "routes": ["fast"]}}
+    write_config(tmp_path / "old", base, PROVIDERS)
+    changed = copy.deepcopy(ROUTES)
+    with_auth(changed)
+    write_config(tmp_path / "new", changed, PROVIDERS)
+    result = diff_snapshots(compile_dir(tmp_path / "old", "routes.yaml", "providers.yaml"),
+                            compile_dir(tmp_path / "new", "routes.yaml", "providers.yaml"))
+    risky = risky_texts(result)
+    assert any("JWT issuer `corp`" in t and "trusted" in t for t in risky)
+    assert any(t.startswith("plan `free` users may use") for t in risky)
+    assert any(t.startswith("plan `free` rpm") and t.endswith("per user") for t in risky)
