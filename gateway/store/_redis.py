@@ -18,7 +18,7 @@ Key layout (everything under `store.prefix`, `gateway:` by default):
   cache:<sha256>                string, the cached answer        exact-match cache
   circuit:<target>              string, JSON circuit record      circuit breaker
   sem:entry:<id>                string, target + answer          semantic cache entry (route's ttl)
-  sem:order:<route>             sorted set id -> stored ms       oldest entries past max_entries go
+  sem:order:<route>             sorted set id -> last used ms    least recently used past max_entries go
   sem:log:<route>               stream of {id, partition, vector, expires}: what each replica's
                                 in-memory index reads (gateway.store.semantic)
 """
@@ -149,9 +149,9 @@ end
 return 1
 """
 
-# KEYS: entry, order, log   ARGV: id, value, ttl ms, partition, vector bytes, expires ms, max_entries
-# One round trip stores the answer, logs the vector for every replica and drops the oldest
-# entries past the route's bound (with Redis's clock, like the scripts above).
+# KEYS: entry, order, log   ARGV: id, value, ttl ms, partition, vector bytes, expires ms, max_entries, writer
+# One round trip stores the answer, logs the vector for every replica and drops the least
+# recently used entries past the route's bound (with Redis's clock, like the scripts above).
 SEMANTIC_PUT = """
 local id, ttl, limit = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[7])
 local t = redis.call('TIME')
@@ -167,9 +167,19 @@ if over > 0 then
 end
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', limit, '*', 'id', id, 'partition', ARGV[4], 'vector', ARGV[5],
-           'expires', ARGV[6])
+           'expires', ARGV[6], 'writer', ARGV[8])
 redis.call('PEXPIRE', KEYS[3], ttl)
 return 1
+"""
+
+# KEYS: entry, order   ARGV: id. A served entry becomes the route's most recently used.
+SEMANTIC_GET = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], 'XX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+end
+return value
 """
 
 USAGE_FLUSH_SECONDS = 1.0
@@ -196,6 +206,7 @@ class RedisStore:
         self._take = self._client.register_script(TAKE)
         self._settle = self._client.register_script(SETTLE)
         self._semantic_put = self._client.register_script(SEMANTIC_PUT)
+        self._semantic_get = self._client.register_script(SEMANTIC_GET)
         self._down_until = 0.0
         self._up = True
         self._pending: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -334,17 +345,20 @@ class RedisStore:
 
     async def semantic_put(
         self, route: str, entry_id: str, partition: str, vector: bytes, value: bytes, ttl: float, max_entries: int,
+        writer: str,
     ) -> None:
         """Store one entry for every replica: its answer, and its vector on the route's log."""
         if len(value) > self._settings().cache_max_entry_bytes:
             return
         ttl_ms = max(1, int(ttl * 1000))
         keys = [self._key("sem", "entry", entry_id), self._key("sem", "order", route), self._key("sem", "log", route)]
-        args = [entry_id, value, ttl_ms, partition, vector, int((time.time() + ttl) * 1000), max_entries]
+        args = [entry_id, value, ttl_ms, partition, vector, int((time.time() + ttl) * 1000), max_entries, writer]
         await self._call("cache", lambda: self._semantic_put(keys=keys, args=args))
 
-    async def semantic_answer(self, entry_id: str) -> bytes | None:
-        return await self._call("cache", lambda: self._client.get(self._key("sem", "entry", entry_id)))
+    async def semantic_answer(self, route: str, entry_id: str) -> bytes | None:
+        """An entry's answer, which becomes the route's most recently used (None: expired or evicted)."""
+        keys = [self._key("sem", "entry", entry_id), self._key("sem", "order", route)]
+        return await self._call("cache", lambda: self._semantic_get(keys=keys, args=[entry_id]))
 
     async def semantic_log(
         self, cursors: dict[str, str], count: int,
@@ -395,6 +409,7 @@ class RedisStore:
                 await self._client.script_load(TAKE)
                 await self._client.script_load(SETTLE)
                 await self._client.script_load(SEMANTIC_PUT)
+                await self._client.script_load(SEMANTIC_GET)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("ping", exc, self._settings().retry_interval)
 

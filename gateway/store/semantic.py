@@ -46,9 +46,10 @@ class SharedEntries(Protocol):
 
     async def semantic_put(
         self, route: str, entry_id: str, partition: str, vector: bytes, value: bytes, ttl: float, max_entries: int,
+        writer: str,
     ) -> None: ...
 
-    async def semantic_answer(self, entry_id: str) -> bytes | None: ...
+    async def semantic_answer(self, route: str, entry_id: str) -> bytes | None: ...
 
     async def semantic_log(self, cursors: dict[str, str], count: int) -> list[tuple[str, str, dict[bytes, bytes]]]: ...
 
@@ -64,6 +65,7 @@ class SemanticEntries:
         self._shared: SharedEntries | None = store if store.kind == "redis" else None  # type: ignore[assignment]
         self._indexes: dict[str, VectorIndex] = {}
         self._cursors: dict[str, str] = {}  # route -> last log id read
+        self._writer = os.urandom(8).hex()  # this replica, on the log: it skips its own entries
 
     def index(self, route: str, max_entries: int) -> VectorIndex:
         found = self._indexes.get(route)
@@ -86,7 +88,7 @@ class SemanticEntries:
             target, answer = match.payload
         else:
             try:
-                raw = await self._shared.semantic_answer(match.entry_id)
+                raw = await self._shared.semantic_answer(route, match.entry_id)
             except StoreUnavailable:
                 return Found(match.similarity)
             if raw is None:  # expired or evicted in Redis: the vector goes too
@@ -108,8 +110,9 @@ class SemanticEntries:
             index.add(partition, entry_id, vector, expires, (target, answer))
             return
         try:
-            await self._shared.semantic_put(route, entry_id, partition, vector.tobytes(), target.encode() + SEPARATOR
-                                             + answer, ttl, max_entries)
+            value = target.encode() + SEPARATOR + answer
+            await self._shared.semantic_put(route, entry_id, partition, vector.tobytes(), value, ttl, max_entries,
+                                            self._writer)
         except StoreUnavailable:
             return
         index.add(partition, entry_id, vector, expires)
@@ -127,10 +130,10 @@ class SemanticEntries:
             expires = float(fields[b"expires"]) / 1000
             if expires <= now:
                 continue
+            if fields.get(b"writer", b"").decode() == self._writer:
+                continue  # stored by this replica: already in its index (or evicted from it since)
             index = self.index(route, bounds[route])
             entry_id = fields[b"id"].decode()
-            if entry_id in index:
-                continue  # this replica stored it
             vector = np.frombuffer(fields[b"vector"], dtype=np.float32).copy()
             index.add(fields[b"partition"].decode(), entry_id, vector, expires)
         return len(read)
