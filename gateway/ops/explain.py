@@ -20,6 +20,7 @@ from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.errors import GatewayError
 from gateway.pipeline.identify import may_use
 from gateway.pipeline.plan import Plan, plan_candidates, usable
+from gateway.pipeline.semantic import REASONS, refusal
 from gateway.pipeline.request import (
     ModelRequest,
     answer_count,
@@ -192,9 +193,31 @@ def as_dict(x: Explanation) -> dict[str, Any]:
         out["tier_cap"] = x.plan.tier_cap
         out["candidates"] = [_candidate_facts(x, *entries[t.id]) for t in x.plan.candidates]
         out["skipped"] = [s.as_dict() for s in x.plan.skipped]
+    cache = cache_facts(x)
+    if cache is not None:
+        out["cache"] = cache
     if x.error is not None:
         out["error"] = x.error.body()["error"]
     return out
+
+
+def cache_facts(x: Explanation) -> dict[str, Any] | None:
+    """How the route's cache treats this request: the exact lookup, and whether the semantic
+    cache would look it up (the same `refusal` the request path asks) or why not."""
+    route = x.route
+    if not route.cache_ttl:
+        return None
+    facts: dict[str, Any] = {"ttl": route.cache_ttl, "scope": route.cache_scope}
+    settings = route.semantic
+    if settings is None:
+        return facts
+    semantic: dict[str, Any] = {"embed": settings.embed, "threshold": settings.threshold, "compare": settings.compare}
+    reason = refusal(settings, x.request) if x.request is not None else "no_question"
+    semantic["looked_up"] = reason is None
+    if reason is not None:
+        semantic["reason"] = REASONS[reason]
+    facts["semantic"] = semantic
+    return facts
 
 
 def render_text(x: Explanation) -> str:
@@ -223,6 +246,16 @@ def render_text(x: Explanation) -> str:
             lines.append("skipped:")
             for s in data["skipped"]:
                 lines.append(f"  - {s['target']}: {s['reason']}: {s['detail']}")
+    cache = data.get("cache")
+    if cache is not None:
+        line = f"cache: exact, ttl {cache['ttl']:g}s, scope {cache['scope']}"
+        semantic = cache.get("semantic")
+        if semantic is not None:
+            line += (f"; semantic (embed '{semantic['embed']}', threshold {semantic['threshold']:g}, "
+                     f"compare {semantic['compare']}): ")
+            line += ("looked up after an exact miss" if semantic["looked_up"]
+                     else f"not looked up nor stored: {semantic['reason']}")
+        lines.append(line)
     if x.error is not None:
         error = data["error"]
         lines.append(f"result: HTTP {x.status} {error['code']}: {error['message']}")
