@@ -20,13 +20,13 @@ from gateway.config.snapshot import Key, Route, RouteTarget, Snapshot
 from gateway.errors import GatewayError
 from gateway.pipeline.identify import may_use
 from gateway.pipeline.plan import Plan, plan_candidates, usable
-from gateway.pipeline.semantic import REASONS, refusal
 from gateway.pipeline.request import (
     ModelRequest,
     answer_count,
     chat_request,
     embedding_request,
 )
+from gateway.pipeline.semantic import REASONS, refusal
 from gateway.providers.tokens import requested_output_tokens
 from gateway.store.circuits import MemoryCircuits
 from gateway.store.latency import LatencyAverages
