@@ -242,6 +242,7 @@ SCENARIO_TITLES = {
     "responses": "Responses API in, chat completions upstream (against chat pass-through)",
     "limits": "Key limits on, state in Redis",
     "cache": "Cache hit",
+    "semantic": "Semantic cache hit against an exact hit (the embedding call measured on its own)",
     "ledger": "The request ledger: no database, SQLite, PostgreSQL",
     "keys": "10,000 keys made by the admin API against one key in routes.yaml",
     "workers": "Two workers against one",
@@ -415,7 +416,7 @@ def render(results: Results) -> str:
              f"`bench/results/{results['stamp']}.json`. Do not edit by hand: the next run "
              "rewrites this page.", ""]
     lines += targets_section(results)
-    for scenario in ("pass", "anthropic", "responses", "limits", "cache", "ledger", "keys", "workers"):
+    for scenario in ("pass", "anthropic", "responses", "limits", "cache", "semantic", "ledger", "keys", "workers"):
         lines += scenario_section(results, scenario)
         if scenario == "workers":
             lines += workers_note(results)

@@ -99,6 +99,8 @@ def check(results: Results) -> list[dict[str, Any]]:
                _ratio(m("responses", "gateway", "throughput_rps"),
                       m("responses", "gateway-pass", "throughput_rps")),
                lambda v: v >= 0.85, _why(results, "responses")),
+        _judge("semantic hit added over an exact hit, p50 at 200/s (embedding call excluded)", "<= 2 ms", "ms",
+               _semantic_added(results), lambda v: v <= 2.0, _why(results, "semantic")),
         _judge("peak RSS (largest gateway process, all scenarios)", "<= 80 MiB", "MiB",
                max(peaks) if peaks else None, lambda v: v <= 80, pass_why, m("pass", "baseline", "rss_peak_mib")),
         _judge("two workers vs one (throughput)", ">= 1.8x", "x",
@@ -108,3 +110,13 @@ def check(results: Results) -> list[dict[str, Any]]:
                _ratio(m("workers", "baseline-two", "throughput_rps"), m("workers", "baseline-one", "throughput_rps"))),
     ]
     return [asdict(v) for v in verdicts]
+
+
+def _semantic_added(results: Results) -> float | None:
+    """A semantic hit's p50 less an exact hit's and less the embedding call's (measured on its own)."""
+    path = ("latency", "200", "p50_ms")
+    hit, exact, embedding = (median(results, "semantic", server, *path)
+                             for server in ("semantic-hit", "exact-hit", "embedding"))
+    if hit is None or exact is None or embedding is None:
+        return None
+    return hit - exact - embedding
