@@ -63,9 +63,12 @@ class _Partition:
     def dimension(self) -> int:
         return int(self.matrix.shape[1])
 
-    def append(self, entry_id: str, vector: np.ndarray) -> int:
+    def append(self, entry_id: str, vector: np.ndarray, most: int) -> int:
+        """Add a row; the matrix grows by half when full, never past `most` rows plus one
+        (the index's bound: the row over it is evicted right after)."""
         if self.size == self.matrix.shape[0]:
-            grown = np.empty((int(self.size * _GROWTH) + 1, self.dimension), dtype=np.float32)
+            rows = max(self.size + 1, min(int(self.size * _GROWTH) + 1, most + 1))
+            grown = np.empty((rows, self.dimension), dtype=np.float32)
             grown[: self.size] = self.matrix[: self.size]
             self.matrix = grown
         row = self.size
@@ -125,7 +128,7 @@ class VectorIndex:
             rows = None
         if rows is None:
             rows = self._partitions[partition] = _Partition(int(vector.shape[0]))
-        row = rows.append(entry_id, vector)
+        row = rows.append(entry_id, vector, self.max_entries)
         self._entries[entry_id] = _Entry(partition, row, expires, payload)
         self._evict()
 
