@@ -7,6 +7,7 @@ embeddings upstream whose vectors each test chooses."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -50,7 +51,8 @@ def semantic(gateway, upstream, vectors, store_home):
         "up": openai_provider(base, ["gpt-x"]),
         "vec": openai_provider(vector_base, {"embed-small": {"type": "embedding"}}),
     }
-    semantic = {"embed": "embed", "threshold": 0.95}
+    # A generous embedding timeout: a loaded test machine must not turn a store into a miss.
+    semantic = {"embed": "embed", "threshold": 0.95, "timeout": 5}
     routes = {
         "routes": {
             "support": {"targets": ["up/gpt-x"], "cache": {"ttl": 60, "semantic": semantic}},
@@ -58,6 +60,7 @@ def semantic(gateway, upstream, vectors, store_home):
                       "cache": {"ttl": 60, "semantic": {**semantic, "max_entries": 2}}},
             "whole": {"targets": ["up/gpt-x"],
                       "cache": {"ttl": 60, "semantic": {**semantic, "compare": "messages"}}},
+            "quick": {"targets": ["up/gpt-x"], "cache": {"ttl": 60, "semantic": {"embed": "embed"}}},  # 300 ms
             "embed": {"targets": ["vec/embed-small"]},
         },
         "keys": [{"name": name, "sha256": _digest(secret)} for name, secret in KEYS.items()],
@@ -167,15 +170,15 @@ def test_the_embeddings_upstream_down_is_a_miss_and_the_request_succeeds(semanti
 
 def test_a_slow_embeddings_upstream_is_a_miss_after_its_timeout(semantic):
     client, chat, embedder, url = semantic
-    ask(client(), QUESTION)  # stored while the embeddings answer fast
-    embedder.delay = 1.0  # the route's semantic timeout is the default 300 ms
-    slow = ask(client(), PARAPHRASE)
+    embedder.delay = 3.0  # the route's semantic timeout is the default 300 ms
+    started = time.monotonic()
+    slow = ask(client(), QUESTION, model="quick")
+    assert time.monotonic() - started < 2.5  # the answer did not wait for the embedding
     assert slow.headers["x-gateway-cache"] == "miss"
     assert slow.parse().choices[0].message.content
-    assert float(slow.headers["x-gateway-overhead-ms"]) < 1000
-    assert chat_calls(chat) == 2
+    assert chat_calls(chat) == 1
     text = scrape(url)
-    assert total(text, "gateway_semantic_embedding_failures_total", route="support", reason="timeout") == 1
+    assert total(text, "gateway_semantic_embedding_failures_total", route="quick", reason="timeout") == 1
 
 
 def test_the_least_recently_used_entry_goes_past_max_entries(semantic):

@@ -36,7 +36,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str):
         routes = {
             "routes": {
                 "support": {"targets": ["up/gpt-x"],
-                            "cache": {"ttl": 60, "semantic": {"embed": "embed", "threshold": 0.95}}},
+                            "cache": {"ttl": 60, "semantic": {"embed": "embed", "threshold": 0.95, "timeout": 5}}},
                 "embed": {"targets": ["vec/embed-small"]},
             },
             "keys": [{"name": "team", "sha256": hashlib.sha256(KEY.encode()).hexdigest()}],

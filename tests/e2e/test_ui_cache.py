@@ -28,7 +28,7 @@ def served(tmp_path: Path, upstream) -> Iterator[str]:
             tmp_path / "config",
             {"routes": {
                 "faq": {"targets": ["up/gpt-test"],
-                        "cache": {"ttl": 60, "semantic": {"embed": "embed", "threshold": 0.95}}},
+                        "cache": {"ttl": 60, "semantic": {"embed": "embed", "threshold": 0.95, "timeout": 5}}},
                 "embed": {"targets": ["vec/embed-small"]},
             }, "keys": [{"name": "team", "sha256": hash_key(CLIENT_KEY)}]},
             {"up": openai_provider(base, ["gpt-test"]),
