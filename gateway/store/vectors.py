@@ -21,11 +21,18 @@ loop without awaiting, so no lock is needed.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+# A lookup is one matrix-vector product: bound by memory, not arithmetic. BLAS threads would
+# spin against the event loop (and the other workers) for no gain, so one thread unless the
+# operator says otherwise; this must be set before numpy loads its BLAS.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
 
 _FIRST_ROWS = 8
 _GROWTH = 1.5  # a partition's matrix grows by half when full: bounded slack, few copies
