@@ -350,3 +350,38 @@ def test_validate_warns_when_an_openai_compatible_server_would_get_responses_bod
 def test_letting_a_key_name_providers_directly_is_risky(tmp_path):
     result = diff(tmp_path, lambda r: r["keys"][0].update(direct=["groq"]))
     assert risky_texts(result) == ["key `team-a` may name directly `groq/*` (was nothing)"]
+
+
+def test_turning_the_semantic_cache_on_or_lowering_its_threshold_is_risky(tmp_path):
+    semantic = {"embed": "embed", "threshold": 0.95}
+
+    def turned_on(routes):
+        routes["routes"]["chat"]["cache"] = {"ttl": 60, "semantic": semantic}
+
+    on = diff(tmp_path / "on", turned_on)
+    assert risky_texts(on) == ["`chat` semantic cache on (embed `embed`, threshold 0.95, compare last_user_message)"]
+    assert "answered from the cache" in on.summaries["chat"]
+
+    def base(routes):
+        routes["routes"]["chat"]["cache"] = {"ttl": 60, "semantic": dict(semantic)}
+
+    def lowered(routes):
+        base(routes)
+        routes["routes"]["chat"]["cache"]["semantic"]["threshold"] = 0.9
+
+    def raised(routes):
+        base(routes)
+        routes["routes"]["chat"]["cache"]["semantic"]["threshold"] = 0.98
+
+    def between(folder: Path, change) -> ConfigDiff:
+        old, new = copy.deepcopy(ROUTES), copy.deepcopy(ROUTES)
+        base(old)
+        change(new)
+        write_config(folder / "old", old, PROVIDERS)
+        write_config(folder / "new", new, PROVIDERS)
+        return diff_snapshots(compile_dir(folder / "old", "routes.yaml", "providers.yaml"),
+                              compile_dir(folder / "new", "routes.yaml", "providers.yaml"))
+
+    assert risky_texts(between(tmp_path / "low", lowered)) == ["`chat` semantic cache threshold 0.95 → 0.9"]
+    high = between(tmp_path / "high", raised)
+    assert texts(high) == ["`chat` semantic cache threshold 0.95 → 0.98"] and not high.risky
