@@ -63,12 +63,8 @@ class Question:
 class Recall:
     """A semantic lookup's result: the entry to serve, if any, and how to store the fresh answer."""
 
-    found: Found | None = None
+    found: Found | None = None  # the nearest entry; its `answer` is set when it may be served
     store: Store | None = None
-
-    @property
-    def hit(self) -> bool:
-        return self.found is not None and self.found.answer is not None
 
 
 NOTHING = Recall()

@@ -48,7 +48,7 @@ def semantic(gateway, upstream, vectors, store_home):
     base, chat = upstream
     vector_base, embedder = vectors
     providers = {
-        "up": openai_provider(base, ["gpt-x"]),
+        "up": openai_provider(base, ["gpt-x"], responses="translate"),
         "vec": openai_provider(vector_base, {"embed-small": {"type": "embedding"}}),
     }
     # A generous embedding timeout: a loaded test machine must not turn a store into a miss.
@@ -237,3 +237,18 @@ def test_semantic_lookups_and_similarity_are_in_the_metrics(semantic):
     assert total(text, "gateway_semantic_lookups_total", route="support", result="miss") == 2
     assert total(text, "gateway_semantic_similarity_count", route="support") == 2  # the first found nothing
     assert total(text, "gateway_semantic_embedding_seconds_count", route="support") == 3
+
+
+def test_responses_are_answered_from_the_semantic_cache_too(semantic):
+    client, chat, _, _ = semantic
+    first = client().responses.with_raw_response.create(
+        model="support", instructions="Answer briefly.", input=QUESTION, temperature=0)
+    assert first.headers["x-gateway-cache"] == "miss"
+    again = client().responses.with_raw_response.create(
+        model="support", instructions="Answer briefly.", input=PARAPHRASE, temperature=0)
+    assert again.headers["x-gateway-cache"] == "semantic-hit"
+    assert again.parse().output_text == first.parse().output_text
+    other = client().responses.with_raw_response.create(
+        model="support", instructions="Answer at length.", input=PARAPHRASE, temperature=0)
+    assert other.headers["x-gateway-cache"] == "miss"  # another system prompt (instructions)
+    assert chat_calls(chat) == 2
