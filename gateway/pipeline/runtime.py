@@ -61,7 +61,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
-        self.semantic = SemanticEntries(self.store)
+        self.semantic = SemanticEntries(self.store, self.store_settings)
         self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
 
@@ -85,7 +85,7 @@ class Runtime:
         circuits = SharedCircuits(self.store, lambda: self.snapshot.targets.values())
         self.circuits = circuits
         self.circuit_poller = asyncio.get_running_loop().create_task(circuits.run())
-        self.semantic = SemanticEntries(self.store)
+        self.semantic = SemanticEntries(self.store, self.store_settings)
         self.semantic_poller = asyncio.get_running_loop().create_task(self.semantic.run(self._semantic_routes))
 
     def _semantic_routes(self) -> list[tuple[str, int]]:

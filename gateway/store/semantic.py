@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 from loguru import logger
 
-from gateway.store.interface import Store, StoreUnavailable
+from gateway.store.interface import SettingsSource, Store, StoreUnavailable
 from gateway.store.vectors import VectorIndex
 
 REFRESH_SECONDS = 0.25  # how often a replica reads the entries other replicas stored
@@ -61,7 +61,8 @@ RouteBounds = Callable[[], Iterable[tuple[str, int]]]
 class SemanticEntries:
     """The process's semantic cache entries, for every route that has one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: SettingsSource) -> None:
+        self._settings = settings  # store.cache_max_entry_bytes bounds an answer, as in the exact cache
         self._shared: SharedEntries | None = store if store.kind == "redis" else None  # type: ignore[assignment]
         self._indexes: dict[str, VectorIndex] = {}
         self._cursors: dict[str, str] = {}  # route -> last log id read
@@ -103,6 +104,8 @@ class SemanticEntries:
         self, route: str, max_entries: int, partition: str, vector: np.ndarray, target: str, answer: bytes, ttl: float,
     ) -> None:
         """Store an answer under its question's vector (with Redis: for every replica)."""
+        if len(answer) > self._settings().cache_max_entry_bytes:
+            return
         entry_id = os.urandom(12).hex()
         index = self.index(route, max_entries)
         expires = time.time() + ttl
