@@ -11,6 +11,7 @@ nothing here names an API.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.config.snapshot import Key, Route, Snapshot
-from gateway.errors import GatewayError
+from gateway.errors import ClientGone, GatewayError
 from gateway.observe import telemetry
 from gateway.observe.exchange import Exchange
 from gateway.pipeline import account, cache, semantic
@@ -199,6 +200,14 @@ def _embedder(runtime: Runtime, snapshot: Snapshot, key: Key | None, parent: Exc
             return done.outcome.answer.body
         except GatewayError as exc:
             exchange.error, status = exc, exc.status
+            raise
+        except asyncio.CancelledError:
+            # Cut short: the semantic cache's timeout (its chat request goes on without it) or the client.
+            exchange.error = ClientGone("the chat request stopped waiting for this embedding")
+            raise
+        except Exception:
+            status = 500
+            exchange.error = GatewayError("the embedding for the semantic cache failed")
             raise
         finally:
             telemetry.leave(tokens)

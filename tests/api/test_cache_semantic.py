@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -49,7 +50,8 @@ def semantic(gateway, upstream, vectors, store_home):
     vector_base, embedder = vectors
     providers = {
         "up": openai_provider(base, ["gpt-x"], responses="translate"),
-        "vec": openai_provider(vector_base, {"embed-small": {"type": "embedding"}}),
+        # Priced so that the embedding's cost shows in the caller's usage ($4 for its 4 tokens).
+        "vec": openai_provider(vector_base, {"embed-small": {"type": "embedding", "input_per_1m": 1_000_000}}),
     }
     # A generous embedding timeout: a loaded test machine must not turn a store into a miss.
     semantic = {"embed": "embed", "threshold": 0.95, "timeout": 5}
@@ -252,3 +254,16 @@ def test_responses_are_answered_from_the_semantic_cache_too(semantic):
         model="support", instructions="Answer at length.", input=PARAPHRASE, temperature=0)
     assert other.headers["x-gateway-cache"] == "miss"  # another system prompt (instructions)
     assert chat_calls(chat) == 2
+
+
+def test_the_embedding_is_the_callers_own_embeddings_request(semantic):
+    client, _, _, url = semantic
+    ask(client(), QUESTION)
+    ask(client(), PARAPHRASE)
+    usage = httpx.get(f"{url}/v1/usage", headers={"authorization": f"Bearer {KEYS['alpha']}"}).json()
+    day = usage["key"]["usage"]["day"]
+    # Two chat requests (one answered from the cache) and two embeddings, each charged to the key.
+    assert day["requests"] == 4 and day["cache_hits"] == 1
+    assert day["cost_usd"] == pytest.approx(8.0, rel=0.01)
+    others = httpx.get(f"{url}/v1/usage", headers={"authorization": f"Bearer {KEYS['beta']}"}).json()
+    assert others["key"]["usage"]["day"]["requests"] == 0
