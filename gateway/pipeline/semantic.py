@@ -95,7 +95,7 @@ REASONS = {
     "temperature": "its temperature is above the route's max_temperature (none sent counts as 1)",
     "choices": "it asks for more than one answer (n > 1)",
     "images": "it carries an image",
-    "no_question": "it does not end with a user message of plain text",
+    "no_question": "it does not end with a user message of plain text (with compare: messages, every turn must be)",
 }
 
 
