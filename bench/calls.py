@@ -82,3 +82,14 @@ def gateway_chat(base: str, alias: str, stream: bool, key: str | None = None) ->
 def gateway_responses(base: str, alias: str, stream: bool) -> Call:
     """A Responses API client calling the gateway: the route's chat target gets a translation."""
     return Call(f"{base}/v1/responses", responses_body(alias, stream), stream)
+
+
+def gateway_embeddings(base: str, alias: str) -> Call:
+    """One embeddings request through the gateway: what a semantic lookup's embedding costs."""
+    return Call(f"{base}/v1/embeddings", _json({"model": alias, "input": MESSAGES[1]["content"]}))
+
+
+def gateway_question(base: str, alias: str, question: str) -> Call:
+    """A chat request asking `question` (same system prompt and settings as `openai_body`)."""
+    payload = {"model": alias, "messages": [MESSAGES[0], {"role": "user", "content": question}], "max_tokens": 64}
+    return Call(f"{base}/v1/chat/completions", _json(payload))

@@ -70,6 +70,15 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         ]
     elif scenario == "cache":
         routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
+    elif scenario == "semantic":
+        # The mock's embeddings answer one fixed vector for any text, so every question on the
+        # semantic route is a paraphrase of the one seeded (similarity 1). The bench's body sends
+        # no temperature, which counts as 1: the ceiling is raised to take part.
+        providers["mock"]["models"]["text-embedding-3-small"] = {"type": "embedding", "input_per_1m": 0.02}  # type: ignore[index]
+        routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
+        routes["embed"] = {"targets": ["mock/text-embedding-3-small"]}
+        routes["semantic"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600, "semantic": {
+            "embed": "embed", "threshold": 0.95, "max_temperature": 1.0}}}
     elif scenario == "ledger-off":
         document["database"] = {"enabled": False}
     elif scenario == "ledger":  # the database each gateway of the scenario is started with

@@ -39,6 +39,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
     "responses": scenarios.responses,
     "limits": scenarios.limits,
     "cache": scenarios.cache_hit,
+    "semantic": scenarios.semantic,
     "ledger": scenarios.ledger,
     "keys": scenarios.keys,
     "jwt": scenarios.jwt_auth,
@@ -106,7 +107,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
-TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "ledger": 70, "keys": 75, "jwt": 45,
+TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "semantic": 40, "ledger": 70, "keys": 75, "jwt": 45,
              "workers": 80, "startup": 10, "profile": 30}
 
 

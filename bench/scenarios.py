@@ -413,6 +413,36 @@ def cache_hit(bench: Bench) -> dict[str, Any]:
     return {"status": "measured", "servers": _records([direct, gate])}
 
 
+def semantic(bench: Bench) -> dict[str, Any]:
+    """A semantic hit against an exact hit, and the embedding call measured on its own.
+
+    One question is seeded; every measured request then asks another one (an exact miss)
+    that the semantic cache answers, so each pays the embedding call (through the
+    gateway's embeddings route, to the mock) plus the vector lookup. The semantic hit's
+    added cost is its p50 minus the exact hit's and the embedding's; a miss adds only the
+    embedding call to a normal pass-through.
+    """
+    config, why = prepare(bench, "semantic")
+    if config is None:
+        return skipped("the gateway refused a route with `cache.semantic`", why)
+    s = bench.settings
+    with gateway(bench, config) as (g_proc, g_url, _start):
+        exact = Subject("exact-hit", calls.gateway_chat(g_url, "cached", False), None, g_proc)
+        hit = Subject("semantic-hit", calls.gateway_chat(g_url, "semantic", False), None, g_proc)
+        embedding = Subject("embedding", calls.gateway_embeddings(g_url, "embed"), None, g_proc)
+        seeded = probe(calls.gateway_question(g_url, "semantic", "Tell me something short about foxes."))
+        for subject in (exact, embedding):
+            _require_ok(subject)
+        _status, headers, _body = probe(hit)
+        evidence = {"seed_cache": seeded[1].get("x-gateway-cache"), "probe_cache": headers.get("x-gateway-cache"),
+                    "probe_similarity": headers.get("x-gateway-cache-similarity")}
+        if headers.get("x-gateway-cache") != "semantic-hit":
+            return skipped("a paraphrase of the seeded question was not a semantic hit", str(evidence))
+        measure.latency([exact, hit, embedding], s, s.rates[-1:])
+        measure.memory(hit, "VmHWM", "rss_peak_mib")
+    return {"status": "measured", "evidence": evidence, "servers": _records([exact, hit, embedding])}
+
+
 def workers(bench: Bench) -> dict[str, Any]:
     """Two workers on both cores against one pinned worker; the baseline shows the ceiling.
 

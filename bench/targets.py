@@ -123,6 +123,8 @@ def check(results: Results) -> list[dict[str, Any]]:
                _diff(added(results, "jwt", "jwt-rs256", "latency", "200", "p50_ms"),
                      added(results, "jwt", "static-key", "latency", "200", "p50_ms")),
                lambda v: v <= 0.1, _why(results, "jwt")),
+        _judge("#26 semantic hit added over an exact hit, p50 at 200/s (embedding call excluded)", "<= 2 ms", "ms",
+               _semantic_added(results), lambda v: v <= 2.0, _why(results, "semantic")),
         _judge("#9 peak RSS (largest gateway process, all scenarios)", "<= 80 MiB", "MiB",
                max(peaks) if peaks else None, lambda v: v <= 80, pass_why, m("pass", "baseline", "rss_peak_mib")),
         _judge("#22 two workers vs one (throughput)", ">= the baseline's", "x",
@@ -130,3 +132,13 @@ def check(results: Results) -> list[dict[str, Any]]:
                lambda v: workers_floor is not None and v >= workers_floor, _why(results, "workers"), workers_floor),
     ]
     return [asdict(v) for v in verdicts]
+
+
+def _semantic_added(results: Results) -> float | None:
+    """A semantic hit's p50 less an exact hit's and less the embedding call's (measured on its own)."""
+    path = ("latency", "200", "p50_ms")
+    hit, exact, embedding = (median(results, "semantic", server, *path)
+                             for server in ("semantic-hit", "exact-hit", "embedding"))
+    if hit is None or exact is None or embedding is None:
+        return None
+    return hit - exact - embedding

@@ -133,6 +133,7 @@ def _route(route: Route) -> dict[str, Any]:
         "limits": _limits(route.limits),
         "cache_ttl": route.cache_ttl,
         "cache_scope": route.cache_scope if route.cache_ttl else None,
+        "cache_semantic": asdict(route.semantic) if route.cache_ttl and route.semantic is not None else None,
     }
 
 

@@ -218,6 +218,7 @@ class _Compiler:
             for alias, spec in self.routes.routes.items() if not is_pattern(alias)
         }
         self.plans = compile_plans(self.routes.plans, tiers, self.rf.issue, self.issues)
+        self._check_semantic(routes)
         self.tenants = self._compile_tenants(tiers)
         keys = self._compile_keys(tiers)
         issuers = compile_issuers(self.routes.auth.jwt, self.plans, self.tenants, self.rf.issue, self.issues)
@@ -374,10 +375,35 @@ class _Compiler:
             fallback_targets=fallback_targets,
             cache_scope=spec.cache.scope if spec.cache else "key",
             validate_output=spec.validate_output,
+            semantic=_semantic(spec.cache),
             attempt_timeouts=_attempt_timeouts(entries, fallback_targets, spec.timeout or defaults.timeout,
                                                defaults.attempt_timeout),
             expose_upstream_errors=defaults.expose_upstream_errors,
         )
+
+    def _check_semantic(self, routes: Mapping[str, snap.Route | None]) -> None:
+        """`cache.semantic.embed` names an embeddings route of this file, on a chat route.
+
+        An embeddings route has no chat answers to cache, so the embedding call can never
+        itself wait on a semantic lookup: no cycle is possible."""
+        for alias, spec in self.routes.routes.items():
+            semantic = spec.cache.semantic if spec.cache else None
+            if semantic is None:
+                continue
+            where = ("routes", alias, "cache", "semantic", "embed")
+            compiled = routes.get(alias)
+            if compiled is not None and compiled.kind != "chat":
+                self.issues.append(self.rf.issue(
+                    ("routes", alias, "cache", "semantic"), f"route '{alias}' serves embeddings: only chat routes "
+                    "have a semantic cache"))
+                continue
+            embed = routes.get(semantic.embed)
+            if semantic.embed not in self.routes.routes or is_pattern(semantic.embed):
+                self.issues.append(self.rf.issue(where, f"unknown embeddings route '{semantic.embed}' "
+                                                 f"(cache.semantic.embed of '{alias}')"))
+            elif embed is not None and embed.kind != "embedding":
+                self.issues.append(self.rf.issue(where, f"route '{semantic.embed}' is a chat route: "
+                                                 "cache.semantic.embed needs an embeddings route"))
 
     def _equivalent_fallbacks(
         self, alias: str, spec: model.Route, targets: list[snap.RouteTarget], equivalents: dict[str, tuple[str, ...]]
@@ -507,6 +533,7 @@ class _Compiler:
             kind="chat",
             cache_scope=spec.cache.scope if spec.cache else "key",
             validate_output=spec.validate_output,
+            semantic=_semantic(spec.cache),
         )
 
     def _version(self) -> str:
@@ -540,6 +567,14 @@ def _attempt_timeouts(
     for entry, _ in entries:
         out.setdefault(entry.target, entry.timeout or default or share)
     return MappingProxyType(out)
+
+
+def _semantic(cache: model.Cache | None) -> snap.Semantic | None:
+    spec = cache.semantic if cache is not None else None
+    if spec is None:
+        return None
+    return snap.Semantic(spec.embed, spec.threshold, spec.compare, spec.max_entries, spec.max_temperature,
+                         spec.timeout)
 
 
 def _store_settings(spec: model.Store) -> snap.StoreSettings:

@@ -178,12 +178,32 @@ class RouteLimits(Limits):
 CacheScope = Literal["key", "tenant", "route"]
 
 
+class SemanticCache(Strict):
+    """`cache.semantic`: answer a question asked in other words from the cache (docs/caching.md)."""
+
+    embed: str = Field(description="an embeddings route of this file whose vectors compare the questions")
+    threshold: float = Field(0.95, gt=0, le=1, description="the least cosine similarity an entry is served at")
+    compare: Literal["last_user_message", "messages"] = Field(
+        "last_user_message", description="what is embedded: the last user message, or the whole conversation"
+    )
+    max_entries: int = Field(10000, ge=1, description="entries each process keeps for this route (least recently "
+                             "used go first)")
+    max_temperature: float = Field(
+        0.3, ge=0, description="requests with a higher temperature are never looked up or stored; a request "
+        "without one counts as 1 (OpenAI's and Anthropic's default)",
+    )
+    timeout: float = Field(0.3, gt=0, le=10, description="seconds the embedding may take; slower is a plain miss")
+
+
 class Cache(Strict):
     ttl: float = Field(gt=0, description="seconds a cached answer stays valid")
     scope: CacheScope = Field(
         "key",
         description="who shares cached answers: the calling key (default), every key of its tenant, "
         "or every caller of the route (only for answers that are public)",
+    )
+    semantic: SemanticCache | None = Field(
+        None, description="also answer paraphrases of a cached question (chat routes; docs/caching.md)"
     )
 
 

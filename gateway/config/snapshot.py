@@ -111,6 +111,18 @@ class RouteTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Semantic:
+    """A route's `cache.semantic`: paraphrases of a cached question are answered from it."""
+
+    embed: str  # the embeddings route (of the same config) that turns text into vectors
+    threshold: float
+    compare: str  # last_user_message | messages
+    max_entries: int
+    max_temperature: float
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     alias: str
     targets: tuple[RouteTarget, ...]
@@ -131,6 +143,7 @@ class Route:
     attempt_timeouts: Mapping[str, float] = field(default_factory=dict)
     expose_upstream_errors: bool = False  # a 502 carries the providers' own messages (else only the log does)
     direct: bool = False  # a `provider/model` named by the client, not a route of routes.yaml
+    semantic: Semantic | None = None  # cache.semantic; None: the exact cache alone
 
 
 @dataclass(frozen=True, slots=True)

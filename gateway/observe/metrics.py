@@ -138,6 +138,34 @@ CACHE_LOOKUPS = Counter(
     "Response cache lookups on routes that cache, by route and result (hit or miss)",
     ["route", "result"],
 )
+SEMANTIC_LOOKUPS = Counter(
+    "gateway_semantic_lookups_total",
+    "Semantic cache lookups (after an exact miss), by route and result: hit (served at or above the threshold) or miss",
+    ["route", "result"],
+)
+SEMANTIC_BYPASSED = Counter(
+    "gateway_semantic_bypassed_total",
+    "Requests to a semantic-cache route never looked up nor stored, by reason (tools, temperature, choices, "
+    "images, no_question)",
+    ["route", "reason"],
+)
+SEMANTIC_SIMILARITY = Histogram(
+    "gateway_semantic_similarity",
+    "Cosine similarity of the nearest cached question at each semantic lookup that found one",
+    ["route"],
+    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0),
+)
+SEMANTIC_EMBEDDING_SECONDS = Histogram(
+    "gateway_semantic_embedding_seconds",
+    "Time to embed a question for the semantic cache (a call to the route's embeddings route)",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5),
+)
+SEMANTIC_EMBEDDING_FAILURES = Counter(
+    "gateway_semantic_embedding_failures_total",
+    "Embeddings for the semantic cache that failed (error) or came too late (timeout): each is a plain miss",
+    ["route", "reason"],
+)
 STORE_UP = Gauge(
     "gateway_store_up",
     "1 while the store answers (always, for the in-process store), 0 while Redis is down (the lowest across workers)",
@@ -293,6 +321,25 @@ def ledger_dropped(rows: int = 1) -> None:
 
 def cache_lookup(route: str, hit: bool) -> None:
     child(CACHE_LOOKUPS, route, "hit" if hit else "miss").inc()
+
+
+def semantic_lookup(route: str, hit: bool, similarity: float | None) -> None:
+    child(SEMANTIC_LOOKUPS, route, "hit" if hit else "miss").inc()
+    if similarity is not None:
+        child(SEMANTIC_SIMILARITY, route).observe(similarity)
+
+
+def semantic_bypassed(route: str, reason: str) -> None:
+    child(SEMANTIC_BYPASSED, route, reason).inc()
+
+
+def semantic_embedded(route: str, seconds: float) -> None:
+    child(SEMANTIC_EMBEDDING_SECONDS, route).observe(seconds)
+
+
+def semantic_embedding_failed(route: str, reason: str) -> None:
+    """`reason` is timeout or error."""
+    child(SEMANTIC_EMBEDDING_FAILURES, route, reason).inc()
 
 
 def circuit_changed(target: str, state: str) -> None:

@@ -40,6 +40,7 @@ _BINS = 62  # the last bin starts near 5 minutes and takes everything slower
 _UPPER = tuple(_FIRST * _RATIO**i for i in range(_BINS))
 
 # Endpoints that are not traffic to a model: the page's own polling must not count.
+_LOOKED_UP = frozenset({"hit", "semantic-hit", "miss"})  # an Exchange's cache values that looked in a cache
 IGNORED_ENDPOINTS = frozenset({"admin", "models", "ui", "count_tokens"})
 UNROUTED = ""  # requests refused before a route was known (bad key, unknown model, bad body)
 
@@ -54,7 +55,7 @@ class _Slot:
     """One time slot of one series. Counters only; the histogram exists once a latency is seen."""
 
     __slots__ = ("epoch", "requests", "errors", "rejected", "fallbacks", "calls", "failures", "answered",
-                 "max_seconds", "bins")
+                 "lookups", "hits", "semantic_hits", "max_seconds", "bins")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
@@ -65,6 +66,9 @@ class _Slot:
         self.calls = 0  # upstream calls to this target (target series)
         self.failures = 0  # of which failed with a fallback class (rate limit, 5xx, timeout, ...)
         self.answered = 0  # requests this target answered
+        self.lookups = 0  # requests that looked in the route's cache (route series)
+        self.hits = 0  # of which were answered by an exact hit
+        self.semantic_hits = 0  # or by a question asked in other words (the semantic cache)
         self.max_seconds = 0.0
         self.bins: list[int] | None = None
 
@@ -121,7 +125,7 @@ class Traffic:
     def request_ended(self, exchange: Exchange, status: int, seconds: float) -> None:
         """The one call the request path makes, where a request ends (a stream: at its last byte)."""
         if exchange.endpoint not in IGNORED_ENDPOINTS:
-            self.record(exchange.route, exchange.target, status, seconds, exchange.failed)
+            self.record(exchange.route, exchange.target, status, seconds, exchange.failed, cache=exchange.cache)
 
     def record(
         self,
@@ -131,12 +135,14 @@ class Traffic:
         seconds: float,
         attempts: Iterable[tuple[str, bool]] = (),
         now: float | None = None,
+        cache: str = "",
     ) -> None:
         """One request ended.
 
         `target` answered it ("" if none did); `attempts` are the upstream calls that did
         not answer, in order, as (target, the target's fault), a client error being the
-        request's fault rather than the target's.
+        request's fault rather than the target's. `cache` is what the route's cache did
+        (hit, semantic-hit, miss; bypass and "" are no lookup).
         """
         epoch = int((time.time() if now is None else now) // self.slot_seconds)
         index = _bin(seconds)
@@ -160,6 +166,10 @@ class Traffic:
         slot = self._route(route).slot(epoch)
         slot.requests += 1
         slot.fallbacks += fallbacks
+        if cache in _LOOKED_UP:
+            slot.lookups += 1
+            slot.hits += cache == "hit"
+            slot.semantic_hits += cache == "semantic-hit"
         if status >= 500:
             slot.errors += 1
         elif status >= 400:
@@ -248,7 +258,12 @@ def _ratio(part: int, whole: int) -> float | None:
 def _summary(slots: list[_Slot], covered: float) -> dict[str, Any]:
     requests = sum(s.requests for s in slots)
     errors = sum(s.errors for s in slots)
+    lookups = sum(s.lookups for s in slots)
+    hits = sum(s.hits for s in slots)
+    semantic_hits = sum(s.semantic_hits for s in slots)
     return {
+        "cache": {"lookups": lookups, "hits": hits, "semantic_hits": semantic_hits,
+                  "hit_rate": _ratio(hits + semantic_hits, lookups), "semantic_hit_rate": _ratio(semantic_hits, lookups)},
         "requests": requests,
         "rps": round(requests / covered, 3),
         "errors": errors,

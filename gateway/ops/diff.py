@@ -103,6 +103,9 @@ def _diff_routes(old: Snapshot, new: Snapshot, out: _Collector) -> None:
         out.client(alias, f"new {route.kind} model, answered by {_first(route)}" + _then(route))
         if route.cache_ttl and route.cache_scope == "route":
             out.add("alias", alias, f"`{alias}` cache scope route: {SCOPE_SHARING['route']}", risky=True)
+        if route.cache_ttl and route.semantic is not None:
+            out.add("alias", alias, f"`{alias}` semantic cache on (embed `{route.semantic.embed}`, threshold "
+                    f"{route.semantic.threshold:g})")
     for alias in sorted(set(old.routes) & set(new.routes)):
         _diff_route(old.routes[alias], new.routes[alias], out)
 
@@ -139,6 +142,7 @@ def _diff_route(a: Route, b: Route, out: _Collector) -> None:
         out.add("alias", alias, f"`{alias}` cache {_ttl(a.cache_ttl)} → {_ttl(b.cache_ttl)}")
         out.client(alias, "answers are cached for " + _ttl(b.cache_ttl) if b.cache_ttl else "answers are no longer cached")
     _diff_cache_scope(a, b, out)
+    _diff_semantic(a, b, out)
     if a.validate_output != b.validate_output:
         out.add("alias", alias, f"`{alias}` validate_output {str(a.validate_output).lower()} → {str(b.validate_output).lower()}")
         out.client(alias, "json_schema answers are checked against the schema" if b.validate_output
@@ -146,6 +150,38 @@ def _diff_route(a: Route, b: Route, out: _Collector) -> None:
     if (a.equivalent, a.fallback_equivalents) != (b.equivalent, b.fallback_equivalents):
         out.add("alias", alias, f"`{alias}` equivalents {_equiv(a)} → {_equiv(b)}")
     _diff_route_prices(a, b, out)
+
+
+def _diff_semantic(a: Route, b: Route, out: _Collector) -> None:
+    """The semantic cache answers one question with another's answer: turning it on, lowering
+    its threshold, admitting hotter requests or comparing less of the conversation can serve
+    an answer to a question it was not written for, so each is risky."""
+    old, new, alias = a.semantic if a.cache_ttl else None, b.semantic if b.cache_ttl else None, b.alias
+    if old == new:
+        return
+    if new is None:
+        out.add("alias", alias, f"`{alias}` semantic cache off")
+        out.client(alias, "questions asked in other words are no longer answered from the cache")
+        return
+    if old is None:
+        out.add("alias", alias, f"`{alias}` semantic cache on (embed `{new.embed}`, threshold {new.threshold:g}, "
+                f"compare {new.compare})", risky=True)
+        out.client(alias, f"questions asked in other words (similarity ≥ {new.threshold:g}) are answered from the cache")
+        return
+    changes = []
+    for name in ("embed", "threshold", "compare", "max_entries", "max_temperature", "timeout"):
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            changes.append(f"{name} {_show(before)} → {_show(after)}")
+    risky = (new.threshold < old.threshold or new.max_temperature > old.max_temperature
+             or (old.compare, new.compare) == ("messages", "last_user_message"))
+    out.add("alias", alias, f"`{alias}` semantic cache " + "; ".join(changes), risky=risky)
+    if new.threshold != old.threshold:
+        out.client(alias, f"questions asked in other words are answered from the cache at similarity ≥ {new.threshold:g}")
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _diff_cache_scope(a: Route, b: Route, out: _Collector) -> None:

@@ -26,6 +26,7 @@ from gateway.pipeline.request import (
     chat_request,
     embedding_request,
 )
+from gateway.pipeline.semantic import REASONS, refusal
 from gateway.providers.tokens import requested_output_tokens
 from gateway.store.circuits import MemoryCircuits
 from gateway.store.latency import LatencyAverages
@@ -199,6 +200,9 @@ def as_dict(x: Explanation) -> dict[str, Any]:
         out["tier_cap"] = x.plan.tier_cap
         out["candidates"] = [_candidate_facts(x, *entries[t.id]) for t in x.plan.candidates]
         out["skipped"] = [s.as_dict() for s in x.plan.skipped]
+    cache = cache_facts(x)
+    if cache is not None:
+        out["cache"] = cache
     if x.error is not None:
         out["error"] = x.error.body()["error"]
     return out
@@ -223,6 +227,25 @@ def caller_facts(snapshot: Snapshot, key: Key) -> dict[str, Any]:
 
 def _limits(limits: Any) -> dict[str, int]:
     return {name: getattr(limits, name) for name in ("rpm", "tpm", "concurrency") if getattr(limits, name) is not None}
+
+
+def cache_facts(x: Explanation) -> dict[str, Any] | None:
+    """How the route's cache treats this request: the exact lookup, and whether the semantic
+    cache would look it up (the same `refusal` the request path asks) or why not."""
+    route = x.route
+    if not route.cache_ttl:
+        return None
+    facts: dict[str, Any] = {"ttl": route.cache_ttl, "scope": route.cache_scope}
+    settings = route.semantic
+    if settings is None:
+        return facts
+    semantic: dict[str, Any] = {"embed": settings.embed, "threshold": settings.threshold, "compare": settings.compare}
+    reason = refusal(settings, x.request) if x.request is not None else "no_question"
+    semantic["looked_up"] = reason is None
+    if reason is not None:
+        semantic["reason"] = REASONS[reason]
+    facts["semantic"] = semantic
+    return facts
 
 
 def render_text(x: Explanation) -> str:
@@ -256,6 +279,16 @@ def render_text(x: Explanation) -> str:
             lines.append("skipped:")
             for s in data["skipped"]:
                 lines.append(f"  - {s['target']}: {s['reason']}: {s['detail']}")
+    cache = data.get("cache")
+    if cache is not None:
+        line = f"cache: exact, ttl {cache['ttl']:g}s, scope {cache['scope']}"
+        semantic = cache.get("semantic")
+        if semantic is not None:
+            line += (f"; semantic (embed '{semantic['embed']}', threshold {semantic['threshold']:g}, "
+                     f"compare {semantic['compare']}): ")
+            line += ("looked up after an exact miss" if semantic["looked_up"]
+                     else f"not looked up nor stored: {semantic['reason']}")
+        lines.append(line)
     if x.error is not None:
         error = data["error"]
         lines.append(f"result: HTTP {x.status} {error['code']}: {error['message']}")

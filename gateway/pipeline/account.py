@@ -34,8 +34,8 @@ from gateway.providers.events import Usage as UsageEvent
 from gateway.providers.tokens import CHARS_PER_TOKEN
 from gateway.store import StoreUnavailable, Usage
 
-# Where an answer is stored when it completes: (cache key, ttl), or None on a route that does not cache.
-Keep = tuple[str, float] | None
+# Where an answer is stored when it completes, or None on a route that does not cache.
+Keep = cache.Keep | None
 
 
 def usage_tokens(
@@ -127,7 +127,7 @@ async def answered(
     reported(exchange, target, usage)
     await close(admission, exchange, target, prompt, completion)
     if keep is not None:
-        admission.spawn(cache.save(admission.store, keep[0], target.id, orjson.dumps(body), keep[1]))
+        admission.spawn(cache.keep(admission.store, keep, target.id, orjson.dumps(body)))
 
 
 def metered(
@@ -160,7 +160,7 @@ async def _metered(
         await _account(events, admission, target, request, exchange, usage, chars)
         exchange.stream_end = "disconnected" if end is None else "done" if end.complete else "error"
         if keep is not None and assembler is not None and end is not None and end.complete:
-            admission.spawn(cache.save(admission.store, keep[0], target.id, orjson.dumps(assembler.answer()), keep[1]))
+            admission.spawn(cache.keep(admission.store, keep, target.id, orjson.dumps(assembler.answer())))
 
 
 async def _account(

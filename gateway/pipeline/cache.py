@@ -24,7 +24,7 @@ The cache fails open: a store that cannot answer is a miss.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,16 @@ NEITHER = (False, False)  # no-store: neither read nor write the cache
 class Cached:
     target: str
     answer: bytes  # the OpenAI answer as JSON, ready to send
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """Where a complete answer is stored: the exact entry, and with `cache.semantic` the
+    semantic one too (a store that knows the question's vector and partition)."""
+
+    key: str
+    ttl: float
+    semantic: Callable[[str, bytes, float], Awaitable[None]] | None = None
 
 
 def owner(scope: str, key: Key | None) -> str:
@@ -110,6 +120,13 @@ async def save(store: Store, key: str, target: str, answer: bytes, ttl: float) -
         await store.cache_put(key, target.encode() + SEPARATOR + answer, ttl)
     except StoreUnavailable:
         pass
+
+
+async def keep(store: Store, where: Keep, target: str, answer: bytes) -> None:
+    """Store a complete answer everywhere `where` says."""
+    await save(store, where.key, target, answer, where.ttl)
+    if where.semantic is not None:
+        await where.semantic(target, answer, where.ttl)
 
 
 async def replay(answer: dict[str, Any], model: str) -> AsyncIterator[Event]:

@@ -11,24 +11,35 @@ nothing here names an API.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from gateway.config.snapshot import Key, Route, Snapshot
+from gateway.errors import ClientGone, GatewayError
+from gateway.observe import telemetry
 from gateway.observe.exchange import Exchange
-from gateway.pipeline import account, cache
+from gateway.pipeline import account, cache, semantic
 from gateway.pipeline.admit import Admission, admit, estimate_tokens
 from gateway.pipeline.dispatch import Answer, Outcome, dispatch
 from gateway.pipeline.identify import authorize
 from gateway.pipeline.plan import CIRCUIT, Plan, find_route, plan_candidates, usable
-from gateway.pipeline.request import ModelRequest, end_user
+from gateway.pipeline.request import (
+    EMBEDDING,
+    ModelRequest,
+    embedding_request,
+    end_user,
+)
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import End, Event, EventStream
 
 COST_HEADER = "x-gateway-cost-usd"
+SIMILARITY_HEADER = "x-gateway-cache-similarity"
+SEMANTIC_HIT = "semantic-hit"  # x-gateway-cache of an answer to a question asked in other words
 
 
 @dataclass(slots=True)
@@ -52,6 +63,14 @@ async def complete(
     alias = request.alias
     route = find_route(snapshot, alias, request.kind)
     authorize(key, alias, route)
+    return await serve(runtime, snapshot, key, route, request, exchange)
+
+
+async def serve(
+    runtime: Runtime, snapshot: Snapshot, key: Key | None, route: Route, request: ModelRequest, exchange: Exchange
+) -> Completion:
+    """A request to a route the caller may use: plan, admit, the cache or the candidates, account."""
+    alias = request.alias
     exchange.route = alias
     # A token's caller is counted under its issuer's name; its end user has a field of its own.
     exchange.key = (key.id if key.source == "jwt" else key.name) if key is not None else ""
@@ -74,11 +93,19 @@ async def complete(
             # The client's own body when it has one: fields only a native target reads
             # (reasoning settings, Anthropic's thinking) must not share an entry.
             body = request.native_body if request.native_body is not None else request.body
-            keep = (cache.cache_key(request.kind, alias, body, owner, plan.tier_cap), route.cache_ttl)
+            keep = cache.Keep(cache.cache_key(request.kind, alias, body, owner, plan.tier_cap), route.cache_ttl)
         if look and keep is not None:
-            hit = await cache.lookup(runtime.store, alias, keep[0])
+            hit = await cache.lookup(runtime.store, alias, keep.key)
             if hit is not None and may_serve(plan, hit.target):
                 return await from_cache(exchange, snapshot, admission, hit, request)
+        if route.semantic is not None and keep is not None:
+            recall = await semantic.recall(runtime.semantic, route, request, owner, plan.tier_cap, look,
+                                           _embedder(runtime, snapshot, key, exchange))
+            found = recall.found
+            if found is not None and found.answer is not None and may_serve(plan, found.target):
+                hit = cache.Cached(found.target, found.answer)
+                return await from_cache(exchange, snapshot, admission, hit, request, found.similarity)
+            keep = cache.Keep(keep.key, keep.ttl, recall.store)
     try:
         outcome = await dispatch(runtime, route, candidates, request, exchange, admission.take_target)
     except BaseException:
@@ -139,10 +166,12 @@ def gateway_headers(exchange: Exchange, snapshot: Snapshot) -> dict[str, str]:
 
 
 async def from_cache(
-    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, request: ModelRequest
+    exchange: Exchange, snapshot: Snapshot, admission: Admission, hit: cache.Cached, request: ModelRequest,
+    similarity: float | None = None,
 ) -> Completion:
-    """A cached answer, plain or replayed as a stream; it costs no tokens and no budget."""
-    exchange.cache = "hit"
+    """A cached answer, plain or replayed as a stream; it costs no tokens and no budget.
+    With a `similarity`, it answers a question asked in other words (the semantic cache)."""
+    exchange.cache = "hit" if similarity is None else SEMANTIC_HIT
     exchange.target = hit.target
     await account.close(admission, exchange, None, 0, 0, hit=True)
     body = orjson.loads(hit.answer)
@@ -153,8 +182,49 @@ async def from_cache(
         outcome.stream = EventStream(_replayed(cache.replay(body, target.model), exchange))
     else:
         outcome.answer = Answer(body)
-    headers = {**gateway_headers(exchange, snapshot), **admission.headers, "x-gateway-cache": "hit", COST_HEADER: "0"}
+    headers = {**gateway_headers(exchange, snapshot), **admission.headers, "x-gateway-cache": exchange.cache,
+               COST_HEADER: "0"}
+    if similarity is not None:
+        headers[SIMILARITY_HEADER] = f"{similarity:.4f}".rstrip("0").rstrip(".")
     return Completion(outcome, headers)
+
+
+def _embedder(runtime: Runtime, snapshot: Snapshot, key: Key | None, parent: Exchange) -> semantic.Embed:
+    """How the semantic cache embeds a question: a request to the embeddings route through
+    this same pipeline, as the same caller (its limits, budget, cost and ledger apply as to
+    any embeddings request), recorded as a request of its own. Its time counts as upstream
+    time of the chat request, so the chat's overhead header stays the gateway's own."""
+
+    async def embed(alias: str, text: str) -> Any:
+        exchange = Exchange(parent.request_id[:120] + "-embed", time.perf_counter(), "embeddings")
+        exchange.config, exchange.per_key_metrics = parent.config, parent.per_key_metrics
+        exchange.traffic, exchange.ledger = parent.traffic, parent.ledger
+        tokens = telemetry.begin(exchange, {})
+        status = 499  # cancelled: the timeout, or the client leaving
+        try:
+            route = find_route(snapshot, alias, EMBEDDING)
+            request = embedding_request("openai", {"model": alias, "input": text})
+            done = await serve(runtime, snapshot, key, route, request, exchange)
+            status = 200
+            assert done.outcome.answer is not None
+            return done.outcome.answer.body
+        except GatewayError as exc:
+            exchange.error, status = exc, exc.status
+            raise
+        except asyncio.CancelledError:
+            # Cut short: the semantic cache's timeout (its chat request goes on without it) or the client.
+            exchange.error = ClientGone("the chat request stopped waiting for this embedding")
+            raise
+        except Exception:
+            status = 500
+            exchange.error = GatewayError("the embedding for the semantic cache failed")
+            raise
+        finally:
+            telemetry.leave(tokens)
+            telemetry.finish(exchange, status)
+            parent.upstream_seconds += time.perf_counter() - exchange.started
+
+    return embed
 
 
 async def _replayed(events: AsyncIterator[Event], exchange: Exchange) -> AsyncIterator[Event]:

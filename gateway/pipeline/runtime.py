@@ -23,6 +23,7 @@ from gateway.store import Store, open_store
 from gateway.store.circuits import CircuitStore, MemoryCircuits, SharedCircuits
 from gateway.store.latency import LatencyAverages
 from gateway.store.responses import ResponseStore
+from gateway.store.semantic import SemanticEntries
 
 if TYPE_CHECKING:
     from gateway.config.reload import Reloader
@@ -47,6 +48,9 @@ class Runtime:
     store: Store = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # store work that outlives its request
     circuit_poller: asyncio.Task[None] | None = None
+    # The semantic cache's entries (docs/caching.md): in memory, fed from Redis when shared.
+    semantic: SemanticEntries = field(init=False)
+    semantic_poller: asyncio.Task[None] | None = None
     # What must last (gateway.store.database): the request ledger. Opened when the app starts.
     database: Database | None = None  # None with `database: {enabled: false}`
     ledger: Ledger | None = None  # the database's row queue, which each request's end feeds
@@ -60,6 +64,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.store = open_store(None, self.store_settings)
+        self.semantic = SemanticEntries(self.store, self.store_settings)
         self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
         self.key_sets.configure(self.snapshot.issuers)
@@ -85,6 +90,13 @@ class Runtime:
         circuits = SharedCircuits(self.store, lambda: self.snapshot.targets.values())
         self.circuits = circuits
         self.circuit_poller = asyncio.get_running_loop().create_task(circuits.run())
+        self.semantic = SemanticEntries(self.store, self.store_settings)
+        self.semantic_poller = asyncio.get_running_loop().create_task(self.semantic.run(self._semantic_routes))
+
+    def _semantic_routes(self) -> list[tuple[str, int]]:
+        """The routes whose semantic entries this replica reads from Redis, with their bounds."""
+        return [(alias, route.semantic.max_entries) for alias, route in self.snapshot.routes.items()
+                if route.semantic is not None]
 
     async def open_database(self) -> None:
         """Open the database (migrating it) and rebuild budget spend from its ledger."""
@@ -124,6 +136,8 @@ class Runtime:
         """Let pending settles finish, send batched usage, close the connection."""
         if self.circuit_poller is not None:
             self.circuit_poller.cancel()
+        if self.semantic_poller is not None:
+            self.semantic_poller.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2)
         await self.store.close()

@@ -17,6 +17,10 @@ Key layout (everything under `store.prefix`, `gateway:` by default):
   usage:<window>                hash ["key","route","metric"] -> total
   cache:<sha256>                string, the cached answer        exact-match cache
   circuit:<target>              string, JSON circuit record      circuit breaker
+  sem:entry:<id>                string, target + answer          semantic cache entry (route's ttl)
+  sem:order:<route>             sorted set id -> last used ms    least recently used past max_entries go
+  sem:log:<route>               stream of {id, partition, vector, expires}: what each replica's
+                                in-memory index reads (gateway.store.semantic)
 """
 
 from __future__ import annotations
@@ -145,6 +149,39 @@ end
 return 1
 """
 
+# KEYS: entry, order, log   ARGV: id, value, ttl ms, partition, vector bytes, expires ms, max_entries, writer
+# One round trip stores the answer, logs the vector for every replica and drops the least
+# recently used entries past the route's bound (with Redis's clock, like the scripts above).
+SEMANTIC_PUT = """
+local id, ttl, limit = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+local over = redis.call('ZCARD', KEYS[2]) - limit
+if over > 0 then
+  local prefix = string.sub(KEYS[1], 1, string.len(KEYS[1]) - string.len(id))
+  local old = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #old, 2 do redis.call('DEL', prefix .. old[i]) end
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', limit, '*', 'id', id, 'partition', ARGV[4], 'vector', ARGV[5],
+           'expires', ARGV[6], 'writer', ARGV[8])
+redis.call('PEXPIRE', KEYS[3], ttl)
+return 1
+"""
+
+# KEYS: entry, order   ARGV: id. A served entry becomes the route's most recently used.
+SEMANTIC_GET = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], 'XX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+end
+return value
+"""
+
 USAGE_FLUSH_SECONDS = 1.0
 DAY_TTL = 100 * 86400  # daily usage is kept 100 days
 MONTH_TTL = 800 * 86400  # monthly usage about two years
@@ -168,6 +205,8 @@ class RedisStore:
         )
         self._take = self._client.register_script(TAKE)
         self._settle = self._client.register_script(SETTLE)
+        self._semantic_put = self._client.register_script(SEMANTIC_PUT)
+        self._semantic_get = self._client.register_script(SEMANTIC_GET)
         self._down_until = 0.0
         self._up = True
         self._pending: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -302,6 +341,41 @@ class RedisStore:
             return
         await self._call("cache", lambda: self._client.set(self._key("cache", key), value, px=max(1, int(ttl * 1000))))
 
+    # ------------------------------------------------------------ semantic cache
+
+    async def semantic_put(
+        self, route: str, entry_id: str, partition: str, vector: bytes, value: bytes, ttl: float, max_entries: int,
+        writer: str,
+    ) -> None:
+        """Store one entry for every replica: its answer, and its vector on the route's log."""
+        if len(value) > self._settings().cache_max_entry_bytes:
+            return
+        ttl_ms = max(1, int(ttl * 1000))
+        keys = [self._key("sem", "entry", entry_id), self._key("sem", "order", route), self._key("sem", "log", route)]
+        args = [entry_id, value, ttl_ms, partition, vector, int((time.time() + ttl) * 1000), max_entries, writer]
+        await self._call("cache", lambda: self._semantic_put(keys=keys, args=args))
+
+    async def semantic_answer(self, route: str, entry_id: str) -> bytes | None:
+        """An entry's answer, which becomes the route's most recently used (None: expired or evicted)."""
+        keys = [self._key("sem", "entry", entry_id), self._key("sem", "order", route)]
+        return await self._call("cache", lambda: self._semantic_get(keys=keys, args=[entry_id]))
+
+    async def semantic_log(
+        self, cursors: dict[str, str], count: int,
+    ) -> list[tuple[str, str, dict[bytes, bytes]]]:
+        """Entries logged after each route's cursor: (route, stream id, fields), oldest first."""
+        if not cursors:
+            return []
+        streams = {self._key("sem", "log", route): cursor for route, cursor in cursors.items()}
+        routes = {self._key("sem", "log", route): route for route in cursors}
+        raw = await self._call("cache", lambda: self._client.xread(streams, count=count))
+        out = []
+        for name, items in raw or ():
+            route = routes[name.decode() if isinstance(name, bytes) else name]
+            for stream_id, fields in items:
+                out.append((route, stream_id.decode() if isinstance(stream_id, bytes) else stream_id, fields))
+        return out
+
     # ------------------------------------------------------------ circuits
 
     async def circuits(self, targets: Sequence[str]) -> list[tuple[CircuitRecord, float] | None]:
@@ -334,6 +408,8 @@ class RedisStore:
             async with asyncio.timeout(max(self._settings().timeout, 2.0)):
                 await self._client.script_load(TAKE)
                 await self._client.script_load(SETTLE)
+                await self._client.script_load(SEMANTIC_PUT)
+                await self._client.script_load(SEMANTIC_GET)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("ping", exc, self._settings().retry_interval)
 

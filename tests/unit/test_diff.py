@@ -370,3 +370,38 @@ def test_trusting_a_new_jwt_issuer_or_widening_a_plan_is_risky(tmp_path):
     assert any("JWT issuer `corp`" in t and "trusted" in t for t in risky)
     assert any(t.startswith("plan `free` users may use") for t in risky)
     assert any(t.startswith("plan `free` rpm") and t.endswith("per user") for t in risky)
+
+
+def test_turning_the_semantic_cache_on_or_lowering_its_threshold_is_risky(tmp_path):
+    semantic = {"embed": "embed", "threshold": 0.95}
+
+    def turned_on(routes):
+        routes["routes"]["chat"]["cache"] = {"ttl": 60, "semantic": semantic}
+
+    on = diff(tmp_path / "on", turned_on)
+    assert risky_texts(on) == ["`chat` semantic cache on (embed `embed`, threshold 0.95, compare last_user_message)"]
+    assert "answered from the cache" in on.summaries["chat"]
+
+    def base(routes):
+        routes["routes"]["chat"]["cache"] = {"ttl": 60, "semantic": dict(semantic)}
+
+    def lowered(routes):
+        base(routes)
+        routes["routes"]["chat"]["cache"]["semantic"]["threshold"] = 0.9
+
+    def raised(routes):
+        base(routes)
+        routes["routes"]["chat"]["cache"]["semantic"]["threshold"] = 0.98
+
+    def between(folder: Path, change) -> ConfigDiff:
+        old, new = copy.deepcopy(ROUTES), copy.deepcopy(ROUTES)
+        base(old)
+        change(new)
+        write_config(folder / "old", old, PROVIDERS)
+        write_config(folder / "new", new, PROVIDERS)
+        return diff_snapshots(compile_dir(folder / "old", "routes.yaml", "providers.yaml"),
+                              compile_dir(folder / "new", "routes.yaml", "providers.yaml"))
+
+    assert risky_texts(between(tmp_path / "low", lowered)) == ["`chat` semantic cache threshold 0.95 → 0.9"]
+    high = between(tmp_path / "high", raised)
+    assert texts(high) == ["`chat` semantic cache threshold 0.95 → 0.98"] and not high.risky

@@ -84,3 +84,11 @@ def test_a_request_end_records_the_calls_that_failed_before_the_answer():
     assert targets["a/m"]["calls"] == 2 and targets["a/m"]["failures"] == 1
     assert targets["b/m"]["answered"] == 1
     assert traffic.report()["routes"][0]["fallbacks"] == 1
+
+
+def test_a_routes_cache_hit_rate_counts_exact_and_semantic_hits():
+    traffic = make()
+    for cache in ("miss", "hit", "semantic-hit", "miss", "bypass", ""):
+        traffic.record("faq", "p/m", 200, 0.01, now=T0, cache=cache)
+    route = traffic.report(now=T0 + 1)["routes"][0]
+    assert route["cache"] == {"lookups": 4, "hits": 1, "semantic_hits": 1, "hit_rate": 0.5, "semantic_hit_rate": 0.25}

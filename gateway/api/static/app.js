@@ -176,6 +176,18 @@ function renderRoutes(routes) {
 
 // --- traffic ---------------------------------------------------------------------------------
 
+// A route's cache hit rate, exact and semantic hits together, and the semantic share apart.
+function fmtCache(cache) {
+  if (!cache || !cache.lookups) return dash;
+  const total = fmtPct(cache.hit_rate);
+  return cache.semantic_hits ? total + " (semantic " + fmtPct(cache.semantic_hit_rate) + ")" : total;
+}
+
+function cacheTitle(cache) {
+  if (!cache || !cache.lookups) return "no cache lookups in the window";
+  return cache.lookups + " lookups: " + cache.hits + " exact hits, " + cache.semantic_hits + " semantic hits";
+}
+
 function routeName(name) { return name === "" ? "(refused before routing)" : name; }
 
 function renderTraffic(traffic) {
@@ -199,8 +211,9 @@ function renderTraffic(traffic) {
     el("td", { class: "num" }, fmtInt(r.fallbacks)),
     el("td", { class: "num" }, fmtMs(r.latency_ms.p50)),
     el("td", { class: "num" }, fmtMs(r.latency_ms.p90)),
-    el("td", { class: "num" }, fmtMs(r.latency_ms.p99))));
-  fill($("traffic").tBodies[0], rows, 10, "no requests in the window yet");
+    el("td", { class: "num" }, fmtMs(r.latency_ms.p99)),
+    el("td", { class: "num", title: cacheTitle(r.cache) }, fmtCache(r.cache))));
+  fill($("traffic").tBodies[0], rows, 11, "no requests in the window yet");
   drawChart(traffic);
 }
 

@@ -92,7 +92,7 @@ def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
         used[2],
         round(duration * 1000, 3),
         exchange.attempts,
-        exchange.cache == "hit",
+        exchange.cache in ("hit", "semantic-hit"),
         bool(exchange.stream_end),
         exchange.user or None,
     )
