@@ -119,8 +119,11 @@ class Database:
             batch = ledger.rows[:BATCH_ROWS]
             try:
                 async with self.engine.begin() as connection:
-                    for sql, values in self._insert.statements(batch):
-                        await connection.exec_driver_sql(sql, values)
+                    if self.kind == "postgresql":
+                        await _copy(connection, batch)
+                    else:
+                        for sql, values in self._insert.statements(batch):
+                            await connection.exec_driver_sql(sql, values)
             except Exception as exc:  # noqa: BLE001
                 self._down(exc)
                 break
@@ -208,6 +211,14 @@ class Database:
             self._warned = True
         self.up = False
         metrics.db_up(False)
+
+
+async def _copy(connection: Any, batch: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL takes a batch of ledger rows by COPY, in the open transaction: the driver
+    then encodes each row once in binary, where an INSERT per row (executemany) cost the
+    gateway's own process several times as much CPU."""
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(requests.name, records=batch, columns=list(COLUMNS))
 
 
 def _reason(exc: BaseException) -> str:

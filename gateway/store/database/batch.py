@@ -4,7 +4,8 @@ Compiled once per dialect from the schema (not written by hand); rows then go to
 driver as they were queued, as tuples, without SQLAlchemy's per-row work (which cost more
 than the database's own: about 16 against 9 microseconds a row).
 
-PostgreSQL takes the batch as one `executemany`. SQLite gets one statement per chunk of
+PostgreSQL takes stored responses as one `executemany` (the ledger, far busier, goes by COPY:
+see `_copy` in `database/__init__.py`). SQLite gets one statement per chunk of
 rows (`VALUES (...), (...), ...`): it runs in a thread beside the event loop and lets go
 of the GIL for every step of a statement, so row by row a batch hands the GIL back and
 forth with the request path once a row, which cost the gateway far more than the insert.
