@@ -21,7 +21,8 @@ from tests.support.configs import ECHO_PROVIDER
 from tests.support.servers import serve_app
 
 GROQ_MODEL = "llama-3.1-70b-versatile"  # the catalogue prices it at 0.59 / 0.79 USD per 1M tokens
-KEYS = {name: f"sk-client-{name}-0001" for name in ("routes-only", "direct-all", "direct-groq-8b", "budget", "open")}
+KEYS = {name: f"sk-client-{name}-0001" for name in
+        ("routes-only", "direct-all", "direct-groq-8b", "budget", "open", "narrow-tenant", "open-tenant")}
 
 
 def _sha(secret: str) -> str:
@@ -67,7 +68,10 @@ ROUTES: dict[str, Any] = {
         {"name": "direct-groq-8b", "sha256": _sha(KEYS["direct-groq-8b"]), "direct": ["groq/llama-3.1-8b*"]},
         {"name": "budget", "sha256": _sha(KEYS["budget"]), "direct": ["groq"], "budget": {"usd": 5, "per": "day"}},
         {"name": "open", "sha256": _sha(KEYS["open"])},
+        {"name": "narrow-tenant", "sha256": _sha(KEYS["narrow-tenant"]), "tenant": "narrow", "direct": True},
+        {"name": "open-tenant", "sha256": _sha(KEYS["open-tenant"]), "tenant": "wide", "direct": True},
     ],
+    "tenants": {"narrow": {"routes": ["echo"]}, "wide": {}},
 }
 
 
@@ -115,6 +119,16 @@ def test_a_key_without_direct_is_refused_a_provider_model(gateway: str, fake: tu
     with pytest.raises(openai.NotFoundError):
         _ask(_client(gateway, "direct-all"), "nosuch/model")
     assert len(fake[1].arrivals) == 2
+
+
+def test_a_tenant_that_narrows_routes_also_closes_direct_addressing(gateway: str, fake: tuple[str, AnyUpstream]):
+    """A key may not widen its tenant: `direct: true` on the key of a tenant limited to some
+    routes does not reach a provider/model the tenant never granted."""
+    with pytest.raises(openai.PermissionDeniedError):
+        _ask(_client(gateway, "narrow-tenant"), f"groq/{GROQ_MODEL}")
+    assert _ask(_client(gateway, "narrow-tenant"), "echo").http_response.status_code == 200
+    assert _ask(_client(gateway, "open-tenant"), f"groq/{GROQ_MODEL}").http_response.status_code == 200
+    assert len(fake[1].arrivals) == 1
 
 
 def test_a_pattern_route_sends_the_whole_name_to_its_target(gateway: str, fake: tuple[str, AnyUpstream]):
