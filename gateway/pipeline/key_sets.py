@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import jwt
 from loguru import logger
 
 from gateway.config.snapshot import Issuer
+
+if TYPE_CHECKING:  # PyJWT (and cryptography under it) loads with the first issuer, not with the gateway
+    import jwt
 
 FETCH_TIMEOUT = 5.0
 MAX_VERIFIED = 10_000  # verified tokens remembered (the bound of `KeySets.verified`)
@@ -64,6 +66,9 @@ class KeySets:
     def configure(self, issuers: tuple[Issuer, ...]) -> None:
         """Follow a new snapshot's issuers: an issuer whose key source is unchanged keeps its
         keys; a new one is fetched by the next scheduled pass (or its first token)."""
+        if issuers:
+            import jwt  # noqa: F401 - loaded now rather than by the first token's request
+
         sets: dict[str, KeySet] = {}
         for issuer in issuers:
             if issuer.secret is not None:
@@ -186,6 +191,8 @@ class KeySets:
         entries = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(entries, list):
             raise ValueError("the JWKS has no 'keys' list")
+        import jwt
+
         keys: dict[str, jwt.PyJWK] = {}
         for entry in entries:
             if not isinstance(entry, dict) or entry.get("kty") not in ASYMMETRIC or entry.get("use", "sig") != "sig":

@@ -68,12 +68,14 @@ class Runtime:
         self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
         self.key_sets.configure(self.snapshot.issuers)
+        _load_vectors(self.snapshot)
 
     def install(self, snapshot: Snapshot) -> None:
         """Serve a snapshot built from the files, with the admin API's tenants and keys merged in."""
         self.configured = snapshot
         self.snapshot = self.directory.merge(snapshot) if self.directory is not None else snapshot
         self.key_sets.configure(self.snapshot.issuers)
+        _load_vectors(self.snapshot)
 
     def _directory_changed(self) -> None:
         self.install(self.configured)
@@ -141,3 +143,10 @@ class Runtime:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2)
         await self.store.close()
+
+
+def _load_vectors(snapshot: Snapshot) -> None:
+    """numpy (about 20 MiB) loads only for a config with a semantic cache, and when that config
+    is installed rather than on the first request that looks an answer up."""
+    if any(route.semantic is not None for route in snapshot.routes.values()):
+        import gateway.store.vectors  # noqa: F401

@@ -27,9 +27,8 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from gateway.config.snapshot import Route, Semantic
@@ -37,7 +36,9 @@ from gateway.observe import metrics
 from gateway.pipeline.cache import IGNORED
 from gateway.pipeline.request import ModelRequest
 from gateway.store.semantic import Found, SemanticEntries
-from gateway.store.vectors import unit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PARTITION_FORMAT = "s1"  # bump when what goes into a partition changes
 DEFAULT_TEMPERATURE = 1.0  # what OpenAI and Anthropic use when a request sends none
@@ -160,6 +161,9 @@ def vector_of(answer: dict[str, Any]) -> np.ndarray:
     embedding = data[0].get("embedding") if isinstance(data, list) and data and isinstance(data[0], dict) else None
     if not isinstance(embedding, list) or not embedding:
         raise ValueError("the embeddings answer has no vector")
+    # numpy loads with the first vector, not with the gateway
+    from gateway.store.vectors import unit
+
     vector = unit(embedding)
     if vector is None:
         raise ValueError("the embedding has no direction")

@@ -50,11 +50,6 @@ class KeysUnavailable(GatewayError):
     code = "jwks_unavailable"
 
 
-def looks_like_jwt(secret: str) -> bool:
-    """Three dot-separated parts is a JWT; anything else is a key (no other work for a key)."""
-    return secret.count(".") == 2
-
-
 async def verify(token: str, snapshot: Snapshot, key_sets: KeySets) -> Key:
     """The caller a valid token proves; raises `TokenRefused` (401) or `KeysUnavailable` (503)."""
     remembered = key_sets.verified.get(token)

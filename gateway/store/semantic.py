@@ -19,13 +19,16 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 from loguru import logger
 
 from gateway.store.interface import SettingsSource, Store, StoreUnavailable
-from gateway.store.vectors import VectorIndex
+
+if TYPE_CHECKING:  # numpy loads with the first index (gateway.store.vectors), not with the gateway
+    import numpy as np
+
+    from gateway.store.vectors import VectorIndex
 
 REFRESH_SECONDS = 0.25  # how often a replica reads the entries other replicas stored
 LOG_BATCH = 1000  # log entries read per route per round trip
@@ -71,6 +74,8 @@ class SemanticEntries:
     def index(self, route: str, max_entries: int) -> VectorIndex:
         found = self._indexes.get(route)
         if found is None:
+            from gateway.store.vectors import VectorIndex
+
             found = self._indexes[route] = VectorIndex(max_entries)
         elif found.max_entries != max_entries:
             found.resize(max_entries)
@@ -137,7 +142,7 @@ class SemanticEntries:
                 continue  # stored by this replica: already in its index (or evicted from it since)
             index = self.index(route, bounds[route])
             entry_id = fields[b"id"].decode()
-            vector = np.frombuffer(fields[b"vector"], dtype=np.float32).copy()
+            vector = index.vector(fields[b"vector"])
             index.add(fields[b"partition"].decode(), entry_id, vector, expires)
         return len(read)
 

@@ -139,6 +139,11 @@ class VectorIndex:
         self._entries[entry_id] = _Entry(partition, row, expires, payload)
         self._evict()
 
+    @staticmethod
+    def vector(raw: bytes) -> np.ndarray:
+        """A vector as another replica wrote it (`ndarray.tobytes()` of float32)."""
+        return np.frombuffer(raw, dtype=np.float32).copy()
+
     def nearest(self, partition: str, vector: np.ndarray, now: float) -> Match | None:
         """The most similar live entry of `partition`, whatever its similarity; expired
         entries met on the way are dropped."""
