@@ -16,6 +16,7 @@ from pathlib import Path
 
 BENCH_KEY = "sk-bench-0123456789abcdef"
 TIGHT_KEY = "sk-bench-tight-0123456789"  # rpm 1: proves limits are enforced at all
+FREE_KEY = "sk-bench-free-0123456789ab"  # no limits: the same gateway without them, for comparison
 SCHEMA_HINT = "# yaml-language-server: $schema=../schemas/{}.schema.json\n"
 
 
@@ -67,6 +68,7 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         document["keys"] = [
             {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}},
             {"name": "tight", "key": "${BENCH_TIGHT_KEY}", "limits": {"rpm": 1}},
+            {"name": "free", "key": "${BENCH_FREE_KEY}"},
         ]
     elif scenario == "cache":
         routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
@@ -105,7 +107,7 @@ def write(scenario: str, mock: str, directory: Path) -> GatewayConfig:
     routes.write_text(SCHEMA_HINT.format("routes") + json.dumps(routes_doc, indent=2) + "\n")
     providers.write_text(
         SCHEMA_HINT.format("providers") + json.dumps(providers_doc, indent=2) + "\n")
-    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY, "BENCH_TIGHT_KEY": TIGHT_KEY,
+    return GatewayConfig(scenario, routes, providers, {"BENCH_KEY": BENCH_KEY, "BENCH_TIGHT_KEY": TIGHT_KEY, "BENCH_FREE_KEY": FREE_KEY,
                                                        "BENCH_JWT_ISSUER": "https://login.bench.invalid/"})
 
 

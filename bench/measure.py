@@ -23,6 +23,9 @@ class Settings:
     """Durations and placement; the defaults keep the whole `make bench` under 10 minutes."""
 
     runs: int = 3
+    # Scenarios whose target compares two servers measured in turns take more runs: the
+    # verdict is the median of their run-by-run ratios (bench/targets.py `paired`).
+    paired_runs: int = 5
     connections: int = 50
     wrk_seconds: float = 5.0
     warmup_seconds: float = 1.0
@@ -58,14 +61,15 @@ def _cpu_ms_per(before: float | None, after: float | None, count: int) -> float 
     return (after - before) * 1e3 / count
 
 
-def throughput(subjects: list[Subject], settings: Settings, workdir: Path) -> None:
-    """wrk at a fixed connection count; also CPU per request from the server's /proc."""
+def throughput(subjects: list[Subject], settings: Settings, workdir: Path, runs: int | None = None) -> None:
+    """wrk at a fixed connection count; also CPU per request from the server's /proc.
+    The servers take turns, run by run, so each run of one has a neighbour of the other."""
     scripts = {s.name: closed_loop.write_script(s.chat, workdir / f"{s.name}.lua")
                for s in subjects}
     for subject in subjects:
         closed_loop.run_wrk(subject.chat, scripts[subject.name], settings.connections,
                             settings.warmup_seconds, set(settings.load_cores))
-    for _ in range(settings.runs):
+    for _ in range(runs or settings.runs):
         for subject in subjects:
             before = subject.cpu()
             result = closed_loop.run_wrk(subject.chat, scripts[subject.name],

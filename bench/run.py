@@ -75,10 +75,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     server, load = placement()
     settings = Settings(server_cores=server, load_cores=load)
     if args.quick:
-        settings = replace(settings, runs=1, wrk_seconds=2, latency_seconds=2,
+        settings = replace(settings, runs=1, paired_runs=1, wrk_seconds=2, latency_seconds=2,
                            stream_seconds=2, warmup_seconds=0.5)
     if args.runs:
-        settings = replace(settings, runs=args.runs)
+        settings = replace(settings, runs=args.runs, paired_runs=max(args.runs, settings.paired_runs))
     return settings
 
 
@@ -107,7 +107,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
-TYPICAL_S = {"pass": 190, "anthropic": 90, "responses": 45, "limits": 50, "cache": 50, "semantic": 40, "ledger": 70, "keys": 75, "jwt": 45,
+TYPICAL_S = {"pass": 190, "anthropic": 110, "responses": 65, "limits": 90, "cache": 50, "semantic": 40, "ledger": 100, "keys": 75, "jwt": 45,
              "workers": 80, "startup": 10, "profile": 30}
 
 

@@ -165,7 +165,7 @@ def anthropic(bench: Bench) -> dict[str, Any]:
                        calls.gateway_chat(g_url, "claude-stream", True), g_proc)
         for subject in (direct, plain, gate):
             _require_ok(subject)
-        measure.throughput([plain, gate], s, bench.workdir)
+        measure.throughput([plain, gate], s, bench.workdir, s.paired_runs)
         measure.latency([direct, gate], s, s.rates[-1:])
         measure.streams([direct, gate], s)
         measure.memory(gate, "VmHWM", "rss_peak_mib")
@@ -186,7 +186,7 @@ def responses(bench: Bench) -> dict[str, Any]:
                        calls.gateway_responses(g_url, "stream", True), g_proc)
         for subject in (plain, gate):
             _require_ok(subject)
-        measure.throughput([plain, gate], s, bench.workdir)
+        measure.throughput([plain, gate], s, bench.workdir, s.paired_runs)
         measure.streams([plain, gate], s)
         measure.memory(gate, "VmHWM", "rss_peak_mib")
     return {"status": "measured", "servers": _records([plain, gate])}
@@ -220,7 +220,8 @@ def _redis_cli(port: int, *args: str) -> str:
 
 
 def limits(bench: Bench) -> dict[str, Any]:
-    """Keys with limits, state in Redis: every request pays a key lookup and a Redis trip."""
+    """Keys with limits, state in Redis, against a key without limits on the same gateway
+    (and the same Redis), measured in turns: what the limits themselves cost."""
     config, why = prepare(bench, "limits")
     if config is None:
         return skipped("the gateway refused a config with keys and limits", why)
@@ -230,10 +231,12 @@ def limits(bench: Bench) -> dict[str, Any]:
         key = gateway_config.BENCH_KEY
         direct = Subject("direct", calls.upstream_chat(bench.mock_url, False))
         gate = Subject("gateway", calls.gateway_chat(g_url, "pass", False, key), None, g_proc)
+        free = Subject("gateway-nolimits", calls.gateway_chat(g_url, "pass", False, gateway_config.FREE_KEY), None, g_proc)
         _require_ok(gate)
+        _require_ok(free)
         anonymous, _h, _b = probe(calls.gateway_chat(g_url, "pass", False))
-        measure.throughput([gate], s, bench.workdir)
-        measure.latency([direct, gate], s, s.rates[-1:])
+        measure.throughput([free, gate], s, bench.workdir, s.paired_runs)
+        measure.latency([direct, free, gate], s, s.rates[-1:])
         measure.memory(gate, "VmHWM", "rss_peak_mib")
         tight = calls.gateway_chat(g_url, "pass", False, gateway_config.TIGHT_KEY)
         tight_statuses = [probe(tight)[0] for _ in range(3)]
@@ -249,8 +252,8 @@ def limits(bench: Bench) -> dict[str, Any]:
     if notes:
         return {"status": "measured", "note": "; ".join(notes) + ": these figures show key "
                 "authentication only", "evidence": evidence,
-                "servers": _records([direct, gate])}
-    return {"status": "measured", "evidence": evidence, "servers": _records([direct, gate])}
+                "servers": _records([direct, free, gate])}
+    return {"status": "measured", "evidence": evidence, "servers": _records([direct, free, gate])}
 
 
 def ledger(bench: Bench) -> dict[str, Any]:
@@ -278,7 +281,7 @@ def ledger(bench: Bench) -> dict[str, Any]:
         for subject in subjects:
             _require_ok(subject)
         measure.settle()
-        measure.throughput(subjects[1:], s, bench.workdir)
+        measure.throughput(subjects[1:], s, bench.workdir, s.paired_runs)
         measure.latency(subjects, s, s.rates[-1:])
     entry: dict[str, Any] = {"status": "measured", "servers": _records(subjects)}
     if note:
