@@ -51,9 +51,14 @@ class ModelRequest:
     user: str | None = None  # the request's x-gateway-user: the end user an app names (beside the body's `user`)
 
 
-def chat_request(api: str, body: dict[str, Any], **extra: Any) -> ModelRequest:
-    """A chat request from a checked body in the pipeline's shape: needs and estimates, once."""
+def chat_request(api: str, body: dict[str, Any], ceiling_name: str | None = None, **extra: Any) -> ModelRequest:
+    """A chat request from a checked body in the pipeline's shape: needs and estimates, once.
+
+    `ceiling_name` is the client's own name for the output ceiling where its API calls it
+    something else than chat does (Responses' `max_output_tokens`), for the errors it reads."""
     ceiling, field_name = output_ceiling(body)
+    if ceiling_name is not None and ceiling is not None:
+        field_name = ceiling_name
     options = body.get("stream_options")
     return ModelRequest(
         api=api,

@@ -7,6 +7,8 @@ Every answer and every stream event is parsed strictly into the SDK's own types.
 from __future__ import annotations
 
 import base64
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,6 +108,11 @@ def test_string_input_with_instructions_reaches_a_chat_target_as_messages(site):
                                           temperature=0.3, max_output_tokens=50, metadata={"team": "search"})
     strict(answer)
     assert answer.object == "response" and answer.status == "completed" and answer.id.startswith("resp_")
+    # resp_ + 32 hex characters, the first 12 the time it was made: later ids sort after it.
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", answer.id)
+    assert abs(int(answer.id[5:17], 16) / 1000 - time.time()) < 60
+    later = client(url).responses.create(model="chat", input="again", store=False)
+    assert later.id[5:17] >= answer.id[5:17] and later.id[17:] != answer.id[17:]
     assert answer.model == "chat"
     assert answer.output_text == "Upstream good: hello there"
     assert answer.usage.input_tokens == 11 and answer.usage.output_tokens == 7 and answer.usage.total_tokens == 18

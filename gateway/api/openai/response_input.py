@@ -16,7 +16,6 @@ that takes the body as it is: then only that target is used.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -380,9 +379,7 @@ def read_responses(
     request = chat_request(
         RESPONSES_API, chat, native_body=native_body(body, items, bool(context)), native_only=native_only,
         max_tier=headers.get(MAX_TIER_HEADER), cache_control=headers.get("cache-control"),
-        user=headers.get(USER_HEADER),
+        user=headers.get(USER_HEADER), ceiling_name="max_output_tokens",
     )
-    if request.output_tokens is not None:
-        request = dataclasses.replace(request, output_field="max_output_tokens")
     store = body.get("store") is not False
     return ResponsesCall(body, alias, items, store, request)

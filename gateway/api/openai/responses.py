@@ -20,7 +20,8 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
 from gateway.api.endpoint import Exchange, endpoint, json_response
-from gateway.api.openai.response_input import ResponsesCall, item_id, read_responses
+from gateway.api.ids import ordered_id
+from gateway.api.openai.response_input import ResponsesCall, read_responses
 from gateway.api.openai.response_object import from_chat, from_native
 from gateway.api.openai.response_stream import ResponseEvents, responses_sse
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
@@ -61,7 +62,7 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
         context = record["input"] + record["response"]["output"]
     call = read_responses(snapshot, body, request.headers, context)
     done = await complete(runtime, snapshot, key, call.request, exchange)
-    response_id = item_id("resp")
+    response_id = ordered_id("resp")
     if done.outcome.stream is not None:
         writer = ResponseEvents(call, response_id)
         events = _stored_after(runtime, owner, call, writer, responses_sse(done.outcome.stream, writer))
