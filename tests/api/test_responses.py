@@ -108,11 +108,6 @@ def test_string_input_with_instructions_reaches_a_chat_target_as_messages(site):
                                           temperature=0.3, max_output_tokens=50, metadata={"team": "search"})
     strict(answer)
     assert answer.object == "response" and answer.status == "completed" and answer.id.startswith("resp_")
-    # resp_ + 32 hex characters, the first 12 the time it was made: later ids sort after it.
-    assert re.fullmatch(r"resp_[0-9a-f]{32}", answer.id)
-    assert abs(int(answer.id[5:17], 16) / 1000 - time.time()) < 60
-    later = client(url).responses.create(model="chat", input="again", store=False)
-    assert later.id[5:17] >= answer.id[5:17] and later.id[17:] != answer.id[17:]
     assert answer.model == "chat"
     assert answer.output_text == "Upstream good: hello there"
     assert answer.usage.input_tokens == 11 and answer.usage.output_tokens == 7 and answer.usage.total_tokens == 18
@@ -120,6 +115,11 @@ def test_string_input_with_instructions_reaches_a_chat_target_as_messages(site):
     sent = chat.requests[-1].body
     assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
     assert sent["temperature"] == 0.3 and sent["max_tokens"] == 50 and "metadata" not in sent
+    # resp_ + 32 hex characters, the first 12 the time it was made: later ids sort after it.
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", answer.id)
+    assert abs(int(answer.id[5:17], 16) / 1000 - time.time()) < 60
+    later = client(url).responses.create(model="chat", input="again", store=False)
+    assert later.id[5:17] >= answer.id[5:17] and later.id[17:] != answer.id[17:]
 
 
 def test_item_input_with_an_image_and_history(site):
