@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -305,41 +305,40 @@ def _diff_key(a: Key, b: Key, new: Snapshot, out: _Collector) -> None:
 
 def _diff_tenants(old: Snapshot, new: Snapshot, out: _Collector) -> None:
     """A tenant binds all its keys: widening what it grants widens every one of them."""
-    for name in sorted(set(old.tenants) - set(new.tenants)):
-        out.add("tenant", name, f"tenant `{name}` removed: its keys must name another tenant")
-    for name in sorted(set(new.tenants) - set(old.tenants)):
-        out.add("tenant", name, f"tenant `{name}` added, its keys may use {_access(new.tenants[name])}")
-    for name in sorted(set(old.tenants) & set(new.tenants)):
-        a, b = old.tenants[name], new.tenants[name]
-        if a.routes != b.routes:
-            wider = _widened(a.routes, b.routes, new.routes)
-            out.add("tenant", name, f"tenant `{name}` keys may use {_access(b)} (was {_access(a)})", risky=bool(wider))
-        for text, _ in _limit_changes(a.limits, b.limits):
-            out.add("tenant", name, f"tenant `{name}` {text}", risky=_loosened(a.limits, b.limits))
-        if a.budget != b.budget:
-            looser = b.budget is None or (a.budget is not None and (b.budget.usd > a.budget.usd or
-                                                                     (a.budget.per, b.budget.per) == ("day", "month")))
-            out.add("tenant", name, f"tenant `{name}` budget {_budget(a)} → {_budget(b)}", risky=looser)
-        if a.max_tier != b.max_tier:
-            out.add("tenant", name, f"tenant `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
-                    risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
+    _diff_grants("tenant", old.tenants, new.tenants, new, out, holders="keys", per="",
+                 removed=": its keys must name another tenant",
+                 added=lambda name: f", its keys may use {_access(new.tenants[name])}")
 
 
 def _diff_plans(old: Snapshot, new: Snapshot, out: _Collector) -> None:
     """A plan binds every end user on it: widening it widens each of them."""
-    for name in sorted(set(old.plans) - set(new.plans)):
-        out.add("plan", name, f"plan `{name}` removed: tokens naming it are refused")
-    for name in sorted(set(new.plans) - set(old.plans)):
-        out.add("plan", name, f"plan `{name}` added")
-    for name in sorted(set(old.plans) & set(new.plans)):
-        a, b = old.plans[name], new.plans[name]
+    _diff_grants("plan", old.plans, new.plans, new, out, holders="users", per=" per user",
+                 removed=": tokens naming it are refused", added=lambda name: "")
+
+
+def _diff_grants(
+    kind: str, before: Mapping[str, Any], after: Mapping[str, Any], new: Snapshot, out: _Collector, *,
+    holders: str, per: str, removed: str, added: Callable[[str], str],
+) -> None:
+    """What tenants or plans (both grant routes, limits and a tier to whoever they bind) now
+    grant: removed, added, and each change to one kept, flagged risky when it widens."""
+    for name in sorted(set(before) - set(after)):
+        out.add(kind, name, f"{kind} `{name}` removed{removed}")
+    for name in sorted(set(after) - set(before)):
+        out.add(kind, name, f"{kind} `{name}` added{added(name)}")
+    for name in sorted(set(before) & set(after)):
+        a, b = before[name], after[name]
         if a.routes != b.routes:
             wider = _widened(a.routes, b.routes, new.routes)
-            out.add("plan", name, f"plan `{name}` users may use {_access(b)} (was {_access(a)})", risky=bool(wider))
+            out.add(kind, name, f"{kind} `{name}` {holders} may use {_access(b)} (was {_access(a)})", risky=bool(wider))
         for text, _ in _limit_changes(a.limits, b.limits):
-            out.add("plan", name, f"plan `{name}` {text} per user", risky=_loosened(a.limits, b.limits))
+            out.add(kind, name, f"{kind} `{name}` {text}{per}", risky=_loosened(a.limits, b.limits))
+        was, now = getattr(a, "budget", None), getattr(b, "budget", None)
+        if was != now:
+            looser = now is None or (was is not None and (now.usd > was.usd or (was.per, now.per) == ("day", "month")))
+            out.add(kind, name, f"{kind} `{name}` budget {_budget(a)} → {_budget(b)}", risky=looser)
         if a.max_tier != b.max_tier:
-            out.add("plan", name, f"plan `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
+            out.add(kind, name, f"{kind} `{name}` max tier {a.max_tier or 'none'} → {b.max_tier or 'none'}",
                     risky=_tier_raised(a.max_tier, b.max_tier, new.tiers))
 
 

@@ -27,6 +27,16 @@ from gateway.config.tenancy import narrower_tier
 from gateway.errors import GatewayError, Unauthorized
 from gateway.pipeline.key_sets import MAX_VERIFIED, KeySets, KeysUnreachable
 
+# What each of PyJWT's refusals is called in the 401 and the log (any other: invalid_token).
+REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token_expired"),
+    (jwt.ImmatureSignatureError, "token_not_yet_valid"),
+    (jwt.InvalidAudienceError, "invalid_audience"),
+    (jwt.InvalidIssuerError, "invalid_issuer"),
+    (jwt.InvalidSignatureError, "invalid_signature"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+)
+
 MAX_USER_LENGTH = 200  # with the issuer's name, it fits the database's owner columns
 REQUIRED = ("exp", "iss", "aud")
 
@@ -85,20 +95,9 @@ async def verify(token: str, snapshot: Snapshot, key_sets: KeySets) -> Key:
             token, key, algorithms=[algorithm], audience=list(issuer.audiences), issuer=issuer.issuer,
             leeway=issuer.leeway, options={"require": list(REQUIRED)},
         )
-    except jwt.ExpiredSignatureError:
-        raise _refused("token_expired", issuer, unverified) from None
-    except jwt.ImmatureSignatureError:
-        raise _refused("token_not_yet_valid", issuer, unverified) from None
-    except jwt.InvalidAudienceError:
-        raise _refused("invalid_audience", issuer, unverified) from None
-    except jwt.InvalidIssuerError:
-        raise _refused("invalid_issuer", issuer, unverified) from None
-    except jwt.InvalidSignatureError:
-        raise _refused("invalid_signature", issuer, unverified) from None
-    except jwt.MissingRequiredClaimError:
-        raise _refused("missing_claim", issuer, unverified) from None
-    except jwt.PyJWTError:
-        raise _refused("invalid_token", issuer, unverified) from None
+    except jwt.PyJWTError as exc:
+        reason = next((r for kind, r in REFUSALS if isinstance(exc, kind)), "invalid_token")
+        raise _refused(reason, issuer, unverified) from None
     caller = caller_of(issuer, claims, snapshot)
     if len(key_sets.verified) >= MAX_VERIFIED:
         key_sets.verified.clear()
