@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import time
 
+import httpx
 import pytest
 import redis
 
@@ -18,6 +19,7 @@ from gateway.store.lease import lease_size
 from tests.support.redis_server import RedisServer, new_prefix, unavailable
 
 FRACTION = 0.02
+CHAT = {"messages": [{"role": "user", "content": "lease"}]}
 
 
 def settings(prefix: str, **extra) -> StoreSettings:
@@ -200,3 +202,64 @@ async def test_redis_down_spends_the_lease_then_raises(own_redis, prefix):
         await a.settle(Settlement((Draw("route:down:rpm", 1000, -1),)))  # absorbed: no Redis needed
     finally:
         await a.close()  # Redis is gone: closing does not raise
+
+
+# ------------------------------------------------------------ two gateways over HTTP
+
+def gateway_routes(prefix: str, **store) -> dict:
+    return {
+        "routes": {
+            "big": {"targets": ["echo/echo-1"], "limits": {"rpm": 600}},
+            "small": {"targets": ["echo/echo-1"], "limits": {"rpm": 3}},
+        },
+        "store": {"prefix": prefix, **store},
+    }
+
+
+async def post_many(urls: list[str], model: str, count: int, parallel: int = 8) -> list[httpx.Response]:
+    """`count` chat requests spread over the gateways, `parallel` at a time."""
+    gate = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(timeout=10) as client:
+        async def one(i: int) -> httpx.Response:
+            async with gate:
+                return await client.post(f"{urls[i % len(urls)]}/v1/chat/completions", json={"model": model, **CHAT})
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def test_two_gateways_admit_at_most_a_lease_each_past_the_limit(gateway, redis_url, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    a, b = gateway(gateway_routes(prefix)), gateway(gateway_routes(prefix))
+    size = lease_size(600, 0.02)
+    started = time.monotonic()
+    answers = await post_many([a, b], "big", 1000)
+    elapsed = time.monotonic() - started
+    statuses = [r.status_code for r in answers]
+    admitted = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert 600 - 2 * size <= admitted <= 600 + 600 * elapsed / 60 + 2 * size
+    first = next(r for r in answers if r.status_code == 200)
+    assert first.headers["x-ratelimit-limit-requests"] == "600"
+    assert 0 <= int(first.headers["x-ratelimit-remaining-requests"]) <= 600
+    refusal = next(r for r in answers if r.status_code == 429)
+    assert int(refusal.headers["retry-after"]) >= 1
+
+
+async def test_two_gateways_keep_a_small_limit_exact(gateway, redis_url, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    a, b = gateway(gateway_routes(prefix)), gateway(gateway_routes(prefix))
+    statuses = [(await post_many([url], "small", 1))[0].status_code for url in (a, b, a, b, a)]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_redis_down_with_limits_closed_spends_the_lease_then_refuses(gateway, own_redis, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", own_redis.url)
+    url = gateway(gateway_routes(prefix, timeout=0.1, retry_interval=0.2,
+                                 on_outage={"limits": "closed", "budgets": "closed"}))
+    assert (await post_many([url], "big", 1))[0].status_code == 200  # a lease of 12, 11 left here
+    own_redis.stop()
+    statuses = [r.status_code for r in await post_many([url], "big", 30, parallel=1)]
+    served = statuses.count(200)
+    assert 5 <= served <= 11 and statuses == [200] * served + [503] * (30 - served)
+    refused = (await post_many([url], "big", 1))[0]
+    assert refused.json()["error"]["code"] == "store_unavailable" and refused.headers["retry-after"] == "1"
