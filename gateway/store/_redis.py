@@ -2,7 +2,9 @@
 
 Each operation that must be atomic is one Lua script, so it costs one round trip and no
 other replica can slip in between the check and the take. Time inside the scripts is
-Redis's own clock (`TIME`), so replicas with skewed clocks still agree.
+Redis's own clock (`TIME`), so replicas with skewed clocks still agree. Large rpm and tpm
+buckets are not asked on every request: each replica spends a lease of their units taken
+with `GRANT` (gateway.store.lease), and only the rest of a take goes to `TAKE`.
 
 Redis failing must never hang or break a request. Every call is bounded by
 `store.timeout`; a failure marks Redis as down for `store.retry_interval`, during which
