@@ -585,6 +585,7 @@ def _store_settings(spec: model.Store) -> snap.StoreSettings:
         limits_fail_open=spec.on_outage.limits == "open",
         budgets_fail_open=spec.on_outage.budgets == "open",
         lease=spec.lease,
+        quota_lease=spec.quota_lease,
         cache_max_bytes=spec.cache_max_bytes,
         cache_max_entry_bytes=spec.cache_max_entry_bytes,
     )

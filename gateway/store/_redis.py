@@ -2,7 +2,9 @@
 
 Each operation that must be atomic is one Lua script, so it costs one round trip and no
 other replica can slip in between the check and the take. Time inside the scripts is
-Redis's own clock (`TIME`), so replicas with skewed clocks still agree.
+Redis's own clock (`TIME`), so replicas with skewed clocks still agree. Large rpm and tpm
+buckets are not asked on every request: each replica spends a lease of their units taken
+with `GRANT` (gateway.store.lease), and only the rest of a take goes to `TAKE`.
 
 Redis failing must never hang or break a request. Every call is bounded by
 `store.timeout`; a failure marks Redis as down for `store.retry_interval`, during which
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
@@ -41,6 +44,7 @@ from gateway.observe import metrics
 from gateway.store.interface import (
     WINDOW_SECONDS,
     CircuitRecord,
+    Draw,
     Level,
     SettingsSource,
     Settlement,
@@ -50,6 +54,7 @@ from gateway.store.interface import (
     UsageRow,
     Verdict,
 )
+from gateway.store.lease import QuotaLeases
 
 T = TypeVar("T")
 
@@ -149,6 +154,36 @@ end
 return 1
 """
 
+# KEYS: draws...   ARGV: n, window ms, (capacity, ask)*n
+# Returns (units granted, units left, ms until full)*n. A positive ask takes up to that many
+# whole units (none past empty): a replica's quota lease (gateway.store.lease). A negative ask
+# gives units back, never past capacity.
+GRANT = """
+local n, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 1, n do
+  local cap, ask = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tokens = cap
+  if v[1] then tokens = math.min(cap, tonumber(v[1]) + (now - tonumber(v[2])) * cap / window) end
+  local granted = 0
+  if ask > 0 then
+    granted = math.max(0, math.min(ask, math.floor(tokens)))
+  else
+    granted = math.max(ask, tokens - cap)
+  end
+  tokens = tokens - granted
+  redis.call('HSET', KEYS[i], 't', tokens, 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil((cap - tokens) * window / cap) + 1000)
+  out[3 * i - 2] = granted
+  out[3 * i - 1] = math.floor(math.max(tokens, 0))
+  out[3 * i] = math.ceil((cap - tokens) * window / cap)
+end
+return out
+"""
+
 # KEYS: entry, order, log   ARGV: id, value, ttl ms, partition, vector bytes, expires ms, max_entries, writer
 # One round trip stores the answer, logs the vector for every replica and drops the least
 # recently used entries past the route's bound (with Redis's clock, like the scripts above).
@@ -204,6 +239,7 @@ class RedisStore:
             driver_info=None,  # no CLIENT SETINFO round trips on every new connection
         )
         self._take = self._client.register_script(TAKE)
+        self._grant = self._client.register_script(GRANT)
         self._settle = self._client.register_script(SETTLE)
         self._semantic_put = self._client.register_script(SEMANTIC_PUT)
         self._semantic_get = self._client.register_script(SEMANTIC_GET)
@@ -211,6 +247,7 @@ class RedisStore:
         self._up = True
         self._pending: dict[tuple[str, str, str], dict[str, float]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._leases = QuotaLeases(self._grant_units, self._adjust, settings)
         metrics.store_up(True)
 
     # ------------------------------------------------------------ failure handling
@@ -247,6 +284,12 @@ class RedisStore:
     # ------------------------------------------------------------ limits and budgets
 
     async def take(self, take: Take) -> Verdict:
+        """Large rpm/tpm buckets are spent from this replica's lease; the rest in one script call."""
+        if not take.draws:
+            return await self._take_exact(take)
+        return await self._leases.take(take, self._take_exact)
+
+    async def _take_exact(self, take: Take) -> Verdict:
         keys = [self._key("rl", d.bucket) for d in take.draws]
         keys += [self._key("cc", s.name) for s in take.slots]
         budgets = take.budgets
@@ -263,7 +306,26 @@ class RedisStore:
         levels = tuple(Level(int(raw[2 + 2 * i]), int(raw[3 + 2 * i]) / 1000) for i in range(len(take.draws)))
         return Verdict(int(raw[0]), int(raw[1]) / 1000, levels)
 
+    async def _grant_units(self, asks: Sequence[Draw]) -> list[tuple[int, Level]]:
+        """Take (or give back) lease units of several buckets in one script call."""
+        keys = [self._key("rl", d.bucket) for d in asks]
+        args: list[Any] = [len(asks), WINDOW_MS]
+        for d in asks:
+            args += [d.capacity, d.amount]
+        raw = await self._call("limits", lambda: self._grant(keys=keys, args=args))
+        return [(int(raw[3 * i]), Level(int(raw[3 * i + 1]), int(raw[3 * i + 2]) / 1000)) for i in range(len(asks))]
+
+    async def _adjust(self, adjustments: Sequence[Draw]) -> None:
+        await self._settle_exact(Settlement(tuple(adjustments)))
+
     async def settle(self, settlement: Settlement) -> None:
+        """Adjustments of leased buckets stay local; the rest (and slots, budgets) in one script call."""
+        adjustments = self._leases.absorb(settlement.adjustments) if settlement.adjustments else ()
+        if not adjustments and not settlement.slots and not settlement.all_budgets:
+            return
+        await self._settle_exact(replace(settlement, adjustments=adjustments))
+
+    async def _settle_exact(self, settlement: Settlement) -> None:
         keys = [self._key("rl", d.bucket) for d in settlement.adjustments]
         keys += [self._key("cc", name) for name in settlement.slots]
         args: list[Any] = [
@@ -407,6 +469,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(max(self._settings().timeout, 2.0)):
                 await self._client.script_load(TAKE)
+                await self._client.script_load(GRANT)
                 await self._client.script_load(SETTLE)
                 await self._client.script_load(SEMANTIC_PUT)
                 await self._client.script_load(SEMANTIC_GET)
@@ -426,6 +489,7 @@ class RedisStore:
         if self._flusher is not None:
             self._flusher.cancel()
         try:
+            await self._leases.close()  # unspent lease units go back to the shared buckets
             await self.flush()
         finally:
             await self._client.aclose()

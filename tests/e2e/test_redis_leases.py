@@ -1,0 +1,265 @@
+"""Quota leases on a real Redis: two stores (two replicas) sharing buckets, the overshoot bound,
+exact small limits, tpm settlement, leftovers going back, and Redis dying mid-way."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+
+import httpx
+import pytest
+import redis
+
+from gateway.config.snapshot import StoreSettings
+from gateway.store import Draw, Settlement, Slots, StoreUnavailable, Take
+from gateway.store import lease as lease_module
+from gateway.store._redis import RedisStore
+from gateway.store.lease import lease_size
+from tests.support.redis_server import RedisServer, new_prefix, unavailable
+
+FRACTION = 0.02
+CHAT = {"messages": [{"role": "user", "content": "lease"}]}
+
+
+def settings(prefix: str, **extra) -> StoreSettings:
+    return StoreSettings(**{"prefix": prefix, "quota_lease": FRACTION, **extra})
+
+
+def replica(url: str, prefix: str, **extra) -> RedisStore:
+    chosen = settings(prefix, **extra)
+    return RedisStore(url, lambda: chosen)
+
+
+def tokens_in_redis(url: str, key: str) -> float:
+    """The bucket's level as Redis keeps it (without the refill since its last write)."""
+    value = redis.Redis.from_url(url).hget(key, "t")
+    return float(value) if value is not None else float("nan")
+
+
+def script_calls(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+@pytest.fixture
+def prefix() -> str:
+    return new_prefix()
+
+
+async def test_two_replicas_never_pass_the_limit_by_more_than_a_lease_each(redis_url, prefix):
+    capacity = 1200
+    size = lease_size(capacity, FRACTION)
+    assert size == 24
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    take = Take(draws=(Draw("route:big:rpm", capacity, 1),))
+    started = time.monotonic()
+    admitted = refused = 0
+    try:
+        for _ in range(2 * capacity):
+            verdicts = await asyncio.gather(a.take(take), b.take(take), a.take(take), b.take(take))
+            admitted += sum(v.granted for v in verdicts)
+            refused += sum(not v.granted for v in verdicts)
+            if refused >= 40:
+                break
+        elapsed = time.monotonic() - started
+        refill = capacity * elapsed / 60
+        # Every unit admitted came out of the Redis bucket; each replica holds at most one lease.
+        assert admitted <= capacity + refill + 2 * size
+        assert admitted >= capacity - 2 * size
+        assert refused >= 40
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_leased_bucket_costs_a_handful_of_round_trips(redis_url, prefix):
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    take = Take(draws=(Draw("key:busy:rpm", 100_000, 1), Draw("route:busy:rpm", 100_000, 1)))
+    try:
+        await a.take(take)
+        await b.take(take)
+        before = script_calls(redis_url)
+        for _ in range(500):
+            assert (await a.take(take)).granted and (await b.take(take)).granted
+        # A lease is 2000 units: no renewal was even due.
+        assert script_calls(redis_url) - before <= 2
+        headers = (await a.take(take)).levels
+        assert 100_000 - 2 * 2000 - 10 <= headers[0].remaining <= 100_000
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_small_limits_stay_exact_across_replicas(redis_url, prefix):
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    try:
+        for capacity, name in ((1, "one"), (3, "three"), (399, "under-a-lease")):
+            take = Take(draws=(Draw(f"key:{name}:rpm", capacity, 1),))
+            assert lease_size(capacity, FRACTION) == 0
+            granted = [(await (a if i % 2 else b).take(take)).granted for i in range(capacity + 2)]
+            assert granted == [True] * capacity + [False, False]
+            refused = await a.take(take)
+            assert refused.refused == 0 and 0 < refused.wait <= 60 / capacity
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_refusal_elsewhere_in_the_take_gives_the_leased_units_back(redis_url, prefix):
+    a = replica(redis_url, prefix)
+    big = Draw("key:mixed:rpm", 1000, 1)
+    try:
+        assert (await a.take(Take(draws=(big,)))).granted  # a lease of 20, 19 left here
+        take = Take(draws=(big, Draw("route:tiny:rpm", 1, 1)), slots=(Slots("key:mixed", 5),), lease="r1")
+        assert (await a.take(take)).granted
+        refused = await a.take(Take(draws=take.draws, slots=take.slots, lease="r2"))
+        assert refused.refused == 1 and len(refused.levels) == 2 and refused.wait > 0
+        lease = a._leases._leases[(big.bucket, big.capacity)]
+        assert lease.units == 18  # the refused take kept nothing
+        full = await a.take(Take(draws=(big,), slots=(Slots("key:mixed", 1),), lease="r3"))
+        assert full.refused == 1 and lease.units == 18  # the slot (index 1 of the whole take) refused
+    finally:
+        await a.close()
+
+
+async def test_tpm_settlement_is_applied_to_the_lease(redis_url, prefix):
+    capacity = 60_000
+    a = replica(redis_url, prefix)
+    key = f"{prefix}rl:key:t:tpm"
+    started = time.monotonic()
+    try:
+        for _ in range(40):
+            assert (await a.take(Take(draws=(Draw("key:t:tpm", capacity, 300),)))).granted
+            await a.settle(Settlement((Draw("key:t:tpm", capacity, 50 - 300),)))  # used 50 of 300
+        await a.settle(Settlement((Draw("key:t:tpm", capacity, 400),)))  # one answer ran 400 past its estimate
+    finally:
+        await a.close()
+    elapsed = time.monotonic() - started
+    # Once the lease is back, Redis has seen exactly the real usage: 40 × 50 + 400 tokens.
+    used = capacity - tokens_in_redis(redis_url, key)
+    assert 2400 - capacity * elapsed / 60 - 1 <= used <= 2400
+
+
+async def test_leftover_units_go_back_to_redis_on_close(redis_url, prefix):
+    a = replica(redis_url, prefix)
+    key = f"{prefix}rl:route:back:rpm"
+    assert (await a.take(Take(draws=(Draw("route:back:rpm", 6000, 1),)))).granted
+    assert tokens_in_redis(redis_url, key) <= 6000 - 120 + 1  # a whole lease left Redis
+    await a.close()
+    assert tokens_in_redis(redis_url, key) >= 6000 - 1  # all but the one spent came back
+
+
+async def test_an_idle_lease_goes_back_by_itself(redis_url, prefix, monkeypatch):
+    monkeypatch.setattr(lease_module, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(lease_module, "SWEEP_SECONDS", 0.05)
+    a = replica(redis_url, prefix)
+    key = f"{prefix}rl:route:idle:rpm"
+    try:
+        assert (await a.take(Take(draws=(Draw("route:idle:rpm", 6000, 1),)))).granted
+        assert tokens_in_redis(redis_url, key) <= 6000 - 119
+        await asyncio.sleep(0.6)
+        assert tokens_in_redis(redis_url, key) >= 6000 - 1
+        assert not a._leases._leases
+    finally:
+        await a.close()
+
+
+async def test_turning_leases_off_goes_back_to_one_script_per_take(redis_url, prefix):
+    a = replica(redis_url, prefix, quota_lease=0)
+    try:
+        take = Take(draws=(Draw("route:off:rpm", 100_000, 1),))
+        before = script_calls(redis_url)
+        for _ in range(5):
+            assert (await a.take(take)).granted
+        assert script_calls(redis_url) - before == 5
+    finally:
+        await a.close()
+
+
+@pytest.fixture
+def own_redis():
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+async def test_redis_down_spends_the_lease_then_raises(own_redis, prefix):
+    a = replica(own_redis.url, prefix, timeout=0.1, retry_interval=0.2)
+    take = Take(draws=(Draw("route:down:rpm", 1000, 1),))
+    try:
+        assert (await a.take(take)).granted  # 19 of a 20-unit lease left here
+        own_redis.stop()
+        served = 0
+        with pytest.raises(StoreUnavailable):
+            for _ in range(100):
+                await a.take(take)
+                served += 1
+        assert served >= 9  # at least the units above the renewal threshold were spent locally
+        assert served <= 19
+        await a.settle(Settlement((Draw("route:down:rpm", 1000, -1),)))  # absorbed: no Redis needed
+    finally:
+        await a.close()  # Redis is gone: closing does not raise
+
+
+# ------------------------------------------------------------ two gateways over HTTP
+
+def gateway_routes(prefix: str, **store) -> dict:
+    return {
+        "routes": {
+            "big": {"targets": ["echo/echo-1"], "limits": {"rpm": 600}},
+            "small": {"targets": ["echo/echo-1"], "limits": {"rpm": 3}},
+        },
+        "store": {"prefix": prefix, **store},
+    }
+
+
+async def post_many(urls: list[str], model: str, count: int, parallel: int = 8) -> list[httpx.Response]:
+    """`count` chat requests spread over the gateways, `parallel` at a time."""
+    gate = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(timeout=10) as client:
+        async def one(i: int) -> httpx.Response:
+            async with gate:
+                return await client.post(f"{urls[i % len(urls)]}/v1/chat/completions", json={"model": model, **CHAT})
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def test_two_gateways_admit_at_most_a_lease_each_past_the_limit(gateway, redis_url, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    a, b = gateway(gateway_routes(prefix)), gateway(gateway_routes(prefix))
+    size = lease_size(600, 0.02)
+    started = time.monotonic()
+    answers = await post_many([a, b], "big", 1000)
+    elapsed = time.monotonic() - started
+    statuses = [r.status_code for r in answers]
+    admitted = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert 600 - 2 * size <= admitted <= 600 + 600 * elapsed / 60 + 2 * size
+    first = next(r for r in answers if r.status_code == 200)
+    assert first.headers["x-ratelimit-limit-requests"] == "600"
+    assert 0 <= int(first.headers["x-ratelimit-remaining-requests"]) <= 600
+    refusal = next(r for r in answers if r.status_code == 429)
+    assert int(refusal.headers["retry-after"]) >= 1
+
+
+async def test_two_gateways_keep_a_small_limit_exact(gateway, redis_url, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    a, b = gateway(gateway_routes(prefix)), gateway(gateway_routes(prefix))
+    statuses = [(await post_many([url], "small", 1))[0].status_code for url in (a, b, a, b, a)]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_redis_down_with_limits_closed_spends_the_lease_then_refuses(gateway, own_redis, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", own_redis.url)
+    url = gateway(gateway_routes(prefix, timeout=0.1, retry_interval=0.2,
+                                 on_outage={"limits": "closed", "budgets": "closed"}))
+    assert (await post_many([url], "big", 1))[0].status_code == 200  # a lease of 12, 11 left here
+    own_redis.stop()
+    statuses = [r.status_code for r in await post_many([url], "big", 30, parallel=1)]
+    served = statuses.count(200)
+    assert 5 <= served <= 11 and statuses == [200] * served + [503] * (30 - served)
+    refused = (await post_many([url], "big", 1))[0]
+    assert refused.json()["error"]["code"] == "store_unavailable" and refused.headers["retry-after"] == "1"
