@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.observe import log, metrics, tracing
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.snapshots import build_snapshot
+from gateway.server import collector
 
 ROUTES_ENV = "GATEWAY_ROUTES"
 MESSAGES_PATH = "/v1/messages"
@@ -52,7 +54,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, request_id(request))
 
 
-def create_app(routes_path: str | None = None, providers_path: str | None = None) -> Starlette:
+def served_app() -> Starlette:
+    """The app `gateway serve` runs. The process is then the gateway's alone, so it also sets
+    the garbage collector for a server (`collector.py`); an app embedded in another program
+    (the tests, an ASGI host of one's own) leaves that program's collector as it is."""
+    return create_app(own_process=True)
+
+
+def create_app(routes_path: str | None = None, providers_path: str | None = None, *, own_process: bool = False) -> Starlette:
     """The app for one process; the config is compiled here so a bad one fails start-up."""
     routes_path = routes_path or os.environ.get(ROUTES_ENV, "routes.yaml")
     providers_path = providers_path or os.environ.get(PROVIDERS_ENV, "providers.yaml")
@@ -76,9 +85,15 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
                   database=runtime.database.kind if runtime.database else "off", pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
+        freezer = None
+        if own_process:
+            collector.settle()
+            freezer = asyncio.get_running_loop().create_task(collector.keep_frozen(lambda: runtime.snapshot))
         try:
             yield
         finally:
+            if freezer is not None:
+                freezer.cancel()
             await runtime.reloader.stop()
             await runtime.upstream.close()
             await runtime.key_sets.stop()

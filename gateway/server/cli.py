@@ -99,9 +99,9 @@ def _run_server(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout,
     )
     if args.workers > 1:  # a supervisor whose SIGHUP reloads every worker in place
-        serve_workers(uvicorn.Config("gateway.server.app:create_app", **options))  # type: ignore[arg-type]
+        serve_workers(uvicorn.Config("gateway.server.app:served_app", **options))  # type: ignore[arg-type]
         return 0
-    uvicorn.run("gateway.server.app:create_app", **options)  # type: ignore[arg-type]
+    uvicorn.run("gateway.server.app:served_app", **options)  # type: ignore[arg-type]
     return 0
 
 
