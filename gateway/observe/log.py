@@ -16,6 +16,8 @@ locals can hold keys and bodies.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import sys
@@ -56,6 +58,14 @@ class Sink:
         # Re-entrant: a garbage-collected object may log from inside a write (its __del__
         # runs mid-write), and a plain lock would deadlock the thread on itself.
         self._lock = threading.RLock()
+        # Written to the process's own stderr, each line was one system call (stderr is
+        # line-buffered, or not buffered at all under PYTHONUNBUFFERED), so one per request.
+        # Lines written on the event loop are gathered and written together at the end of
+        # that turn of the loop: under load one write carries the lines of every request
+        # that ended in the turn, and none waits longer than the turn. Any other stream (a
+        # test's, a host program's) is written at once, as are lines from other threads.
+        self._gather = stream is sys.__stderr__
+        self._pending: list[str] = []
 
     def __call__(self, message: Any) -> None:
         record = message.record
@@ -84,8 +94,28 @@ class Sink:
                 secrets = ()
         text = redact(line, secrets) + "\n"
         with self._lock:
-            self.stream.write(text)
-            self.stream.flush()
+            pending = self._pending
+            pending.append(text)
+            if len(pending) > 1:
+                return  # a write is already due at the end of this turn
+            loop = _running_loop() if self._gather else None
+        if loop is None:
+            self.flush()
+        else:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines gathered so far, in one write."""
+        with self._lock:
+            if not self._pending:
+                return
+            text = "".join(self._pending)
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: nothing to write to
+                pass
 
     def line(self, time: datetime, level: str, message: str, extra: dict[str, Any], exception: str | None) -> str:
         if self.fmt == "json":
@@ -143,6 +173,20 @@ _clock = _Clock()
 _sink: Sink | None = None
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Lines gathered in the loop's last turn, whose write the stopped loop never ran."""
+    if _sink is not None:
+        _sink.flush()
+
+
 def _traceback(record: dict[str, Any]) -> str:
     import traceback
 
@@ -172,6 +216,8 @@ def setup(secrets: SecretSource | None = None, stream: TextIO | None = None) -> 
     if fmt not in FORMATS:
         fmt = "json"
     global _sink
+    if _sink is not None:
+        _sink.flush()
     logger.remove()
     sink = Sink(stream or sys.stderr, fmt, secrets, LEVELS.get(level, 0))
     logger.add(sink, level=level, format="{message}", backtrace=False, diagnose=False, colorize=False, catch=True)

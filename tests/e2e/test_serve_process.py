@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import httpx
 import openai
@@ -97,3 +99,27 @@ def test_an_embedded_app_leaves_its_hosts_collector_alone():
     with TestClient(app) as local:
         assert local.get("/health").status_code == 200
     assert gc.get_threshold() == thresholds and gc.get_freeze_count() == frozen
+
+
+def test_request_lines_reach_the_log_while_the_gateway_runs(tmp_path):
+    """Lines are flushed once per turn of the event loop, not held until the buffer fills or
+    the process exits: a request's line is in the log right after its answer."""
+    log = tmp_path / "gateway.log"
+    with gateway_process(ROOT / "routes.yaml", ROOT / "providers.yaml", log=log) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+        deadline = time.monotonic() + 2
+        lines: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not lines:
+            lines = [line for line in map(_json_line, log.read_text().splitlines())
+                     if line.get("event") == "request" and line.get("endpoint") == "chat"]
+            time.sleep(0.02)
+        assert lines and lines[0]["status"] == 200
+
+
+def _json_line(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
