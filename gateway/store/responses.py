@@ -52,10 +52,12 @@ class ResponseStore:
         now = time.time()
         expires = now + settings.retention_days * 86400
         if settings.max_in_memory:
-            self._memory[(owner, response_id)] = (expires, body)
-            self._memory.move_to_end((owner, response_id))
-            while len(self._memory) > settings.max_in_memory:
-                self._memory.popitem(last=False)
+            memory, slot = self._memory, (owner, response_id)
+            if slot in memory:  # a new id goes in at the end already; only a rewrite moves
+                memory.move_to_end(slot)
+            memory[slot] = (expires, body)
+            while len(memory) > settings.max_in_memory:
+                memory.popitem(last=False)
         if self.database is not None:
             self._pending.append((response_id, owner, int(now * 1000), int(expires * 1000), body))
             if self._writer is None or self._writer.done():
