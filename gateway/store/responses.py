@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 COLUMNS = ("id", "owner", "created_ms", "expires_ms", "body")
 PRUNE_EVERY = 3600.0  # seconds between deletions of expired rows
 GATHER_SECONDS = 0.05  # a write waits this long for others to join its batch
-BATCH_ROWS = 500
+BATCH_ROWS = 512  # two INSERT statements on SQLite (see database.batch)
 
 
 class ResponseStore:

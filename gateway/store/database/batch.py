@@ -33,22 +33,32 @@ class BatchInsert:
         self.multirow = dialect.name == "sqlite"
         head, _, group = self.single.partition(" VALUES ")
         self._head, self._group = head + " VALUES ", group.strip()
-        # SQLite takes up to 32766 variables a statement since 3.32, 999 before.
+        # SQLite takes up to 32766 variables a statement since 3.32, 999 before. Statements
+        # come in sizes that are powers of two: every distinct statement is prepared and kept
+        # in the driver's statement cache (128 per connection), and one for each size a batch
+        # happened to leave over grew the process by tens of megabytes of prepared statements.
         limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-        self.chunk = max(1, min(500, limit // max(1, len(columns))))
-        self._full = self._sql(self.chunk)
+        most = max(1, min(256, limit // max(1, len(columns))))
+        self.chunk = 1 << (most.bit_length() - 1)
+        self._sql: dict[int, str] = {}
 
-    def _sql(self, rows: int) -> str:
-        return self._head + ", ".join([self._group] * rows)
+    def _statement(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            sql = self._sql[rows] = self._head + ", ".join([self._group] * rows)
+        return sql
 
     def statements(self, batch: Rows) -> list[tuple[str, Any]]:
-        """(statement, parameters) to run in order: the batch for `executemany`, or one
-        multi-row statement with its flat values for each chunk."""
+        """(statement, parameters) to run in order: the batch for `executemany`, or multi-row
+        statements with their flat values: full chunks, then the rest in power-of-two parts."""
         if not self.multirow:
             return [(self.single, batch)]
         out: list[tuple[str, Any]] = []
-        for start in range(0, len(batch), self.chunk):
-            chunk = batch[start:start + self.chunk]
-            sql = self._full if len(chunk) == self.chunk else self._sql(len(chunk))
-            out.append((sql, tuple(value for row in chunk for value in row)))
+        start, size = 0, self.chunk
+        while start < len(batch):
+            while size > len(batch) - start:
+                size //= 2
+            chunk = batch[start:start + size]
+            out.append((self._statement(size), tuple(value for row in chunk for value in row)))
+            start += size
         return out

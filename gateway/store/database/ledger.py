@@ -21,7 +21,7 @@ from loguru import logger
 from gateway.observe import metrics
 from gateway.observe.exchange import Exchange
 
-BATCH_ROWS = 500  # rows per INSERT; a fuller list wakes the writer before its interval
+BATCH_ROWS = 512  # rows per batch (two INSERTs on SQLite); a fuller list wakes the writer before its interval
 
 
 class Ledger:
