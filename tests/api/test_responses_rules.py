@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import openai
 import pytest
@@ -95,3 +96,24 @@ def test_stored_responses_outlive_the_process_and_are_shared_through_the_databas
         with pytest.raises(openai.NotFoundError):
             client(third_url).responses.retrieve(first.id)
         assert client(third_url).responses.retrieve(follow.id).id == follow.id
+
+
+def test_a_response_continued_at_once_on_another_replica_is_found(tmp_path, database_url):
+    """Replica A stores a response (its database write gathered for 50 ms); the client's next
+    request, continuing from it straight away, lands on replica B of the same database."""
+    routes = {"routes": {"echo": {"targets": ["echo/echo-1"]}}, "keys": KEYS, "database": {"url": database_url}}
+    routes_path, providers_path = write_config(tmp_path, routes, {"echo": {"api": "echo", "models": {"echo-1": {}}}})
+    with serve_app(create_app(str(routes_path), str(providers_path))) as a_url, \
+            serve_app(create_app(str(routes_path), str(providers_path))) as b_url:
+        a, b = client(a_url), client(b_url)
+        for turn in range(5):
+            first = a.responses.create(model="echo", input=f"note {turn}")
+            follow = b.responses.create(model="echo", input="and?", previous_response_id=first.id)
+            items = b.responses.input_items.list(follow.id, order="asc")
+            assert items.data[0].content[0].text == f"note {turn}"
+        # A fresh-looking id that was never made waits its few lookups, then is a 404.
+        ghost = "resp_" + first.id[5:17] + "0" * 20
+        started = time.monotonic()
+        with pytest.raises(openai.NotFoundError):
+            b.responses.retrieve(ghost)
+        assert time.monotonic() - started < 2
