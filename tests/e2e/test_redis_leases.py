@@ -4,6 +4,7 @@ exact small limits, tpm settlement, leftovers going back, and Redis dying mid-wa
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 
@@ -97,9 +98,18 @@ async def test_small_limits_stay_exact_across_replicas(redis_url, prefix):
         for capacity, name in ((1, "one"), (3, "three"), (399, "under-a-lease")):
             take = Take(draws=(Draw(f"key:{name}:rpm", capacity, 1),))
             assert lease_size(capacity, FRACTION) == 0
+            started = time.monotonic()
             granted = [(await (a if i % 2 else b).take(take)).granted for i in range(capacity + 2)]
-            assert granted == [True] * capacity + [False, False]
+            # Exact: every unit of the bucket, then only what refilled meanwhile (for 399 a minute,
+            # a few units while hundreds of round trips run on a busy machine; none for 1 or 3).
+            refilled = math.floor((time.monotonic() - started) * capacity / 60)
+            assert granted[:capacity] == [True] * capacity
+            assert granted.count(True) <= capacity + refilled
             refused = await a.take(take)
+            for _ in range(refilled + 2):
+                if not refused.granted:
+                    break
+                refused = await a.take(take)
             assert refused.refused == 0 and 0 < refused.wait <= 60 / capacity
     finally:
         await a.close()
