@@ -4,7 +4,8 @@ Each operation that must be atomic is one Lua script, so it costs one round trip
 other replica can slip in between the check and the take. Time inside the scripts is
 Redis's own clock (`TIME`), so replicas with skewed clocks still agree. Large rpm and tpm
 buckets are not asked on every request: each replica spends a lease of their units taken
-with `GRANT` (gateway.store.lease), and only the rest of a take goes to `TAKE`.
+with `GRANT` (gateway.store.lease), and large budgets from a lease of their dollars taken
+with `BUDGET_GRANT` (gateway.store.budget_lease); only the rest of a take goes to `TAKE`.
 
 Redis failing must never hang or break a request. Every call is bounded by
 `store.timeout`; a failure marks Redis as down for `store.retry_interval`, during which
@@ -15,7 +16,7 @@ Key layout (everything under `store.prefix`, `gateway:` by default):
 
   rl:<scope>:<name>:<rpm|tpm>   hash {t: units left, ts: ms}   token bucket
   cc:<scope>:<name>             sorted set lease -> expiry ms   concurrency slots
-  budget:<key>:<window>         string, USD committed            budget window
+  budget:<key>:<window>         string, USD committed            budget window (leased dollars included)
   usage:<window>                hash ["key","route","metric"] -> total
   cache:<sha256>                string, the cached answer        exact-match cache
   circuit:<target>              string, JSON circuit record      circuit breaker
@@ -54,6 +55,7 @@ from gateway.store.interface import (
     UsageRow,
     Verdict,
 )
+from gateway.store.budget_lease import Ask, BudgetLeases
 from gateway.store.lease import QuotaLeases
 
 T = TypeVar("T")
@@ -184,6 +186,37 @@ end
 return out
 """
 
+# KEYS: budget windows...   ARGV: n, (limit, owed, want, ttl)*n
+# Returns (USD granted, USD committed afterwards)*n, as strings (a Lua number would come back
+# truncated to an integer). `owed` is charged whatever the limit (negative: dollars given back,
+# never below 0); then up to `want` is granted, never past `limit`: a replica's budget lease
+# (gateway.store.budget_lease). Nothing is granted once the window is at its limit.
+BUDGET_GRANT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local a = 2 + 4 * (i - 1)
+  local limit, owed, want = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local spent = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if owed ~= 0 then
+    spent = tonumber(redis.call('INCRBYFLOAT', KEYS[i], ARGV[a + 1]))
+    if spent < 0 then
+      redis.call('SET', KEYS[i], '0')
+      spent = 0
+    end
+  end
+  local granted = '0'
+  if want > 0 and spent < limit then
+    granted = tostring(math.min(want, limit - spent))
+    spent = tonumber(redis.call('INCRBYFLOAT', KEYS[i], granted))
+  end
+  if owed ~= 0 or granted ~= '0' then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[a + 3])) end
+  out[2 * i - 1] = granted
+  out[2 * i] = tostring(spent)
+end
+return out
+"""
+
 # KEYS: entry, order, log   ARGV: id, value, ttl ms, partition, vector bytes, expires ms, max_entries, writer
 # One round trip stores the answer, logs the vector for every replica and drops the least
 # recently used entries past the route's bound (with Redis's clock, like the scripts above).
@@ -240,6 +273,7 @@ class RedisStore:
         )
         self._take = self._client.register_script(TAKE)
         self._grant = self._client.register_script(GRANT)
+        self._budget_grant = self._client.register_script(BUDGET_GRANT)
         self._settle = self._client.register_script(SETTLE)
         self._semantic_put = self._client.register_script(SEMANTIC_PUT)
         self._semantic_get = self._client.register_script(SEMANTIC_GET)
@@ -248,6 +282,7 @@ class RedisStore:
         self._pending: dict[tuple[str, str, str], dict[str, float]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._leases = QuotaLeases(self._grant_units, self._adjust, settings)
+        self._budget_leases = BudgetLeases(self._grant_dollars, settings)
         metrics.store_up(True)
 
     # ------------------------------------------------------------ failure handling
@@ -284,10 +319,16 @@ class RedisStore:
     # ------------------------------------------------------------ limits and budgets
 
     async def take(self, take: Take) -> Verdict:
-        """Large rpm/tpm buckets are spent from this replica's lease; the rest in one script call."""
+        """Large rpm/tpm buckets and budgets are spent from this replica's leases; the rest in one script call."""
         if not take.draws:
+            return await self._take_budgets(take)
+        return await self._leases.take(take, self._take_budgets)
+
+    async def _take_budgets(self, take: Take) -> Verdict:
+        """What the rpm/tpm leases left of a take: leased budgets here, the rest exact."""
+        if not take.budgets:
             return await self._take_exact(take)
-        return await self._leases.take(take, self._take_exact)
+        return await self._budget_leases.take(take, self._take_exact)
 
     async def _take_exact(self, take: Take) -> Verdict:
         keys = [self._key("rl", d.bucket) for d in take.draws]
@@ -315,15 +356,25 @@ class RedisStore:
         raw = await self._call("limits", lambda: self._grant(keys=keys, args=args))
         return [(int(raw[3 * i]), Level(int(raw[3 * i + 1]), int(raw[3 * i + 2]) / 1000)) for i in range(len(asks))]
 
+    async def _grant_dollars(self, asks: Sequence[Ask]) -> list[tuple[float, float]]:
+        """Take (or give back, or pay owed) lease dollars of several budget windows in one script call."""
+        keys = [self._key("budget", ask.name) for ask in asks]
+        args: list[Any] = [len(asks)]
+        for ask in asks:
+            args += [repr(ask.limit), repr(ask.owed), repr(ask.want), ask.ttl]
+        raw = await self._call("budgets", lambda: self._budget_grant(keys=keys, args=args))
+        return [(float(raw[2 * i]), float(raw[2 * i + 1])) for i in range(len(asks))]
+
     async def _adjust(self, adjustments: Sequence[Draw]) -> None:
         await self._settle_exact(Settlement(tuple(adjustments)))
 
     async def settle(self, settlement: Settlement) -> None:
-        """Adjustments of leased buckets stay local; the rest (and slots, budgets) in one script call."""
+        """Adjustments of leased buckets and budgets stay local; the rest (and slots) in one script call."""
         adjustments = self._leases.absorb(settlement.adjustments) if settlement.adjustments else ()
-        if not adjustments and not settlement.slots and not settlement.all_budgets:
+        budgets = self._budget_leases.absorb(settlement.all_budgets) if settlement.all_budgets else ()
+        if not adjustments and not settlement.slots and not budgets:
             return
-        await self._settle_exact(replace(settlement, adjustments=adjustments))
+        await self._settle_exact(replace(settlement, adjustments=adjustments, budget=None, budgets=budgets))
 
     async def _settle_exact(self, settlement: Settlement) -> None:
         keys = [self._key("rl", d.bucket) for d in settlement.adjustments]
@@ -377,6 +428,7 @@ class RedisStore:
                     row[metric] = row.get(metric, 0) + value
 
     async def spent(self, holds: Sequence[str]) -> list[float]:
+        """Each window's counter: settled spend, open reservations and dollars leased to replicas."""
         if not holds:
             return []
         keys = [self._key("budget", name) for name in holds]
@@ -470,6 +522,7 @@ class RedisStore:
             async with asyncio.timeout(max(self._settings().timeout, 2.0)):
                 await self._client.script_load(TAKE)
                 await self._client.script_load(GRANT)
+                await self._client.script_load(BUDGET_GRANT)
                 await self._client.script_load(SETTLE)
                 await self._client.script_load(SEMANTIC_PUT)
                 await self._client.script_load(SEMANTIC_GET)
@@ -490,6 +543,7 @@ class RedisStore:
             self._flusher.cancel()
         try:
             await self._leases.close()  # unspent lease units go back to the shared buckets
+            await self._budget_leases.close()  # and unspent lease dollars to their budget windows
             await self.flush()
         finally:
             await self._client.aclose()
