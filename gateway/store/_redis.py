@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.observe import metrics
+from gateway.store.budget_lease import Ask, BudgetLeases
 from gateway.store.interface import (
     WINDOW_SECONDS,
     CircuitRecord,
@@ -55,7 +56,6 @@ from gateway.store.interface import (
     UsageRow,
     Verdict,
 )
-from gateway.store.budget_lease import Ask, BudgetLeases
 from gateway.store.lease import QuotaLeases
 
 T = TypeVar("T")

@@ -33,7 +33,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.store.interface import Hold, SettingsSource, StoreUnavailable, Take, Verdict
+from gateway.store.interface import (
+    Hold,
+    SettingsSource,
+    StoreUnavailable,
+    Take,
+    Verdict,
+)
 
 MIN_LEASE_HOLDS = 8  # a lease must cover this many holds of a request's size, else it goes exact
 IDLE_SECONDS = 10.0  # a lease not spent from for this long goes back to Redis
