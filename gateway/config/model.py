@@ -303,9 +303,10 @@ class Store(Strict):
         600.0, gt=0, description="seconds a concurrency slot stays held if its replica dies before releasing it"
     )
     quota_lease: float = Field(
-        0.02, ge=0, le=0.25, description="share of a large rpm or tpm bucket a replica takes from Redis at a time "
-        "and spends without asking Redis (docs/limits.md); a bucket whose share is under 8 units, and every "
-        "bucket with 0, is checked in Redis on each request"
+        0.02, ge=0, le=0.25, description="share of a large rpm or tpm bucket, or of a budget, a replica takes from "
+        "Redis at a time and spends without asking Redis (docs/limits.md); a bucket whose share is under 8 units, "
+        "a request whose budget share would cover under 8 of its reservations, and everything with 0, is checked "
+        "in Redis on each request"
     )
     cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="memory bound of the in-process cache")
     cache_max_entry_bytes: int = Field(1024 * 1024, gt=0, description="larger answers are not cached")

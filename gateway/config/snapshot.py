@@ -255,7 +255,7 @@ class StoreSettings:
     limits_fail_open: bool = True
     budgets_fail_open: bool = False
     lease: float = 600.0
-    quota_lease: float = 0.02  # share of a large rpm/tpm bucket each replica leases from Redis; 0: none
+    quota_lease: float = 0.02  # share of a large rpm/tpm bucket or budget each replica leases from Redis; 0: none
     cache_max_bytes: int = 64 * 1024 * 1024
     cache_max_entry_bytes: int = 1024 * 1024
 

@@ -6,8 +6,8 @@ Two homes implement it: `MemoryStore` (the default: one process needs nothing el
 cut by concern, not by data structure, so that each is one atomic step and, on Redis,
 one round trip: `take` checks and takes every limit and the budget of a request at once,
 `settle` gives back what the answer did not use, and the cache is a plain get and put.
-On Redis, large rpm and tpm buckets are spent from a per-replica lease instead, with no
-round trip on most requests (`gateway.store.lease`).
+On Redis, large rpm and tpm buckets and large budgets are spent from a per-replica lease
+instead, with no round trip on most requests (`gateway.store.lease`, `gateway.store.budget_lease`).
 
 A store that cannot answer raises `StoreUnavailable`; the caller decides, per concern,
 whether that lets the request through (fail open) or refuses it (fail closed).

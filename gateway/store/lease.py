@@ -12,7 +12,9 @@ the units it holds were already taken from Redis, so a fleet of N replicas admit
 N leases more than one exact bucket would over any stretch of time (units taken before the
 stretch and spent in it), and refuses at most N leases early (units parked on another
 replica). Buckets whose lease would be under `MIN_LEASE_UNITS` units, draws larger than a
-lease, concurrency slots and budgets keep the exact path: one atomic script per request.
+lease and concurrency slots keep the exact path: one atomic script per request. Budgets are
+leased in dollars, by the same rules, in `gateway.store.budget_lease`; a take's exact part
+goes through those leases before it reaches Redis.
 
 A request whose leased units do not cover it waits for the renewal (one round trip, as
 without leases) and, when Redis had too little to give, goes the exact path, so a refusal
