@@ -66,7 +66,9 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
             provider["responses"] = "translate"  # type: ignore[index]
     elif scenario == "limits":
         document["keys"] = [
-            {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000}},
+            # A budget too large to refuse: the run measures limits and budgets together.
+            {"name": "bench", "key": "${BENCH_KEY}", "limits": {"rpm": 100_000_000},
+             "budget": {"usd": 1_000_000, "per": "day"}},
             {"name": "tight", "key": "${BENCH_TIGHT_KEY}", "limits": {"rpm": 1}},
             {"name": "free", "key": "${BENCH_FREE_KEY}"},
         ]

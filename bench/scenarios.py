@@ -220,8 +220,8 @@ def _redis_cli(port: int, *args: str) -> str:
 
 
 def limits(bench: Bench) -> dict[str, Any]:
-    """Keys with limits, state in Redis, against a key without limits on the same gateway
-    (and the same Redis), measured in turns: what the limits themselves cost."""
+    """Keys with limits and a budget, state in Redis, against a key without either on the same
+    gateway (and the same Redis), measured in turns: what limits and budgets themselves cost."""
     config, why = prepare(bench, "limits")
     if config is None:
         return skipped("the gateway refused a config with keys and limits", why)
