@@ -5,12 +5,15 @@ window rollover, all-or-nothing takes and Redis dying mid-way."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 
+import httpx
 import pytest
 import redis
 
 from gateway.config.snapshot import StoreSettings
+from gateway.pipeline.admit import windows_now
 from gateway.store import Draw, Hold, Settlement, Slots, StoreUnavailable, Take
 from gateway.store import budget_lease as budget_lease_module
 from gateway.store._redis import RedisStore
@@ -253,3 +256,44 @@ async def test_redis_down_spends_the_budget_lease_then_raises(own_redis, prefix)
         assert budget_lease(a, hold.name).usd == pytest.approx(0.5)
     finally:
         await a.close()  # Redis is gone: closing does not raise
+
+
+# ------------------------------------------------------------ two gateways over HTTP
+
+PAYER = "sk-budget-lease-payer-0001"
+
+
+async def test_two_gateways_spend_a_leased_budget_within_a_lease_each(gateway, redis_url, prefix, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    usd, max_tokens = 2.0, 4
+    hold = max_tokens * 0.001  # output at $1000 per million tokens, input free: $0.004 reserved
+    size = budget_lease_size(usd, FRACTION)
+    assert leasable(Hold("payer:d:2026-01-01", usd, hold, TTL), size)
+    routes = {
+        "routes": {"paid": {"targets": ["echo/echo-1"]}},
+        "keys": [{"name": "payer", "sha256": hashlib.sha256(PAYER.encode()).hexdigest(),
+                  "budget": {"usd": usd, "per": "day"}}],
+        "store": {"prefix": prefix, "quota_lease": FRACTION},
+    }
+    providers = {"echo": {"api": "echo", "models": {"echo-1": {"input_per_1m": 0, "output_per_1m": 1000}}}}
+    urls = [gateway(routes, providers), gateway(routes, providers)]
+    gate = asyncio.Semaphore(8)
+    body = {"model": "paid", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "lease"}]}
+    before = script_calls(redis_url)
+    async with httpx.AsyncClient(timeout=10, headers={"authorization": f"Bearer {PAYER}"}) as client:
+        async def one(i: int) -> httpx.Response:
+            async with gate:
+                return await client.post(f"{urls[i % 2]}/v1/chat/completions", json=body)
+
+        answers = await asyncio.gather(*(one(i) for i in range(1200)))
+    calls = script_calls(redis_url) - before
+    admitted = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert refused and all(r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+    cost = sum(float(r.headers["x-gateway-cost-usd"]) for r in admitted)
+    assert usd - 2 * size - 8 * hold <= cost <= usd + 2 * size  # 8 requests in flight may hold dollars
+    # A refusal is an exact call; of the admitted requests, most reserved and settled with no
+    # call (a $0.04 lease covers about ten of them, renewed when half is gone).
+    assert calls - len(refused) < len(admitted) / 3
+    await asyncio.sleep(0.2)  # the last settlements run after their answers
+    assert committed(redis_url, prefix, f"payer:{windows_now()[0]}") <= usd + 2 * size
