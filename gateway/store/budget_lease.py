@@ -192,13 +192,15 @@ class BudgetLeases:
         if waits:
             await asyncio.wait(set(waits))  # a request that gives up does not cancel the renewal
 
-    @staticmethod
-    def _spend(holds: Sequence[Hold], leases: Sequence[_Lease | None]) -> list[_Lease | None]:
-        """Reserve each hold from its lease when it covers it; None where it does not."""
+    def _spend(self, holds: Sequence[Hold], leases: Sequence[_Lease | None]) -> list[_Lease | None]:
+        """Reserve each hold from its lease when it covers it; None where it does not.
+
+        A lease handed back while this request waited (idle elsewhere, or at close) is not
+        spent from: its dollars are Redis's again."""
         now = time.monotonic()
         served: list[_Lease | None] = []
         for hold, lease in zip(holds, leases):
-            if lease is not None and lease.covers(hold.amount):
+            if lease is not None and self._leases.get(lease.name) is lease and lease.covers(hold.amount):
                 lease.usd -= hold.amount
                 lease.used = now
                 served.append(lease)
@@ -242,7 +244,8 @@ class BudgetLeases:
         if self._closed:
             return
         now = time.monotonic()
-        due = [lease for lease in leases if lease.renewal is None and lease.low() and now >= lease.not_before]
+        due = [lease for lease in leases if lease.renewal is None and lease.low() and now >= lease.not_before
+               and self._leases.get(lease.name) is lease]  # never renew a lease already handed back
         if due:
             self._start_renewal(list({id(lease): lease for lease in due}.values()))
 
