@@ -1,11 +1,17 @@
-"""Debian tools the benchmark needs, installed on first use.
+"""Debian tools and bench-only Python packages the benchmark needs, installed on first use.
 
 A fresh clone on a fresh machine must be able to run `make bench`, and these tools are
-not Python packages, so the benchmark installs them itself (as root, from Debian).
+not Python packages, so the benchmark installs them itself (as root, from Debian). The
+Python packages only the bench uses (granian, for the server comparison) are not the
+gateway's dependencies: they are pip-installed into the bench's own interpreter when missing
+(the same list is the `bench` extra in pyproject.toml), and a scenario whose package could
+not be installed reports itself skipped.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -60,3 +66,29 @@ def ensure_tools() -> None:
     still = [tool for tool in TOOLS if not _present(tool)]
     if still:
         raise SystemExit(f"bench: still missing after install: {still}")
+
+
+# import name -> pip requirement; kept in step with the `bench` extra in pyproject.toml
+PYTHON_PACKAGES: dict[str, str] = {"granian": "granian>=2.8"}
+
+
+def ensure_python_packages(wanted: list[str]) -> dict[str, str]:
+    """pip-install whichever of `wanted` (import names) is missing; {name: why not} for those
+    still missing afterwards. Never raises: the scenario that needs one skips instead."""
+    failed: dict[str, str] = {}
+    for name in wanted:
+        if importlib.util.find_spec(name) is not None:
+            continue
+        requirement = PYTHON_PACKAGES[name]
+        print(f"bench: installing {requirement} with pip (bench only)", file=sys.stderr)
+        try:
+            done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement],
+                                  capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            failed[name] = f"pip install {requirement} failed: {error}"
+            continue
+        importlib.invalidate_caches()
+        if done.returncode != 0 or importlib.util.find_spec(name) is None:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
+            failed[name] = f"pip install {requirement} failed: {tail[0][:200]}"
+    return failed

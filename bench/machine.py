@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "orjson", "pydantic",
-            "jinja2", "redis", "pyyaml")
+            "jinja2", "redis", "pyyaml", "granian")
 TOOLS = {"nginx": ["nginx", "-v"], "wrk": ["wrk", "-v"], "redis-server": ["redis-server", "-v"]}
 
 

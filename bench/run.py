@@ -25,6 +25,7 @@ import mockserver
 import quiet
 import report
 import scenarios
+import servers
 import targets
 from measure import Settings
 
@@ -45,7 +46,11 @@ SCENARIOS: dict[str, Callable[[scenarios.Bench], dict[str, Any]]] = {
     "jwt": scenarios.jwt_auth,
     "workers": scenarios.workers,
     "startup": scenarios.startup,
+    "server": scenarios.server_choice,
 }
+
+# Python packages only the bench uses, per scenario (import names; bench/deps.py installs them).
+PYTHON_NEEDS: dict[str, list[str]] = {"server": ["granian"]}
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +96,14 @@ def commands(settings: Settings) -> list[str]:
             server=",".join(map(str, sorted(settings.server_cores)))),
         "taskset -c {server} python bench/baseline.py --port PORT --upstream MOCK".format(
             server=",".join(map(str, sorted(settings.server_cores)))),
+        "taskset -c {server} python -m granian {options} --host 127.0.0.1 --port PORT "
+        "--factory gateway.server.app:served_app    # GATEWAY_ROUTES, GATEWAY_PROVIDERS set".format(
+            server=",".join(map(str, sorted(settings.server_cores))),
+            options=" ".join(servers.GRANIAN_OPTIONS)),
+        "taskset -c {server} python -m granian {options} --host 127.0.0.1 --port PORT "
+        "baseline:app    # PYTHONPATH=bench BENCH_BASELINE_UPSTREAM=MOCK".format(
+            server=",".join(map(str, sorted(settings.server_cores))),
+            options=" ".join(servers.GRANIAN_OPTIONS)),
         "taskset -c {load} nginx -p TMP -c TMP/nginx.conf    # bench/mock/nginx.conf.in".format(
             load=",".join(map(str, sorted(settings.load_cores)))),
         f"taskset -c LOAD wrk -t1 -c{settings.connections} -d{settings.wrk_seconds:g}s "
@@ -108,7 +121,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
 TYPICAL_S = {"pass": 190, "anthropic": 110, "responses": 65, "limits": 90, "cache": 50, "semantic": 40, "ledger": 100, "keys": 75, "jwt": 45,
-             "workers": 80, "startup": 10, "profile": 30}
+             "workers": 80, "startup": 10, "server": 125, "profile": 30}
 
 
 def expected_seconds(names: list[str], settings: Settings) -> float:
@@ -202,9 +215,13 @@ def main() -> int:
     os.sched_setaffinity(0, settings.load_cores)  # the generator lives on the load core
     priority = raise_priority()
     deps.ensure_tools()
+    names = [n for n in (args.only.split(",") if args.only else SCENARIOS) if n]
+    for package, why in deps.ensure_python_packages(
+            sorted({p for n in names for p in PYTHON_NEEDS.get(n, [])})).items():
+        print(f"bench: {package} missing ({why}); the scenarios that need it are skipped",
+              file=sys.stderr)
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    names = [n for n in (args.only.split(",") if args.only else SCENARIOS) if n]
     RESULTS_DIR.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     began = time.perf_counter()

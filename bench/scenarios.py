@@ -151,6 +151,71 @@ def pass_through(bench: Bench) -> dict[str, Any]:
     return entry
 
 
+SERVERS = ("uvicorn", "granian")
+SHIPPED_SERVER = "uvicorn"  # what `gateway serve` runs (gateway/server/cli.py)
+
+
+@contextmanager
+def _granian(bench: Bench, name: str, argv: Any, env: dict[str, str]
+             ) -> Iterator[tuple[procs.Proc, str, float]]:
+    proc, base, startup = servers.start(name, argv, bench.server_cores, bench.workdir,
+                                        bench.repo, env)
+    try:
+        yield proc, base, startup
+    finally:
+        proc.stop()
+
+
+def server_choice(bench: Bench) -> dict[str, Any]:
+    """The same pass-through under uvicorn (as shipped) and under granian, for the floor and
+    the gateway: four servers on the server core, wrk in turns, so each server's figures sit
+    beside the others' of the same moment. Which server serves users faster, and how far the
+    gateway stays from the floor on each server."""
+    import importlib.util
+
+    if importlib.util.find_spec("granian") is None:
+        return {"status": "skipped", "note": "granian is not installed and pip could not install "
+                "it, so only uvicorn could be measured (see the bench's output)"}
+    config, why = prepare(bench, "pass")
+    if config is None:
+        return skipped("no gateway", why)
+    s = bench.settings
+    with ExitStack() as stack:
+        started = {
+            "baseline-uvicorn": stack.enter_context(baseline(bench)),
+            "baseline-granian": stack.enter_context(_granian(
+                bench, "baseline-granian", servers.granian_baseline_argv,
+                servers.granian_baseline_env(bench.mock_url))),
+            "gateway-uvicorn": stack.enter_context(gateway(bench, config, name="gateway-uvicorn")),
+            "gateway-granian": stack.enter_context(_granian(
+                bench, "gateway-granian", servers.granian_gateway_argv,
+                servers.granian_gateway_env(config, bench.repo))),
+        }
+        subjects = []
+        for name, (proc, url, startup_s) in started.items():
+            call = (calls.upstream_chat(url, False) if name.startswith("baseline")
+                    else calls.gateway_chat(url, "pass", False))
+            subjects.append(Subject(name, call, None, proc, {"startup_first_s": startup_s}))
+        for subject in subjects:
+            _require_ok(subject)
+        measure.settle()
+        measure.throughput(subjects, s, bench.workdir, s.paired_runs)
+        for subject in subjects:
+            measure.memory(subject, "VmHWM", "rss_peak_mib")
+            subject.record["processes"] = len(procs.tree_pids(subject.proc.pid)) if subject.proc else 0
+    return {"status": "measured", "shipped": SHIPPED_SERVER, "servers": _records(subjects),
+            "evidence": {"granian": _version("granian"), "uvicorn": _version("uvicorn")}}
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def anthropic(bench: Bench) -> dict[str, Any]:
     """OpenAI in, Anthropic out: the translation's cost against pass-through in one process."""
     config, why = prepare(bench, "anthropic")
