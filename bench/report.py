@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from summary import spread
-from targets import added, median, paired
+from targets import added, median, paired, server_ratio, shipped_and_other
 
 Results = dict[str, Any]
 
@@ -81,6 +81,8 @@ def reading_section(results: Results) -> list[str]:
         name, floor = t["target"], t.get("floor")
         if "throughput vs baseline" in name:
             lines.append(_throughput_budget(results))
+        elif name.startswith("server:"):
+            lines.append(_server_failed(results, t))
         elif "Anthropic" in name:
             lines.append(_translation_cost(results))
         elif floor is not None and _bound(t["limit"]) is None:
@@ -260,6 +262,7 @@ SCENARIO_TITLES = {
     "keys": "10,000 keys made by the admin API against one key in routes.yaml",
     "jwt": "A bearer JWT (RS256, cached JWKS key) against a static key",
     "workers": "Two workers against one",
+    "server": "The server: uvicorn (shipped) against granian",
 }
 
 
@@ -303,6 +306,8 @@ def scenario_section(results: Results, scenario: str) -> list[str]:
         lines += jwt_note(results)
     if scenario == "semantic":
         lines += semantic_note(results)
+    if scenario == "server":
+        return lines + server_tables(results)
     lines += throughput_table(results, scenario)
     if scenario != "workers":
         lines += latency_table(results, scenario) + stream_table(results, scenario)
@@ -385,6 +390,109 @@ def redis_note(results: Results) -> list[str]:
     return [line, ""]
 
 
+APPS = (("baseline", "floor (bench/baseline.py)"), ("gateway", "gateway"))
+
+
+def server_tables(results: Results) -> list[str]:
+    """Four servers of one run: the floor and the gateway, each under uvicorn and granian."""
+    servers = results["scenarios"]["server"].get("servers", {})
+    shipped, other = shipped_and_other(results)
+    rows = []
+    for app, label in APPS:
+        for server in (shipped, other):
+            record = servers.get(f"{app}-{server}", {})
+            rows.append([label, server + (" (shipped)" if server == shipped else ""),
+                         _runs(record.get("throughput_rps"), 0), _runs(record.get("cpu_ms_per_request"), 3),
+                         _runs(record.get("wrk_p50_ms")), _runs(record.get("wrk_p99_ms")),
+                         _num(record.get("rss_peak_mib"), 1), str(record.get("processes", "–")),
+                         str(sum(v or 0 for v in record.get("errors", [])))])
+    lines = ["The OpenAI pass-through, closed loop at 50 connections (wrk, the same script and mock as "
+             "above), each server pinned to the server core and the four taking turns run by run. "
+             "Granian runs with `granian " + " ".join(_granian_options(results)) + "`: one worker, one "
+             "single-threaded runtime, like uvicorn's one process; its supervisor is a second "
+             "process, and CPU is counted for the whole process tree.", ""]
+    lines += _table(["app", "server", "requests/s", "CPU ms/request", "wrk p50 ms", "wrk p99 ms",
+                     "peak RSS MiB", "processes", "errors"], rows)
+    ratio_rows = []
+    for server in (shipped, other):
+        g, b = f"gateway-{server}", f"baseline-{server}"
+        ratio_rows.append([server, _x(paired(results, "server", g, b, "throughput_rps")),
+                           _x(paired(results, "server", g, b, "cpu_ms_per_request")),
+                           _x(paired(results, "server", g, b, "wrk_p50_ms"))])
+    lines += ["The gateway against the floor on the same server (median of run-by-run ratios):", ""]
+    lines += _table(["server", "requests/s x floor", "CPU ms/request x floor", "wrk p50 x floor"], ratio_rows)
+    return lines + server_verdict(results)
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def _granian_options(results: Results) -> list[str]:
+    return results["scenarios"]["server"].get("granian_options") or ["--interface", "asgi"]
+
+
+def server_verdict(results: Results) -> list[str]:
+    """Which server serves users faster, from the gateway's own figures in this run."""
+    shipped, other = shipped_and_other(results)
+    rps = server_ratio(results, "gateway", "throughput_rps")
+    p50 = server_ratio(results, "gateway", "wrk_p50_ms")
+    p99 = server_ratio(results, "gateway", "wrk_p99_ms")
+    cpu = server_ratio(results, "gateway", "cpu_ms_per_request")
+    floor_rps = server_ratio(results, "baseline", "throughput_rps")
+    if rps is None or p50 is None:
+        return []
+    m = lambda app, server, figure: median(results, "server", f"{app}-{server}", figure)  # noqa: E731
+    if rps >= 1.0 and p50 <= 1.0:
+        faster, verdict = shipped, f"**{shipped}**, the server `gateway serve` runs"
+    elif rps < 1.0 and p50 > 1.0:
+        faster, verdict = other, (f"**{other}**, not the shipped {shipped}: switching `gateway serve` "
+                                  "to it would serve users faster (or re-run: see the spread)")
+    else:
+        faster, verdict = "", "neither clearly: one gives more requests/s, the other a lower median latency"
+    lines = [f"Faster for users: {verdict}. The gateway serves {_num(m('gateway', shipped, 'throughput_rps'), 0)} "
+             f"requests/s under {shipped} against {_num(m('gateway', other, 'throughput_rps'), 0)} under {other} "
+             f"({rps:.2f}x, median of run-by-run ratios), with a wrk p50 of {_num(m('gateway', shipped, 'wrk_p50_ms'))} ms "
+             f"against {_num(m('gateway', other, 'wrk_p50_ms'))} ms ({p50:.2f}x run by run)"
+             + (f" and a p99 {p99:.2f}x as long" if p99 is not None else "")
+             + (f"; it costs {cpu:.2f}x the CPU per request" if cpu is not None else "") + "."]
+    lines += _floor_reading(results, floor_rps)
+    if faster == shipped:
+        lines.append("Both apps are CPU-bound on one core, so requests/s follows CPU per request, and at 50 "
+                     "connections the median latency follows requests/s.")
+    return [" ".join(lines), ""]
+
+
+def _floor_reading(results: Results, floor_rps: float | None) -> list[str]:
+    """Whether the gap between the servers is there for bare forwarding too, or comes with the
+    gateway's own work, from the CPU each request costs under either server."""
+    shipped, other = shipped_and_other(results)
+    cpu = {(app, server): median(results, "server", f"{app}-{server}", "cpu_ms_per_request")
+           for app in ("baseline", "gateway") for server in (shipped, other)}
+    if floor_rps is None or None in cpu.values():
+        return []
+    extra = {app: (cpu[app, other] - cpu[app, shipped]) * 1000 for app in ("baseline", "gateway")}  # type: ignore[operator]
+    cost = (f"under {other} a request costs {extra['gateway']:+.0f} µs of CPU for the gateway and "
+            f"{extra['baseline']:+.0f} µs for the floor")
+    if abs(floor_rps - 1.0) <= 0.03:
+        return [f"The floor is about as fast under either server ({floor_rps:.2f}x): forwarding alone costs "
+                f"the same, and the gap comes with the gateway's own work ({cost})."]
+    if floor_rps > 1.0:
+        return [f"The floor, too, is faster under {shipped} ({floor_rps:.2f}x its requests/s under {other}), "
+                f"so part of the gap is the server's own; {cost}."]
+    return [f"The floor alone is faster under {other} (under {shipped} it serves {floor_rps:.2f}x its "
+            f"requests/s under {other}), so forwarding itself is not what {other} does slower: {cost}."]
+
+
+def _server_failed(results: Results, t: dict[str, Any]) -> str:
+    shipped, other = shipped_and_other(results)
+    floor = t.get("floor")
+    floor_text = "" if floor is None else f" (the floor's ratio: {floor:.2f}x)"
+    return (f"- **{t['target']}**: {t['value']:.2f}x{floor_text}. In this run {other} served the gateway "
+            f"better than the shipped {shipped}; if a re-run agrees, `gateway serve` "
+            "(gateway/server/cli.py) should run the faster server.")
+
+
 def workers_note(results: Results) -> list[str]:
     m = lambda *a: median(results, "workers", *a)  # noqa: E731
     if results["scenarios"].get("workers", {}).get("status") != "measured":
@@ -464,7 +572,8 @@ def render(results: Results) -> str:
              f"`bench/results/{results['stamp']}.json`. Do not edit by hand: the next run "
              "rewrites this page.", ""]
     lines += targets_section(results)
-    for scenario in ("pass", "anthropic", "responses", "limits", "cache", "semantic", "ledger", "keys", "jwt", "workers"):
+    for scenario in ("pass", "anthropic", "responses", "limits", "cache", "semantic", "ledger", "keys", "jwt", "workers",
+                     "server"):
         lines += scenario_section(results, scenario)
         if scenario == "workers":
             lines += workers_note(results)

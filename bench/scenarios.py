@@ -28,6 +28,7 @@ import measure
 import procs
 import pyspy
 import servers
+import targets
 from measure import Settings, Subject
 
 NOT_AVAILABLE = "not yet available"
@@ -151,8 +152,7 @@ def pass_through(bench: Bench) -> dict[str, Any]:
     return entry
 
 
-SERVERS = ("uvicorn", "granian")
-SHIPPED_SERVER = "uvicorn"  # what `gateway serve` runs (gateway/server/cli.py)
+SHIPPED_SERVER = targets.SHIPPED  # what `gateway serve` runs (gateway/server/cli.py)
 
 
 @contextmanager
@@ -186,10 +186,12 @@ def server_choice(bench: Bench) -> dict[str, Any]:
             "baseline-granian": stack.enter_context(_granian(
                 bench, "baseline-granian", servers.granian_baseline_argv,
                 servers.granian_baseline_env(bench.mock_url))),
-            "gateway-uvicorn": stack.enter_context(gateway(bench, config, name="gateway-uvicorn")),
+            # Each gateway keeps its ledger in a SQLite file of its own (GATEWAY_DATA_DIR).
+            "gateway-uvicorn": stack.enter_context(gateway(
+                bench, config, name="gateway-uvicorn", env=_data_dir(bench, "gateway-uvicorn"))),
             "gateway-granian": stack.enter_context(_granian(
                 bench, "gateway-granian", servers.granian_gateway_argv,
-                servers.granian_gateway_env(config, bench.repo))),
+                {**servers.granian_gateway_env(config, bench.repo), **_data_dir(bench, "gateway-granian")})),
         }
         subjects = []
         for name, (proc, url, startup_s) in started.items():
@@ -204,7 +206,15 @@ def server_choice(bench: Bench) -> dict[str, Any]:
             measure.memory(subject, "VmHWM", "rss_peak_mib")
             subject.record["processes"] = len(procs.tree_pids(subject.proc.pid)) if subject.proc else 0
     return {"status": "measured", "shipped": SHIPPED_SERVER, "servers": _records(subjects),
+            "granian_options": servers.GRANIAN_OPTIONS,
             "evidence": {"granian": _version("granian"), "uvicorn": _version("uvicorn")}}
+
+
+def _data_dir(bench: Bench, name: str) -> dict[str, str]:
+    folder = bench.workdir / f"data-{name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {"GATEWAY_DATA_DIR": str(folder)}
 
 
 def _version(package: str) -> str:

@@ -146,8 +146,41 @@ def check(results: Results) -> list[dict[str, Any]]:
         _judge("#22 two workers vs one (throughput)", ">= the baseline's", "x",
                _ratio(m("workers", "gateway-two", "throughput_rps"), m("workers", "gateway-one", "throughput_rps")),
                lambda v: workers_floor is not None and v >= workers_floor, _why(results, "workers"), workers_floor),
+        *server_verdicts(results),
     ]
     return [asdict(v) for v in verdicts]
+
+
+SHIPPED = "uvicorn"  # the server `gateway serve` runs; bench/scenarios.py SHIPPED_SERVER
+
+
+def shipped_and_other(results: Results) -> tuple[str, str]:
+    """(the server `gateway serve` runs, the one it is measured against) in the `server` scenario."""
+    shipped = results.get("scenarios", {}).get("server", {}).get("shipped", SHIPPED)
+    return shipped, ("granian" if shipped == "uvicorn" else "uvicorn")
+
+
+def server_ratio(results: Results, app: str, figure: str) -> float | None:
+    """`app` (gateway or baseline) under the shipped server over the same app under the other,
+    the median of run-by-run ratios (the four servers of the scenario take turns)."""
+    shipped, other = shipped_and_other(results)
+    return paired(results, "server", f"{app}-{shipped}", f"{app}-{other}", figure)
+
+
+def server_verdicts(results: Results) -> list[Verdict]:
+    """The shipped server must be the one that serves users faster: more requests/s and a lower
+    median latency for the gateway than the other server gives it, on the same core, same run.
+    The floor column is the same ratio for the bare pass-through."""
+    shipped, other = shipped_and_other(results)
+    why = _why(results, "server")
+    return [
+        _judge(f"server: shipped ({shipped}) vs {other}, gateway throughput", ">= 1.0x", "x",
+               server_ratio(results, "gateway", "throughput_rps"), lambda v: v >= 1.0, why,
+               server_ratio(results, "baseline", "throughput_rps")),
+        _judge(f"server: shipped ({shipped}) vs {other}, gateway wrk p50", "<= 1.0x", "x",
+               server_ratio(results, "gateway", "wrk_p50_ms"), lambda v: v <= 1.0, why,
+               server_ratio(results, "baseline", "wrk_p50_ms")),
+    ]
 
 
 def _limits_ratio(results: Results) -> float | None:
