@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import (
     admin,
@@ -27,7 +28,7 @@ from gateway.api import (
 )
 from gateway.api.anthropic import messages
 from gateway.api.anthropic.shape import error_body as anthropic_error_body
-from gateway.api.endpoint import error_response, request_id
+from gateway.api.endpoint import Endpoint, error_response, request_id
 from gateway.api.openai import chat, completions, embeddings, responses
 from gateway.config import reload
 from gateway.errors import GatewayError, NotFound
@@ -40,6 +41,34 @@ ROUTES_ENV = "GATEWAY_ROUTES"
 MESSAGES_PATH = "/v1/messages"
 PROVIDERS_ENV = "GATEWAY_PROVIDERS"
 REDIS_URL_ENV = "REDIS_URL"
+
+
+class GatewayApp(Starlette):
+    """Starlette, with the model endpoints' fixed paths found by one dict lookup.
+
+    Starlette's router tries each route's pattern in turn, under two middleware layers
+    (server errors, HTTP exceptions) that an `Endpoint` never needs: it already turns
+    every error into a body in its client's shape. A request to an endpoint's fixed path
+    with one of its methods goes straight to it; anything else (other methods, paths
+    with parameters, unknown paths, lifespan) takes Starlette's way.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.direct: dict[tuple[str, str], ASGIApp] = {}
+        for route in self.routes:
+            if isinstance(route, Route) and isinstance(route.app, Endpoint) and "{" not in route.path:
+                for method in route.methods or ():
+                    self.direct[(method, route.path)] = route.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.direct.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -103,7 +132,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             if owns_tracing:
                 tracing.shutdown()
 
-    app = Starlette(
+    app = GatewayApp(
         routes=[
             Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
             Route("/v1/completions", completions.create_completion, methods=["POST"]),

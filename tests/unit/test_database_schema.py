@@ -99,3 +99,24 @@ def test_a_batch_of_queued_rows_is_written_whole_and_in_order(database_url):
         return [tuple(row) for row in found]
 
     assert asyncio.run(run()) == rows
+
+
+def test_close_stops_the_writer_even_when_it_was_woken_at_that_moment(tmp_path):
+    """A request's row wakes the writer in the same loop turn as the stop: on Python 3.11
+    `asyncio.wait_for` would drop the cancellation, the writer would go on, and `close`
+    (which waits for it) would hang the gateway's shutdown."""
+
+    async def run() -> None:
+        database = Database(f"sqlite:///{tmp_path / 'ledger.db'}", flush_interval=30)
+        await database.start()
+        await asyncio.sleep(0.05)  # the writer is parked, waiting to be woken
+        for attempt in range(20):
+            database.ledger.wake.set()
+            await asyncio.wait_for(database.close(), 5)
+            assert database._task is not None and database._task.done()
+            if attempt < 19:
+                database = Database(f"sqlite:///{tmp_path / 'ledger.db'}", flush_interval=30)
+                await database.start()
+                await asyncio.sleep(0.01)
+
+    asyncio.run(run())

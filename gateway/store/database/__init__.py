@@ -53,6 +53,7 @@ class Database:
         self.up = False
         self.revision: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # set by `close`: the writer stops even if a cancellation is lost
         self._on_ready: OnReady | None = None
         self._pruned_at: float | None = None  # monotonic time of the last retention sweep
         self._warned = False  # an outage was logged and has not ended
@@ -91,10 +92,15 @@ class Database:
 
     async def _run(self) -> None:
         wake = self.ledger.wake
-        while True:
+        while not self._stopping:
+            # Not `asyncio.wait_for`: on Python 3.11 it drops a cancellation that arrives as
+            # the event is set, and the writer would then outlive `close` (which waits for it).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await wake.wait()
             wake.clear()
+            if self._stopping:
+                return
             if not self.migrated:
                 await self._connect()
                 if not self.migrated:
@@ -175,6 +181,7 @@ class Database:
             # marked written first: cancelled mid-commit, the batch would stay queued after
             # the database had taken it, and be written a second time below.
             async with self._lock:
+                self._stopping = True
                 self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
