@@ -165,13 +165,15 @@ class QuotaLeases:
         if waits:
             await asyncio.wait(set(waits))  # a request that gives up does not cancel the renewal
 
-    @staticmethod
-    def _spend(draws: Sequence[Draw], leases: Sequence[_Lease | None]) -> list[_Lease | None]:
-        """Take each draw from its lease when it covers it; None where it does not."""
+    def _spend(self, draws: Sequence[Draw], leases: Sequence[_Lease | None]) -> list[_Lease | None]:
+        """Take each draw from its lease when it covers it; None where it does not.
+
+        A lease handed back while this request waited (idle, or at close) is not spent
+        from: its units are Redis's again."""
         now = time.monotonic()
         served: list[_Lease | None] = []
         for draw, lease in zip(draws, leases):
-            if lease is not None and lease.units >= draw.amount:
+            if lease is not None and lease.units >= draw.amount and self._held(lease):
                 lease.units -= draw.amount
                 lease.used = now
                 served.append(lease)
@@ -186,6 +188,10 @@ class QuotaLeases:
             if lease is not None:
                 lease.units += draw.amount
                 lease.fit()
+
+    def _held(self, lease: _Lease) -> bool:
+        """Whether `lease` is still this replica's (not handed back since it was looked up)."""
+        return self._leases.get((lease.bucket, lease.capacity)) is lease
 
     # ------------------------------------------------------------ settling
 
@@ -211,7 +217,8 @@ class QuotaLeases:
         if self._closed:
             return
         now = time.monotonic()
-        due = [lease for lease in leases if lease.renewal is None and lease.low() and now >= lease.not_before]
+        due = [lease for lease in leases if lease.renewal is None and lease.low() and now >= lease.not_before
+               and self._held(lease)]  # never top up a lease already handed back
         if due:
             self._start_renewal(list({id(lease): lease for lease in due}.values()))
 

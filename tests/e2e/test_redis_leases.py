@@ -175,6 +175,30 @@ async def test_an_idle_lease_goes_back_by_itself(redis_url, prefix, monkeypatch)
         await a.close()
 
 
+async def test_a_lease_handed_back_while_a_request_waited_is_not_spent_or_renewed(redis_url, prefix):
+    """A request looks its lease up, then waits (for another lease's renewal, say); meanwhile
+    the idle sweep hands this lease back to Redis. Spending from it would admit on units Redis
+    already has again, and topping it up would park units in a lease nobody holds."""
+    a = replica(redis_url, prefix)
+    key = f"{prefix}rl:route:gone:rpm"
+    draw = Draw("route:gone:rpm", 6000, 1)
+    try:
+        assert (await a.take(Take(draws=(draw,)))).granted
+        leases = a._leases
+        looked_up = leases._leases_for([draw])
+        await leases._give_back([("route:gone:rpm", 6000)])
+        back = tokens_in_redis(redis_url, key)
+        assert back >= 6000 - 1
+        looked_up[0].units = 1  # low: a held lease would be topped up now
+        assert leases._spend([draw], looked_up) == [None]  # the request goes the exact path instead
+        leases._renew_low([looked_up[0]])
+        assert looked_up[0].renewal is None
+        await asyncio.sleep(0.05)
+        assert tokens_in_redis(redis_url, key) == back  # no grant was taken for it
+    finally:
+        await a.close()
+
+
 async def test_turning_leases_off_goes_back_to_one_script_per_take(redis_url, prefix):
     a = replica(redis_url, prefix, quota_lease=0)
     try:
