@@ -362,7 +362,7 @@ function renderTenants(tenants, keys) {
       el("td", { class: "mono" }, t.routes ? t.routes.join(", ") : "all"),
       el("td", { class: "num" }, fmtUsd(spent)),
       el("td", {}, budget),
-      el("td", {}, t.source === "api" ? confirmButton("Delete", () => removeTenant(t)) : null));
+      el("td", {}, t.source === "api" ? confirmButton("Delete", () => removeTenant(t), "tenant:" + t.id) : null));
   });
   fill($("tenants").tBodies[0], tenantRows, 7, "no tenants yet");
   const keyRows = keys.data.map((k) => el("tr", { "data-key": k.name, "data-status": k.status },
@@ -374,7 +374,7 @@ function renderTenants(tenants, keys) {
     el("td", {}, k.last_used_at || "never"),
     el("td", { class: "num" }, fmtUsd(k.spend_usd.day)),
     el("td", { class: "num" }, fmtUsd(k.spend_usd.month)),
-    el("td", {}, k.source === "api" && k.status !== "revoked" ? confirmButton("Revoke", () => revokeKey(k)) : null)));
+    el("td", {}, k.source === "api" && k.status !== "revoked" ? confirmButton("Revoke", () => revokeKey(k), "key:" + k.id) : null)));
   fill($("keys").tBodies[0], keyRows, 9, "no keys: the gateway is open");
   const select = $("key-tenant");
   const chosen = select.value;
@@ -383,12 +383,18 @@ function renderTenants(tenants, keys) {
   select.value = chosen;
 }
 
-// A destructive button asks twice: the first click arms it, the second acts.
-function confirmButton(label, action) {
-  const button = el("button", { type: "button", class: "small danger" }, label);
+// A destructive button asks twice: the first click arms it, the second acts. The lists are
+// drawn again on every refresh, so an armed button is remembered by what it acts on (for
+// ARMED_MS) and drawn armed again, rather than silently going back to its first state.
+const ARMED_MS = 10000;
+const armedAt = new Map();
+
+function confirmButton(label, action, id) {
+  const armed = () => Date.now() - (armedAt.get(id) || 0) < ARMED_MS;
+  const button = el("button", { type: "button", class: "small danger" }, armed() ? "Confirm " + label.toLowerCase() : label);
   button.addEventListener("click", () => {
-    if (button.dataset.armed) { button.disabled = true; action(); return; }
-    button.dataset.armed = "1";
+    if (armed()) { armedAt.delete(id); button.disabled = true; action(); return; }
+    armedAt.set(id, Date.now());
     button.textContent = "Confirm " + label.toLowerCase();
   });
   return button;
