@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.api import disconnect
+from gateway.api.headers import IndexedHeaders
 from gateway.api.ids import random_hex
 from gateway.errors import ClientGone, GatewayError, InternalError
 from gateway.observe import telemetry
@@ -73,7 +74,9 @@ class Endpoint:
         self.__doc__ = handler.__doc__
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.run(Request(scope, receive))
+        request = Request(scope, receive)
+        request._headers = IndexedHeaders(scope)  # what `request.headers` returns (Starlette caches it there)
+        response = await self.run(request)
         if response is not None:
             await response(scope, receive, send)
 
