@@ -84,10 +84,11 @@ async def close(
     settled = settlement(admission, target, prompt + completion, cost)
     if settled is None:
         return
-    if admission.store.kind == "memory":
-        await admission.store.settle(settled)  # no I/O: cheaper than a task
-    else:
-        admission.spawn(_settle_quietly(admission, settled))
+    # What needs no I/O (the memory store; what this replica's leases hold) is settled now,
+    # which is cheaper than a task; only the rest waits for Redis, after the answer.
+    rest = admission.store.settle_here(settled)
+    if rest is not None:
+        admission.spawn(_settle_quietly(admission, rest))
 
 
 async def _settle_quietly(admission: Admission, settled: Any) -> None:

@@ -139,6 +139,10 @@ class MemoryStore:
         return entry[0]
 
     async def settle(self, settlement: Settlement) -> None:
+        self.settle_here(settlement)
+
+    def settle_here(self, settlement: Settlement) -> Settlement | None:
+        """Everything is here: applied at once, nothing left."""
         now = time.monotonic()
         for draw in settlement.adjustments:
             tokens = self._buckets.level(draw.bucket, draw.capacity, now) - draw.amount
@@ -149,6 +153,7 @@ class MemoryStore:
                 held.pop(settlement.lease, None)
         for name, delta, ttl in settlement.all_budgets:
             self._holds[name] = (max(0.0, self._spent(name) + delta), time.time() + ttl)
+        return None
 
     def record(self, usage: Usage) -> None:
         counts = usage.counts()

@@ -370,11 +370,17 @@ class RedisStore:
 
     async def settle(self, settlement: Settlement) -> None:
         """Adjustments of leased buckets and budgets stay local; the rest (and slots) in one script call."""
+        rest = self.settle_here(settlement)
+        if rest is not None:
+            await self._settle_exact(rest)
+
+    def settle_here(self, settlement: Settlement) -> Settlement | None:
+        """Leased buckets and budgets take their adjustments here; the rest needs Redis."""
         adjustments = self._leases.absorb(settlement.adjustments) if settlement.adjustments else ()
         budgets = self._budget_leases.absorb(settlement.all_budgets) if settlement.all_budgets else ()
         if not adjustments and not settlement.slots and not budgets:
-            return
-        await self._settle_exact(replace(settlement, adjustments=adjustments, budget=None, budgets=budgets))
+            return None
+        return replace(settlement, adjustments=adjustments, budget=None, budgets=budgets)
 
     async def _settle_exact(self, settlement: Settlement) -> None:
         keys = [self._key("rl", d.bucket) for d in settlement.adjustments]

@@ -166,6 +166,10 @@ class Store(Protocol):
     async def settle(self, settlement: Settlement) -> None:
         """Apply a settlement. One atomic step."""
 
+    def settle_here(self, settlement: Settlement) -> Settlement | None:
+        """Apply at once the part of a settlement that needs no I/O (all of it in memory, what
+        this replica's leases hold on Redis); returns the rest for `settle`, or None."""
+
     def record(self, usage: Usage) -> None:
         """Add to the usage totals. Not atomic with anything, so a store may batch it."""
 
