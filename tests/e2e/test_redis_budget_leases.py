@@ -76,6 +76,26 @@ async def test_a_leased_budget_costs_no_round_trip_per_request(redis_url, prefix
     assert committed(redis_url, prefix, hold.name) == pytest.approx(0.01 + 0.005 * 300)
 
 
+async def test_what_the_leases_hold_is_settled_at_once_and_only_the_rest_is_left_for_redis(redis_url, prefix):
+    a = replica(redis_url, prefix)
+    hold = Hold("now:d:2026-01-01", 1000.0, 0.01, TTL)
+    draw = Draw("key:now:rpm", 60_000, 1)
+    try:
+        assert (await a.take(Take(draws=(draw,), hold=hold))).granted  # both leased
+        held = budget_lease(a, hold.name).usd
+        before = script_calls(redis_url)
+        # The request cost $0.004 less than its reservation and used its one rpm unit: no I/O left.
+        assert a.settle_here(Settlement(adjustments=(Draw(draw.bucket, draw.capacity, 0),),
+                                        budget=(hold.name, -0.004, TTL))) is None
+        assert budget_lease(a, hold.name).usd == pytest.approx(held + 0.004)
+        # A concurrency slot lives in Redis only: it is what is left, without the leased parts.
+        rest = a.settle_here(Settlement(slots=("key:now",), lease="r1", budget=(hold.name, -0.001, TTL)))
+        assert rest is not None and rest.slots == ("key:now",) and rest.all_budgets == ()
+        assert script_calls(redis_url) == before  # settle_here itself never calls Redis
+    finally:
+        await a.close()
+
+
 async def test_two_replicas_never_pass_a_budget_by_more_than_a_lease_each(redis_url, prefix):
     usd, amount = 10.0, 0.01
     size = budget_lease_size(usd, FRACTION)
