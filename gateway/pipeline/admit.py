@@ -41,6 +41,7 @@ from gateway.store import (
     Take,
     Verdict,
 )
+from gateway.values import value
 
 DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request names no output ceiling and its route none either
 OPEN_KEY = "anonymous"  # the usage name of callers on a gateway without keys
@@ -56,7 +57,7 @@ class StoreDown(GatewayError):
     code = "store_unavailable"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Check:
     """What one entry of a `Take` stands for, to explain a refusal."""
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,6 +42,7 @@ from gateway.providers.events import (
     Usage,
 )
 from gateway.store import Store, StoreUnavailable
+from gateway.values import value
 
 # Fields that change how or for whom an answer is delivered, never what it says.
 IGNORED = frozenset({"stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier"})
@@ -55,13 +55,13 @@ STORE_ONLY = (False, True)  # no-cache (or max-age=0): answer fresh, keep the fr
 NEITHER = (False, False)  # no-store: neither read nor write the cache
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Cached:
     target: str
     answer: bytes  # the OpenAI answer as JSON, ready to send
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Keep:
     """Where a complete answer is stored: the exact entry, and with `cache.semantic` the
     semantic one too (a store that knows the question's vector and partition)."""

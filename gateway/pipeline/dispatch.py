@@ -54,6 +54,7 @@ from gateway.providers.packs.wire import (
 )
 from gateway.providers.upstream import Upstream, chunks, lines
 from gateway.store.circuits import TRIPPING_CLASSES
+from gateway.values import value
 
 # Worth another try on the same target; context_length and content_filter are not.
 TRANSIENT_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connection"})
@@ -100,7 +101,7 @@ def _all_rate_limited(route: Route, failures: list[Attempt]) -> GatewayError | N
     ), route, failures)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Answer:
     """A plain (not streamed) answer: in the pipeline's shape, and the upstream's own bytes
     when they already are in the shape of the API named by `wire`."""

@@ -16,7 +16,6 @@ The steps, in order:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Protocol
 
@@ -25,6 +24,7 @@ from gateway.errors import BadRequest, Forbidden, ModelNotFound, NoTargetAvailab
 from gateway.pipeline.mapping import param_of, unmapped
 from gateway.pipeline.request import ModelRequest
 from gateway.store.circuits import CircuitStore
+from gateway.values import value
 
 MAX_TIER_HEADER = "x-gateway-max-tier"
 PROVIDER_HEADER = "x-gateway-provider"  # pins one provider among the route's targets
@@ -43,7 +43,7 @@ class Latencies(Protocol):
     def average(self, target_id: str) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Skipped:
     target: str
     reason: str  # tier | capability | context_window | circuit
@@ -54,7 +54,7 @@ class Skipped:
         return {"target": self.target, "reason": self.reason, "detail": self.detail}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Plan:
     route: Route
     candidates: tuple[Target, ...]

@@ -15,12 +15,13 @@ The pipeline compares the names; it never branches on which API it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from gateway.errors import BadRequest
 from gateway.pipeline.mapping import used_fields
 from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens
+from gateway.values import value
 
 CHAT = "chat"
 EMBEDDING = "embedding"
@@ -28,7 +29,7 @@ USER_HEADER = "x-gateway-user"  # the end user an app serving many users names, 
 MAX_USER_LENGTH = 256
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ModelRequest:
     api: str  # the client's API ("openai", "anthropic", ...): a pack that speaks it gets `native_body`
     kind: str  # CHAT | EMBEDDING: the kind of route that serves it

@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,6 +35,7 @@ from gateway.observe import metrics
 from gateway.pipeline.cache import IGNORED
 from gateway.pipeline.request import ModelRequest
 from gateway.store.semantic import Found, SemanticEntries
+from gateway.values import value
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +52,7 @@ Embed = Callable[[str, str], Awaitable[Any]]
 Store = Callable[[str, bytes, float], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Question:
     """What the semantic cache compares (`text`) and within what (`partition`)."""
 
@@ -60,7 +60,7 @@ class Question:
     partition: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Recall:
     """A semantic lookup's result: the entry to serve, if any, and how to store the fresh answer."""
 

@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.values import value
+
 COMPLETE = "complete"  # the provider's own end marker arrived
 CUT = "cut"  # the stream stopped before its end: connection lost, timeout, closed early
 FAILED = "failed"  # the provider reported an error in the stream
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Start:
     """The answer's identity, sent along with the first upstream event."""
 
@@ -37,14 +39,14 @@ class Start:
     created: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TextDelta:
     text: str
     choice: int = 0
     field: str = "content"  # content | refusal | reasoning_content
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ToolCallDelta:
     """A piece of one tool call; `id` and `name` come with its first piece."""
 
@@ -55,25 +57,25 @@ class ToolCallDelta:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Finish:
     reason: str  # OpenAI's finish reasons: stop | length | tool_calls | content_filter
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Usage:
     usage: dict[str, Any]  # in OpenAI's terms: prompt_tokens, completion_tokens, total_tokens, details
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Frame:
     """The upstream's own bytes for one event, for a writer of the stream's wire format."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class End:
     status: str  # COMPLETE | CUT | FAILED
     error: dict[str, Any] | None = None  # {"message", "type", "code"} when not complete

@@ -16,10 +16,11 @@ whether that lets the request through (fail open) or refuses it (fail closed).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from gateway.config.snapshot import StoreSettings
+from gateway.values import value
 
 WINDOW_SECONDS = 60.0  # rpm and tpm buckets refill over one minute
 
@@ -28,7 +29,7 @@ class StoreUnavailable(Exception):
     """The shared store did not answer in time (or is known to be down): apply the outage policy."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Draw:
     """Take `amount` units from the token bucket `bucket` of size `capacity` (refilled per minute).
 
@@ -40,7 +41,7 @@ class Draw:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Slots:
     """A concurrency limit: at most `limit` leases held at once under `name`."""
 
@@ -48,7 +49,7 @@ class Slots:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Hold:
     """Reserve `amount` USD of a budget `name` (one window of one key) that may not pass `limit`."""
 
@@ -58,7 +59,7 @@ class Hold:
     ttl: int  # seconds the window's counter is kept
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Take:
     """Everything one request must get, all or nothing."""
 
@@ -80,7 +81,7 @@ class Take:
         return ((self.hold,) if self.hold is not None else ()) + self.holds
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Level:
     """A bucket's state after a take: whole units left and seconds until it is full again."""
 
@@ -88,7 +89,7 @@ class Level:
     reset: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Verdict:
     """`refused` is the index of the first check that failed (draws, then slots, then the holds), or -1."""
 
@@ -101,7 +102,7 @@ class Verdict:
         return self.refused < 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Usage:
     """One request's contribution to the usage totals of each window it falls in."""
 
@@ -126,7 +127,7 @@ class Usage:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Settlement:
     """What happens once the answer is in: adjust buckets, free leases, settle the budget."""
 
@@ -141,14 +142,14 @@ class Settlement:
         return ((self.budget,) if self.budget is not None else ()) + self.budgets
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UsageRow:
     key: str
     route: str
     counts: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CircuitRecord:
     """Shared state of one target's circuit breaker (for replicas to agree on open circuits)."""
 

@@ -16,9 +16,10 @@ from typing import Any, Protocol, cast
 from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
 from gateway.providers.events import Event, EventStream
+from gateway.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UpstreamRequest:
     method: str
     url: str
