@@ -293,7 +293,9 @@ async def test_two_gateways_spend_a_leased_budget_within_a_lease_each(gateway, r
         "routes": {"paid": {"targets": ["echo/echo-1"]}},
         "keys": [{"name": "payer", "sha256": hashlib.sha256(PAYER.encode()).hexdigest(),
                   "budget": {"usd": usd, "per": "day"}}],
-        "store": {"prefix": prefix, "quota_lease": FRACTION},
+        # A generous timeout: on a loaded machine a slow answer must not read as Redis being
+        # down (budgets fail closed: a 503 here would be the outage policy, not the lease).
+        "store": {"prefix": prefix, "quota_lease": FRACTION, "timeout": 5},
     }
     providers = {"echo": {"api": "echo", "models": {"echo-1": {"input_per_1m": 0, "output_per_1m": 1000}}}}
     urls = [gateway(routes, providers), gateway(routes, providers)]

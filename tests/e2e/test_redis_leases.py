@@ -246,7 +246,7 @@ def gateway_routes(prefix: str, **store) -> dict:
             "big": {"targets": ["echo/echo-1"], "limits": {"rpm": 600}},
             "small": {"targets": ["echo/echo-1"], "limits": {"rpm": 3}},
         },
-        "store": {"prefix": prefix, **store},
+        "store": {"prefix": prefix, "timeout": 5, **store},  # slow is not down, unless a test says so
     }
 
 
