@@ -106,3 +106,17 @@ def store_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     else:
         monkeypatch.delenv("REDIS_URL", raising=False)
     return {"prefix": new_prefix()}
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Any]:
+    """A Redis of the test's own, which it may stop and start (an outage it controls)."""
+    import shutil
+
+    from tests.support.redis_server import RedisServer, unavailable
+
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer().start()
+    yield server
+    server.close()

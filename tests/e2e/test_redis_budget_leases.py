@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from gateway.store import Draw, Hold, Settlement, Slots, StoreUnavailable, Take
 from gateway.store import budget_lease as budget_lease_module
 from gateway.store._redis import RedisStore
 from gateway.store.budget_lease import budget_lease_size, leasable, window_owner
-from tests.support.redis_server import RedisServer, new_prefix, unavailable
+from tests.support.redis_server import new_prefix
 
 FRACTION = 0.02
 TTL = 3600
@@ -249,15 +248,6 @@ async def test_a_refusal_elsewhere_in_the_take_gives_the_leased_dollars_back(red
     finally:
         await a.close()
     assert committed(redis_url, prefix, key_hold.name) == pytest.approx(1.0)
-
-
-@pytest.fixture
-def own_redis():
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer().start()
-    yield server
-    server.close()
 
 
 async def test_redis_down_spends_the_budget_lease_then_raises(own_redis, prefix):

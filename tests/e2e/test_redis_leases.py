@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
 import time
 
 import httpx
@@ -17,7 +16,7 @@ from gateway.store import Draw, Settlement, Slots, StoreUnavailable, Take
 from gateway.store import lease as lease_module
 from gateway.store._redis import RedisStore
 from gateway.store.lease import lease_size
-from tests.support.redis_server import RedisServer, new_prefix, unavailable
+from tests.support.redis_server import new_prefix
 
 FRACTION = 0.02
 CHAT = {"messages": [{"role": "user", "content": "lease"}]}
@@ -209,15 +208,6 @@ async def test_turning_leases_off_goes_back_to_one_script_per_take(redis_url, pr
         assert script_calls(redis_url) - before == 5
     finally:
         await a.close()
-
-
-@pytest.fixture
-def own_redis():
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer().start()
-    yield server
-    server.close()
 
 
 async def test_redis_down_spends_the_lease_then_raises(own_redis, prefix):
