@@ -6,6 +6,7 @@ official openai SDK against a local upstream that counts its calls."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import openai
 import pytest
@@ -123,6 +124,11 @@ def test_no_cache_calls_the_upstream_and_refreshes_the_entry(scoped):
     assert fresh.headers["x-gateway-cache"] == "miss"
     assert len(fake.requests) == 2 and fresh.parse().id != old.parse().id
     later = ask(alpha)
+    for _ in range(40):  # the entry is written after the answer, not waited for: give it a moment
+        if later.parse().id == fresh.parse().id:
+            break
+        time.sleep(0.05)
+        later = ask(alpha)
     assert later.headers["x-gateway-cache"] == "hit"
     assert later.parse().id == fresh.parse().id  # the fresh answer replaced the old one
     assert len(fake.requests) == 2
