@@ -16,6 +16,7 @@ metric objects, so label order lives here only.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import re
@@ -31,6 +32,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from gateway.observe import tally
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client picks its value storage when it is first imported; mirror that choice.
@@ -240,14 +243,18 @@ _children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
 def child(metric: Any, *labels: str) -> Any:
-    """`metric.labels(*labels)`, looked up once: `labels()` validates and locks on every call.
+    """The series `metric.labels(*labels)` as a tally (`gateway.observe.tally`), looked up
+    once: `labels()` validates and locks on every call, and so does every update.
 
     Bounded like the series themselves, since label values are config names.
     """
     key = (id(metric), labels)
     found = _children.get(key)
     if found is None:
-        found = _children[key] = metric.labels(*labels)
+        series = metric.labels(*labels)
+        kind = tally.HistogramTally if isinstance(metric, Histogram) else (
+            tally.GaugeTally if isinstance(metric, Gauge) else tally.CounterTally)
+        found = _children[key] = kind(series)
     return found
 
 
@@ -401,6 +408,7 @@ def clear() -> None:
     """Drop every labelled series. A gateway process never needs this; the test suite
     runs hundreds of configs in one process, and without it each scrape grows with
     every config any earlier test used."""
+    tally.forget()
     _children.clear()
     _ended.clear()
     _usage.clear()
@@ -432,8 +440,23 @@ def _forget_dead_workers(path: str) -> None:
             pass  # alive, owned by someone else
 
 
+FLUSH_SECONDS = 1.0  # how far another worker's series may lag behind in a scrape
+
+
+async def keep_flushing(interval: float = FLUSH_SECONDS) -> None:
+    """Each worker's background task: hand its tallies to prometheus-client every `interval`
+    (in multiprocess mode, another worker may be the one a scrape lands on)."""
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            tally.flush()
+    finally:
+        tally.flush()
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition; summed over every worker in multiprocess mode."""
+    tally.flush()
     if not MULTIPROCESS:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     from prometheus_client import multiprocess

@@ -114,6 +114,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
                   database=runtime.database.kind if runtime.database else "off", pid=os.getpid())
         if snapshot.open:
             log.event("open", "NO CLIENT KEYS CONFIGURED: the gateway is open to anyone who can reach it", "WARNING")
+        flusher = asyncio.get_running_loop().create_task(metrics.keep_flushing())
         freezer = None
         if own_process:
             collector.settle()
@@ -123,6 +124,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
         finally:
             if freezer is not None:
                 freezer.cancel()
+            flusher.cancel()
             await runtime.reloader.stop()
             await runtime.upstream.close()
             await runtime.key_sets.stop()

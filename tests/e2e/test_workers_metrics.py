@@ -46,6 +46,12 @@ def send_until_both_workers_answered(url: str, log: Path) -> int:
 
 
 def assert_every_scrape_sums_both_workers(url: str, sent: int) -> None:
+    # A worker hands its counts to the shared files once a second (gateway.observe.tally):
+    # wait for the sum to arrive, then every scrape, whichever worker answers, must show it.
+    deadline = time.monotonic() + 5
+    while value(scrape(url), "gateway_requests_total", endpoint="chat", route="w", target="up/gpt-test",
+                status="200") != sent and time.monotonic() < deadline:
+        time.sleep(0.2)
     for _ in range(8):  # each scrape lands on either worker; all must agree
         series = scrape(url)
         assert value(series, "gateway_requests_total", endpoint="chat", route="w", target="up/gpt-test", status="200") == sent
