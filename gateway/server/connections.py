@@ -6,8 +6,8 @@ uvicorn's httptools protocol has no header limits and starts no timer until a fi
 response, so a client could send a 50 MB header or hold thousands of silent sockets.
 `BoundedHttpProtocol` is that protocol with the limits added at the parser's own
 callbacks (httptools/llhttp still does all the parsing): bytes are counted as they are
-fed during the header phase, headers as llhttp reports them, and one timer per
-connection covers whichever phase the connection is in. Every limit is an environment
+fed during the header phase, the headers' size and count are checked once they are
+complete, and one timer per connection covers whichever phase the connection is in. Every limit is an environment
 variable (or a `gateway serve` flag), documented in docs/security.md.
 
 It also cancels the handler of a request whose client hangs up before its answer has
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -60,8 +61,20 @@ class _TooLarge(Exception):
     """Raised from a parser callback to stop parsing a request whose headers are over a limit."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with `ConnectionLimits` (see the module's docstring)."""
+    """uvicorn's httptools protocol with `ConnectionLimits` (see the module's docstring).
+
+    The limits cost next to nothing per request. Header size and count are checked once,
+    when the headers are complete (until then the raw bytes fed are the bound). The phase
+    timeouts share one timer per connection that is never cancelled on the request path:
+    a phase only moves the connection's deadline, and the timer, when it fires, either
+    acts on a deadline that has passed or sleeps again until the current one. It is never
+    scheduled further ahead than the shortest timeout, so a later, shorter phase never
+    needs it moved earlier."""
 
     limits = ConnectionLimits.from_env()
 
@@ -69,18 +82,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._in_headers = True  # bytes fed now are a request line or headers
         self._in_body = False
-        self._raw_bytes = 0  # bytes fed since the request began, while its headers are incomplete
-        self._header_bytes = 0  # request line, names and values, as the parser reports them
-        self._header_count = 0
+        self._raw_bytes = 0  # bytes fed since the last request ended, while no body is arriving
         self._too_large = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer fires
+        self._deadline: float | None = None  # when the current phase runs out; None: no phase timed
+        self._expired: Callable[[], None] = _nothing  # what to do then
         if len(self.connections) > self.limits.max_connections:
             transport.abort()  # over the worker's cap: refused before it costs anything
             return
         self._arm(self.limits.header_timeout, self._headers_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         self._cancel_handler()
         super().connection_lost(exc)
 
@@ -96,7 +110,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             task.cancel()
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        if not self._in_body:  # a request line or headers, or (kept alive) the next request's start
             self._raw_bytes += len(data)
         super().data_received(data)
         if self._too_large or (self._in_headers and self._raw_bytes > self.limits.max_header_bytes):
@@ -115,46 +129,58 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if not self._in_headers:  # the next request on a kept-alive connection
             self._in_headers = True
-            self._raw_bytes = 0
             self._arm(self.limits.header_timeout, self._headers_too_slow)
-        self._header_bytes = 0
-        self._header_count = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url), 0)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value), 1)
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        headers = self.headers
+        limits = self.limits
+        if len(headers) > limits.max_headers or (
+            len(self.url) + sum(len(name) + len(value) for name, value in headers) > limits.max_header_bytes
+        ):
+            self._too_large = True
+            raise _TooLarge  # httptools turns it into a parser error; data_received answers 431
         self.scope[disconnect.SERVER_WATCHES] = True  # type: ignore[literal-required]  # see _cancel_handler
         self._in_headers = False
         self._in_body = True
-        self._arm(self.limits.body_timeout, self._body_too_slow)
+        self._arm(limits.body_timeout, self._body_too_slow)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        self._disarm()
+        self._raw_bytes = 0  # what arrives next is the next request's
+        self._deadline = None  # nothing timed until the next request begins
         super().on_message_complete()
-
-    def _count(self, size: int, headers: int) -> None:
-        """Stop the parser (httptools turns the raise into a parser error) past either limit."""
-        self._header_bytes += size
-        self._header_count += headers
-        if self._header_bytes > self.limits.max_header_bytes or self._header_count > self.limits.max_headers:
-            self._too_large = True
-            raise _TooLarge
 
     # Limits ------------------------------------------------------------------------------
 
-    def _arm(self, seconds: float, callback: object) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+    def _arm(self, seconds: float, expired: Callable[[], None]) -> None:
+        """Time the phase that starts now: `expired` runs if it lasts more than `seconds`."""
+        loop = self.loop
+        deadline = loop.time() + seconds
+        self._deadline, self._expired = deadline, expired
+        if self._timer is None or self._timer_at > deadline:
+            self._schedule(deadline)
 
-    def _disarm(self) -> None:
+    def _schedule(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        limits = self.limits
+        self._timer_at = min(deadline, self.loop.time() + min(limits.header_timeout, limits.body_timeout))
+        self._timer = self.loop.call_at(self._timer_at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # no phase is timed: the next one schedules a timer again
+        if self.loop.time() < deadline:
+            self._schedule(deadline)
+            return
+        self._deadline = None
+        self._expired()
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         timer = getattr(self, "_timer", None)
         if timer is not None:
             timer.cancel()
@@ -162,11 +188,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         self._in_headers = self._in_body = False
-        self._disarm()
+        self._stop_timer()
         self._answer(431, "Request Header Fields Too Large")
 
     def _headers_too_slow(self) -> None:
-        self._timer = None
         if self.transport.is_closing():
             return
         if self._raw_bytes == 0:
@@ -175,7 +200,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._answer(408, "Request Timeout")
 
     def _body_too_slow(self) -> None:
-        self._timer = None
         if not self.transport.is_closing():
             self.transport.close()  # the request's handler sees the client gone (499)
 

@@ -133,3 +133,41 @@ def test_keepalive_idle_and_the_connection_cap(tmp_path):
         for sock in held:
             sock.close()
         assert httpx.get(f"{url}/health").status_code == 200
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One whole answer to a GET /health on a kept-alive connection."""
+    sock.settimeout(5)
+    answer = b""
+    while not answer.endswith(b"}"):
+        answer += sock.recv(65536)
+    return answer
+
+
+def test_each_phase_of_each_request_on_a_connection_is_timed(tmp_path):
+    """One timer per connection, moved from phase to phase: a stalled body is cut after the
+    body timeout, and the headers of a later request on a kept-alive connection are timed
+    as the first request's were, whatever phase came before them."""
+    routes, providers = _config(tmp_path)
+    env = {"GATEWAY_HEADER_TIMEOUT": "1", "GATEWAY_BODY_TIMEOUT": "1.5", "GATEWAY_KEEPALIVE_TIMEOUT": "30"}
+    with gateway_process(routes, providers, env=env) as (url, _):
+        # A body that stops halfway: the connection is closed once it has been silent 1.5 s.
+        sock = _connect(url)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: 100\r\n\r\n{\"model\":")
+        started = time.monotonic()
+        _read_all(sock, 6)
+        assert 1.2 <= time.monotonic() - started < 4
+        sock.close()
+        # Three whole requests, each after a pause, then the fourth's headers stall: 408.
+        sock = _connect(url)
+        for _ in range(3):
+            time.sleep(0.6)  # under the header timeout each time, over it in total
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+        started = time.monotonic()
+        assert _read_all(sock, 6).startswith(b"HTTP/1.1 408")
+        assert 0.8 <= time.monotonic() - started < 3
+        sock.close()
+        assert _chat_latency(url) < 1
