@@ -20,8 +20,6 @@ response itself, which listens to `receive` in the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
 from starlette.types import Receive, Scope
 
@@ -56,6 +54,20 @@ class ClientWatch:
             self.gone = True
             self._task.cancel()
 
+    def __enter__(self) -> ClientWatch:
+        """Give the request this watch (and the server its task) for the duration of its
+        handler. A class rather than a generator-based context manager: it runs per request."""
+        scope = self._scope
+        scope[WATCH] = self  # type: ignore[literal-required]
+        scope[TASK] = self._task  # type: ignore[literal-required]
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.disarm()
+        scope = self._scope
+        scope.pop(WATCH, None)  # type: ignore[misc]
+        scope.pop(TASK, None)  # type: ignore[misc]
+
     def disarm(self) -> None:
         """The handler returned: stop waiting, so the response may read `receive` itself."""
         waiter, self._waiter = self._waiter, None
@@ -76,16 +88,3 @@ def arm(scope: Scope, receive: Receive) -> None:
     watch = scope.get(WATCH)
     if watch is not None:
         watch.arm(receive)
-
-
-@contextlib.contextmanager
-def watching(scope: Scope, watch: ClientWatch) -> Iterator[ClientWatch]:
-    """Give the request `watch` (and the server its task) for the duration of its handler."""
-    scope[WATCH] = watch
-    scope[TASK] = watch._task
-    try:
-        yield watch
-    finally:
-        watch.disarm()
-        scope.pop(WATCH, None)
-        scope.pop(TASK, None)

@@ -94,7 +94,7 @@ class Endpoint:
         tokens = telemetry.begin(exchange, request.headers)
         watch = disconnect.ClientWatch(asyncio.current_task(), request.scope)
         try:
-            with disconnect.watching(request.scope, watch):
+            with watch:
                 response = await self.handler(request, exchange)
             # Appended rather than set: no handler writes this header, so there is nothing to replace.
             response.raw_headers.append((b"x-request-id", exchange.request_id.encode()))
