@@ -20,7 +20,7 @@ from gateway.api.anthropic.request import Untranslatable, prompt_to_openai, to_o
 from gateway.api.anthropic.shape import error_body, from_openai
 from gateway.api.anthropic.stream import WIRE, MessageEvents, anthropic_sse
 from gateway.api.body import read_json
-from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.config.snapshot import Snapshot
 from gateway.pipeline.complete import complete
@@ -83,7 +83,7 @@ async def create_message(request: Request, exchange: Exchange) -> Response:
     answer = done.outcome.answer
     assert answer is not None
     if answer.raw is not None and answer.wire == WIRE:
-        return Response(answer.raw, headers=done.headers, media_type="application/json")
+        return JSONAnswer(answer.raw, headers=done.headers)
     return json_response(from_openai(answer.body, done.model), headers=done.headers)
 
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
-from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
 from gateway.api.openai import stream
 from gateway.api.openai.request import read_chat
 from gateway.pipeline.complete import Completion, complete
@@ -32,5 +32,5 @@ def answer_response(done: Completion) -> Response:
     answer = done.outcome.answer
     assert answer is not None
     if answer.raw is not None and answer.wire == stream.WIRE:
-        return Response(answer.raw, headers=done.headers, media_type="application/json")
+        return JSONAnswer(answer.raw, headers=done.headers)
     return json_response(answer.body, headers=done.headers)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
-from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
 from gateway.api.openai import legacy
 from gateway.api.openai.request import model_of
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
@@ -49,5 +49,5 @@ async def create_completion(request: Request, exchange: Exchange) -> Response:
     answer = done.outcome.answer
     assert answer is not None
     if answer.raw is not None and answer.wire == legacy.API:
-        return Response(answer.raw, headers=done.headers, media_type="application/json")
+        return JSONAnswer(answer.raw, headers=done.headers)
     return json_response(legacy.text_answer(answer.body), headers=done.headers)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
-from gateway.api.endpoint import Exchange, endpoint, json_response
+from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
 from gateway.api.ids import made_at, ordered_id
 from gateway.api.openai.response_input import ResponsesCall, read_responses
 from gateway.api.openai.response_object import from_chat, from_native
@@ -93,7 +93,7 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
     body = orjson.dumps(_answer(call, response_id, done))
     if call.store:
         await _keep(runtime, owner, call, response_id, body)
-    return Response(body, headers=done.headers, media_type="application/json")
+    return JSONAnswer(body, headers=done.headers)
 
 
 def _answer(call: ResponsesCall, response_id: str, done: Completion) -> dict[str, Any]:
