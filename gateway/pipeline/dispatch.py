@@ -379,12 +379,18 @@ def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
     )
 
 
-async def _send(upstream: Upstream, target: Target, request: UpstreamRequest) -> aiohttp.ClientResponse:
-    """Send, signed when the pack signs (AWS SigV4, Google OAuth): a 401 to a signed request
-    is tried once more with fresh credentials, since a token can be revoked before it expires."""
+def _send(upstream: Upstream, target: Target, request: UpstreamRequest) -> Awaitable[aiohttp.ClientResponse]:
+    """Send, signed when the pack signs (AWS SigV4, Google OAuth). A plain function: an
+    unsigned request awaits the client's own call, without a coroutine of its own."""
     signer = pack_of(target).signer
     if signer is None:
-        return await upstream.send(request, target.connect_timeout, target.read_timeout)
+        return upstream.send(request, target.connect_timeout, target.read_timeout)
+    return _send_signed(upstream, signer, target, request)
+
+
+async def _send_signed(upstream: Upstream, signer: Any, target: Target, request: UpstreamRequest) -> aiohttp.ClientResponse:
+    """A 401 to a signed request is tried once more with fresh credentials, since a token
+    can be revoked before it expires."""
     response = await upstream.send(await signer.sign(target, request), target.connect_timeout, target.read_timeout)
     if response.status != 401 or not signer.refreshes:
         return response

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import urlsplit
 from urllib.request import proxy_bypass
 
@@ -86,12 +86,13 @@ class Upstream:
         self._routes[url] = found
         return found
 
-    async def send(self, request: UpstreamRequest, connect: float, read: float) -> aiohttp.ClientResponse:
-        """Send and return the response with its body unread; the caller must release it."""
+    def send(self, request: UpstreamRequest, connect: float, read: float) -> Awaitable[aiohttp.ClientResponse]:
+        """Send; awaited, the response with its body unread, which the caller must release.
+        A plain method returning aiohttp's own awaitable: no coroutine layer of its own."""
         if self._session is None:
             raise RuntimeError("upstream client is not started")
         proxy = self._proxy(request.url)
-        return await self._session.request(
+        return self._session.request(
             request.method,
             yarl.URL(request.url, encoded=True) if request.encoded else request.url,
             headers=tracing.trace_headers(request.headers) if tracing.enabled else request.headers,
