@@ -7,8 +7,9 @@ response, so a client could send a 50 MB header or hold thousands of silent sock
 `BoundedHttpProtocol` is that protocol with the limits added at the parser's own
 callbacks (httptools/llhttp still does all the parsing): bytes are counted as they are
 fed during the header phase, the headers' size and count are checked once they are
-complete, and one timer per connection covers whichever phase the connection is in. Every limit is an environment
-variable (or a `gateway serve` flag), documented in docs/security.md.
+complete, and one timer per connection covers whichever phase the connection is in.
+Every limit is an environment variable (or a `gateway serve` flag), documented in
+docs/security.md.
 
 It also cancels the handler of a request whose client hangs up before its answer has
 started (`gateway.api.disconnect`), which costs nothing per request.
