@@ -40,6 +40,8 @@ FORMATS = ("json", "text")
 LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 SecretSource = Callable[[], Iterable[str | None]]
+GATHER_SECONDS = 0.02  # the longest a line written on the event loop waits for its write
+GATHER_LINES = 512  # or until this many are waiting
 
 
 class Sink:
@@ -50,7 +52,8 @@ class Sink:
     redact it the same way and write it under the same lock.
     """
 
-    def __init__(self, stream: TextIO, fmt: str, secrets: SecretSource | None, level: int = 0) -> None:
+    def __init__(self, stream: TextIO, fmt: str, secrets: SecretSource | None, level: int = 0,
+                 gather: bool | None = None) -> None:
         self.stream = stream
         self.fmt = fmt
         self.secrets = secrets
@@ -60,11 +63,12 @@ class Sink:
         self._lock = threading.RLock()
         # Written to the process's own stderr, each line was one system call (stderr is
         # line-buffered, or not buffered at all under PYTHONUNBUFFERED), so one per request.
-        # Lines written on the event loop are gathered and written together at the end of
-        # that turn of the loop: under load one write carries the lines of every request
-        # that ended in the turn, and none waits longer than the turn. Any other stream (a
-        # test's, a host program's) is written at once, as are lines from other threads.
-        self._gather = stream is sys.__stderr__
+        # Lines written on the event loop are gathered and written together GATHER_SECONDS
+        # after the first of them (at once past GATHER_LINES): under load one write carries
+        # the lines of every request that ended meanwhile, where one per turn of the loop
+        # still cost a system call for every request or two. Any other stream (a test's, a
+        # host program's) is written at once, as are lines from other threads.
+        self._gather = stream is sys.__stderr__ if gather is None else gather
         self._pending: list[str] = []
 
     def __call__(self, message: Any) -> None:
@@ -96,13 +100,14 @@ class Sink:
         with self._lock:
             pending = self._pending
             pending.append(text)
-            if len(pending) > 1:
-                return  # a write is already due at the end of this turn
+            count = len(pending)
+            if 1 < count < GATHER_LINES:
+                return  # a write is already due
             loop = _running_loop() if self._gather else None
-        if loop is None:
+        if loop is None or count >= GATHER_LINES:
             self.flush()
         else:
-            loop.call_soon(self.flush)
+            loop.call_later(GATHER_SECONDS, self.flush)
 
     def flush(self) -> None:
         """Write the lines gathered so far, in one write."""

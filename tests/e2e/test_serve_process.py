@@ -102,8 +102,8 @@ def test_an_embedded_app_leaves_its_hosts_collector_alone():
 
 
 def test_request_lines_reach_the_log_while_the_gateway_runs(tmp_path):
-    """Lines are flushed once per turn of the event loop, not held until the buffer fills or
-    the process exits: a request's line is in the log right after its answer."""
+    """Lines are gathered for a few milliseconds (log.GATHER_SECONDS), not held until the
+    buffer fills or the process exits: a request's line is in the log right after its answer."""
     log = tmp_path / "gateway.log"
     with gateway_process(ROOT / "routes.yaml", ROOT / "providers.yaml", log=log) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)

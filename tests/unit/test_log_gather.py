@@ -1,0 +1,48 @@
+"""Lines written on the event loop to the process's stderr are gathered into one write."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from gateway.observe import log
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_lines_are_written_together_after_a_short_wait():
+    stream = CountingStream()
+    sink = log.Sink(stream, "json", None, gather=True)
+    for n in range(100):
+        sink.request("INFO", {"n": n})
+    assert stream.writes == 0  # waiting for the others
+    await asyncio.sleep(log.GATHER_SECONDS * 3)
+    assert stream.writes == 1
+    lines = stream.getvalue().splitlines()
+    assert [int(line.split('"n":')[1].rstrip("}")) for line in lines] == list(range(100))
+
+
+async def test_a_full_batch_is_written_at_once():
+    stream = CountingStream()
+    sink = log.Sink(stream, "json", None, gather=True)
+    for n in range(log.GATHER_LINES + 5):
+        sink.request("INFO", {"n": n})
+    assert stream.writes == 1 and len(stream.getvalue().splitlines()) == log.GATHER_LINES
+    await asyncio.sleep(log.GATHER_SECONDS * 3)
+    assert stream.writes == 2 and len(stream.getvalue().splitlines()) == log.GATHER_LINES + 5
+
+
+def test_without_a_running_loop_each_line_is_written_at_once():
+    stream = CountingStream()
+    sink = log.Sink(stream, "json", None, gather=True)
+    sink.request("INFO", {"n": 1})
+    sink.request("INFO", {"n": 2})
+    assert stream.writes == 2
