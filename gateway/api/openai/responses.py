@@ -34,8 +34,8 @@ from gateway.pipeline.identify import identify
 from gateway.pipeline.runtime import Runtime
 
 MAX_LIST = 100
-JUST_MADE_SECONDS = 0.3  # a response younger than this may not have reached the database yet
-RECHECKS = (0.05, 0.1, 0.15)  # pauses between lookups of such a response
+JUST_MADE_SECONDS = 1.0  # a response younger than this may not have reached the database yet
+RECHECKS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)  # pauses between lookups of such a response
 
 
 def owner_of(key: Key | None) -> str:
