@@ -46,6 +46,7 @@ from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
 from gateway.providers.packs.wire import (
+    Signer,
     StreamCut,
     UpstreamFailure,
     UpstreamRequest,
@@ -388,7 +389,7 @@ def _send(upstream: Upstream, target: Target, request: UpstreamRequest) -> Await
     return _send_signed(upstream, signer, target, request)
 
 
-async def _send_signed(upstream: Upstream, signer: Any, target: Target, request: UpstreamRequest) -> aiohttp.ClientResponse:
+async def _send_signed(upstream: Upstream, signer: Signer, target: Target, request: UpstreamRequest) -> aiohttp.ClientResponse:
     """A 401 to a signed request is tried once more with fresh credentials, since a token
     can be revoked before it expires."""
     response = await upstream.send(await signer.sign(target, request), target.connect_timeout, target.read_timeout)
