@@ -161,15 +161,21 @@ class _Clock:
         self._second = -1
         self._prefix = ""
         self._offset = ""
+        self._milli = -1
+        self._text = ""
 
     def now(self) -> str:
         now = time.time()
-        second = int(now)
+        milli = int(now * 1000)
+        if milli == self._milli:  # several lines end within one millisecond under load
+            return self._text
+        second = milli // 1000
         if second != self._second:
             moment = datetime.fromtimestamp(second).astimezone()
             self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
             self._offset = moment.isoformat()[19:]  # "+00:00"
-        return f"{self._prefix}.{int((now - second) * 1000):03d}{self._offset}"
+        self._milli, self._text = milli, f"{self._prefix}.{milli - second * 1000:03d}{self._offset}"
+        return self._text
 
 
 _clock = _Clock()
@@ -275,7 +281,9 @@ def provider_secrets(current: Callable[[], Any]) -> SecretSource:
             keys = {t.api_key for t in snapshot.targets.values() if t.api_key}
             keys.update(getattr(snapshot.addresses, "api_keys", ()))  # providers serving any model name
             keys.update(i.secret for i in getattr(snapshot, "issuers", ()) if i.secret)  # HS256 signing secrets
-            last[0], last[1] = snapshot, tuple(sorted(keys, key=len, reverse=True))
+            # Longest first, so a key that contains another is masked whole; `redact` skips
+            # values under four characters anyway, so they are left out here once.
+            last[0], last[1] = snapshot, tuple(sorted((k for k in keys if len(k) >= 4), key=len, reverse=True))
         return last[1]
 
     return secrets

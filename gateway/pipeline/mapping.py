@@ -46,19 +46,26 @@ IMAGES = "images"
 NAMED_TOOL = "tool_choice.function"  # `tool_choice` naming one function, beyond required/none
 
 
-def used_fields(body: dict[str, Any]) -> frozenset[str]:
-    """The meaning-changing fields this chat request uses."""
+def used_fields(body: dict[str, Any], images: bool | None = None) -> frozenset[str]:
+    """The meaning-changing fields this chat request uses. `images`: whether a message
+    carries one, when the caller has already walked the messages."""
     used = {name for name, value in body.items() if value is not None and (test := MEANINGFUL.get(name)) and test(value)}
     if body.get("tools") and body.get("tool_choice") not in (None, "auto"):
         used.add("tool_choice")  # forcing or forbidding a call changes the answer
         if isinstance(body.get("tool_choice"), dict):
             used.add(NAMED_TOOL)  # forcing one named function: not every provider can say that
+    if has_images(body) if images is None else images:
+        used.add(IMAGES)
+    return frozenset(used)
+
+
+def has_images(body: dict[str, Any]) -> bool:
+    """Whether a message of this chat body carries an image part."""
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
-            used.add(IMAGES)
-            break
-    return frozenset(used)
+            return True
+    return False
 
 
 def unmapped(target: Target, fields: frozenset[str]) -> list[str]:

@@ -19,8 +19,8 @@ from dataclasses import field
 from typing import Any
 
 from gateway.errors import BadRequest
-from gateway.pipeline.mapping import used_fields
-from gateway.providers.tokens import estimate_input_tokens, estimate_prompt_tokens
+from gateway.pipeline.mapping import has_images, used_fields
+from gateway.providers.tokens import estimate_input_tokens, survey_prompt
 from gateway.values import value
 
 CHAT = "chat"
@@ -61,15 +61,16 @@ def chat_request(api: str, body: dict[str, Any], ceiling_name: str | None = None
     if ceiling_name is not None and ceiling is not None:
         field_name = ceiling_name
     options = body.get("stream_options")
+    prompt, images = survey_prompt(body)
     return ModelRequest(
         api=api,
         kind=CHAT,
         alias=body["model"],
         body=body,
         stream=body.get("stream") is True,
-        needs=required_capabilities(body),
-        fields=used_fields(body),
-        prompt_tokens=estimate_prompt_tokens(body),
+        needs=required_capabilities(body, images),
+        fields=used_fields(body, images),
+        prompt_tokens=prompt,
         output_tokens=ceiling,
         output_field=field_name,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
@@ -116,17 +117,17 @@ def answer_count(body: dict[str, Any]) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
-def required_capabilities(body: dict[str, Any]) -> frozenset[str]:
-    """What a target's `supports` must include to take this chat body."""
+def required_capabilities(body: dict[str, Any], images: bool | None = None) -> frozenset[str]:
+    """What a target's `supports` must include to take this chat body. `images`: whether a
+    message carries one, when the caller has already walked the messages."""
     needs: set[str] = set()
     if body.get("tools") or body.get("functions"):
         needs.add("tools")
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
         needs.add("json")
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
-            needs.add("vision")
-            break
+    if images is None:
+        images = has_images(body)
+    if images:
+        needs.add("vision")
     return frozenset(needs)

@@ -20,7 +20,14 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    return survey_prompt(body)[0]
+
+
+def survey_prompt(body: dict[str, Any]) -> tuple[int, bool]:
+    """(the prompt's token estimate, whether a message carries an image), from one walk over
+    the messages: a chat request needs both, and walking them once costs half of twice."""
     total = 0
+    images = False
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
             continue
@@ -31,17 +38,21 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
         elif isinstance(content, list):
             for part in content:
                 if isinstance(part, dict):
-                    if part.get("type") == "text":
+                    kind = part.get("type")
+                    if kind == "text":
                         total += estimate_text_tokens(str(part.get("text", "")))
-                    elif part.get("type") == "image_url":
+                    elif kind == "image_url":
                         total += IMAGE_TOKENS
-        for call in message.get("tool_calls") or ():
-            if isinstance(call, dict):
-                total += estimate_text_tokens(str(call.get("function", "")))
+                        images = True
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                if isinstance(call, dict):
+                    total += estimate_text_tokens(str(call.get("function", "")))
     tools = body.get("tools")
     if tools:
         total += estimate_text_tokens(str(tools))
-    return total
+    return total, images
 
 
 def requested_output_tokens(body: dict[str, Any], default: int = 256) -> int:

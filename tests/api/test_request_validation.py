@@ -47,6 +47,8 @@ def served(gateway, upstream):
     ({"tools": [{"type": "browser"}]}, "tools[0].type"),
     ({"tools": ["lookup"]}, "tools[0]"),
     ({"tools": {"lookup": {}}}, "tools"),
+    ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": 5}]}, "messages[1].tool_calls"),
+    ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": {"id": "c1"}}]}, "messages[1].tool_calls"),
 ])
 def test_a_bad_parameter_is_a_400_naming_it_and_no_upstream_call(served, extra, param):
     url, fake = served

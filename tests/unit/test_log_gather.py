@@ -46,3 +46,16 @@ def test_without_a_running_loop_each_line_is_written_at_once():
     sink.request("INFO", {"n": 1})
     sink.request("INFO", {"n": 2})
     assert stream.writes == 2
+
+
+def test_the_request_lines_time_is_local_time_to_the_millisecond(monkeypatch):
+    """The clock formats a line's time as `datetime.isoformat(timespec="milliseconds")`
+    would, reusing its text within one millisecond and never across two."""
+    from datetime import datetime
+
+    clock = log._Clock()
+    moments = [1_764_777_600.0004, 1_764_777_600.0009, 1_764_777_600.0011, 1_764_777_600.9995, 1_764_777_601.25]
+    for moment in moments:
+        monkeypatch.setattr(log.time, "time", lambda moment=moment: moment)
+        expected = datetime.fromtimestamp(int(moment * 1000) / 1000).astimezone().isoformat(timespec="milliseconds")
+        assert clock.now() == expected

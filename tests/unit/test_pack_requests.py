@@ -8,6 +8,7 @@ pack that changes what goes on the wire shows up here first.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from types import MappingProxyType
 from typing import Any
@@ -428,6 +429,21 @@ def test_config_only_parts_are_rendered_once_per_target_each_with_its_own_params
     # A different target object under a prepared id is rendered for itself, never from another's parts.
     other = target_for("anthropic", id="p/old", params=MappingProxyType({"anthropic_version": "2024-02-02"}))
     assert pack.chat_request(other, REQUESTS["plain"], False).headers["anthropic-version"] == "2024-02-02"
+
+
+def test_a_prepared_targets_key_and_headers_are_its_own_on_every_request():
+    """URL and headers are rendered once per target with its key in place; each request gets
+    its own copy, and a target made from another (a new key) is rendered for itself."""
+    pack = compiled("openai")
+    first, second = target_for("openai", id="p/a", api_key="sk-key-a"), target_for("openai", id="p/b", api_key="sk-key-b")
+    for target in (first, second):
+        pack.prepare(target)
+    sent = pack.chat_request(first, REQUESTS["plain"], False)
+    sent.headers["authorization"] = "changed by a signer"
+    assert pack.chat_request(first, REQUESTS["plain"], False).headers["authorization"] == "Bearer sk-key-a"
+    assert pack.chat_request(second, REQUESTS["plain"], False).headers["authorization"] == "Bearer sk-key-b"
+    rotated = dataclasses.replace(first, api_key="sk-key-new")
+    assert pack.chat_request(rotated, REQUESTS["plain"], False).headers["authorization"] == "Bearer sk-key-new"
 
 
 @pytest.mark.parametrize(("source", "config_only"), [

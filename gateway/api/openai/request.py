@@ -93,6 +93,10 @@ def check_chat(body: dict[str, Any]) -> None:
             raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
         if isinstance(content, list):
             parameters.check_content_parts(content, f"messages[{i}].content")
+        calls = message.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise BadRequest(f"messages[{i}].tool_calls must be a list", param=f"messages[{i}].tool_calls",
+                             code="invalid_type")
     _check_types(body, _CHAT_FIELDS)
     parameters.check_bounds(body, parameters.OPENAI_CHAT)
     if body.get("tools") is not None:

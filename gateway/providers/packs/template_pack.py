@@ -155,24 +155,23 @@ class TemplatePack:
         self._prepared: dict[int, _Prepared] = {}
 
     def prepare(self, target: Target) -> None:
-        """Render once, for this target, what every request to it would render the same."""
+        """Render once, for this target, what every request to it would render the same:
+        the URL (query and key included) and headers of each call whose templates read the
+        target's config alone, which is every call of most packs."""
         prepared = _Prepared(target, self._scope(target))
         for call in (self._chat, self._embeddings):
             for stream in (False, True):
-                if call is None or self._plain[id(call)]:
+                if call is None:
                     continue
                 url, query = _address(call, stream)
                 parts = [url, *(t for _, t in query), *(t for _, t in self._headers + call.headers)]
                 if not all(t.config_only for t in parts):
                     continue
                 try:
-                    headers = {"content-type": "application/json"}
-                    headers.update((name, t.render(prepared.scope)) for name, t in self._headers + call.headers)
-                    path = url.render(prepared.scope)
-                    params = [(name, t.render(prepared.scope)) for name, t in query]
+                    address = self._render_address(call, target, stream, prepared.scope)
                 except RENDER_ERRORS:
                     continue  # left to each request, which reports it as its own error
-                prepared.calls[(id(call), stream)] = (path, params, headers)
+                prepared.calls[(id(call), stream)] = address
         self._prepared[id(target)] = prepared
 
     def root_url(self, params: Mapping[str, Any]) -> str | None:
@@ -243,15 +242,9 @@ class TemplatePack:
         fixed = prepared.calls.get((id(call), stream)) if prepared is not None else None
         try:
             if fixed is not None:
-                path, params, headers = fixed[0], list(fixed[1]), dict(fixed[2])
+                url, headers = fixed[0], dict(fixed[1])
             else:
-                url_template, query = _address(call, stream)
-                path = url_template.render(variables)
-                params = [(name, t.render(variables)) for name, t in query]
-                headers = {"content-type": "application/json"}
-                for name, template in self._headers + call.headers:
-                    headers[name] = template.render(variables)
-            url = target.base_url + path
+                url, headers = self._render_address(call, target, stream, variables)
             if call.body is None or native:
                 out = dict(body)
                 out["model"] = target.model
@@ -264,6 +257,18 @@ class TemplatePack:
             raise BadRequest(
                 f"the request cannot be translated for {target.id}: {reason(exc)}", code="untranslatable_request"
             ) from None
+        return UpstreamRequest(call.method, url, headers, payload)
+
+    def _render_address(
+        self, call: CompiledCall, target: Target, stream: bool, variables: dict[str, Any] | None
+    ) -> tuple[str, dict[str, str]]:
+        """The URL (query included) and headers a call is sent with, its key in place."""
+        url_template, query = _address(call, stream)
+        url = target.base_url + url_template.render(variables)
+        params = [(name, t.render(variables)) for name, t in query]
+        headers = {"content-type": "application/json"}
+        for name, template in self._headers + call.headers:
+            headers[name] = template.render(variables)
         key = target.api_key
         if key:
             style = self._auth.style
@@ -277,7 +282,7 @@ class TemplatePack:
         headers.update(target.headers)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
-        return UpstreamRequest(call.method, url, headers, payload)
+        return url, headers
 
     def _variables(self, target: Target, extra: dict[str, Any], prepared: _Prepared | None = None) -> dict[str, Any]:
         """What every template sees: the target (never its key), its params, the pack's constants."""
@@ -392,11 +397,11 @@ class TemplatePack:
 @dataclass(slots=True)
 class _Prepared:
     """What `prepare` rendered for one target: its template scope, and per (call, streamed)
-    the URL path, query and headers when they read the target's config alone."""
+    the URL and headers as sent, when they read the target's config alone."""
 
     target: Target
     scope: dict[str, Any]
-    calls: dict[tuple[int, bool], tuple[str, list[tuple[str, str]], dict[str, str]]] = field(default_factory=dict)
+    calls: dict[tuple[int, bool], tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def _address(call: CompiledCall, stream: bool) -> tuple[TextTemplate, Headers]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -59,6 +60,6 @@ class BatchInsert:
             while size > len(batch) - start:
                 size //= 2
             chunk = batch[start:start + size]
-            out.append((self._statement(size), tuple(value for row in chunk for value in row)))
+            out.append((self._statement(size), tuple(chain.from_iterable(chunk))))
             start += size
         return out
