@@ -51,8 +51,10 @@ BODY = json.dumps({
                  {"role": "user", "content": "Say one short sentence about foxes."}],
     "max_tokens": 64,
 }).encode()
-CONCURRENCY = 25
-WARM_UP = 1000
+# Request counts are multiples of 512, so the ledger and the log write whole batches in
+# both runs and none is split between them; 32 requests in flight divide them all.
+CONCURRENCY = 32
+WARM_UP = 1024
 NEVER = 1e9  # seconds: a timer that does not fire within the run
 RESULT = HERE / "results" / "instructions.json"
 
@@ -61,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", choices=("gateway", "floor", "both"), default="both")
     parser.add_argument("--scenario", default="plain", help="a scenario of bench/gateway_config.py")
-    parser.add_argument("--requests", default="250,1250", help="the two request counts, A,B")
+    parser.add_argument("--requests", default="512,1536", help="the two request counts, A,B")
     parser.add_argument("--inner", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
@@ -89,7 +91,7 @@ def _save(scenario: str, requests: tuple[int, int], counts: dict[str, float]) ->
 
     import machine
 
-    reading = {"taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": machine.git_commit(REPO),
+    reading = {"taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": machine.git_commit(REPO).split(" ")[0],
                "scenario": scenario, "requests": list(requests), "floor": round(counts["floor"]),
                "gateway": round(counts["gateway"])}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,8 @@ def _count(app: str, scenario: str, requests: int) -> int:
     """Instructions of one whole run of `requests` requests, as callgrind collected them."""
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
             "--app", app, "--scenario", scenario, "--inner", str(requests)]
-    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=1800)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
+    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=1800, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         sys.exit(f"{app} with {requests} requests failed:\n" + "\n".join(done.stderr.splitlines()[-15:]))
