@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,11 @@ def main() -> None:
 
 def _save(scenario: str, requests: tuple[int, int], counts: dict[str, float]) -> None:
     """The reading, for the report (`report.instructions_section`)."""
-    import time
-
     import machine
 
-    reading = {"taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": machine.git_commit(REPO).split(" ")[0],
-               "scenario": scenario, "requests": list(requests), "floor": round(counts["floor"]),
-               "gateway": round(counts["gateway"])}
+    reading = {"taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "commit": machine.git_commit(REPO).split(" ")[0], "scenario": scenario, "requests": list(requests),
+               "floor": round(counts["floor"]), "gateway": round(counts["gateway"])}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(reading, indent=2) + "\n")
 
@@ -117,7 +116,7 @@ def _drive(app_name: str, scenario: str, requests: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="gateway-instructions-") as work:
         workdir = Path(work)
-        mock, url = mockserver.start(workdir, {os.cpu_count() - 1 if (os.cpu_count() or 1) > 1 else 0})
+        mock, url = mockserver.start(workdir, {max((os.cpu_count() or 1) - 1, 0)})  # the last core, as in the bench
         try:
             config = gateway_config.write(scenario, url, workdir / "config")
             os.environ.update(config.env)
