@@ -191,6 +191,17 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def stop_gathering() -> None:
+    """The app is stopping: write what is gathered now, and every later line at once.
+
+    A graceful stop ends with uvicorn raising SIGTERM again in its own process, which exits
+    without running `atexit`, often sooner than the gathering wait: the last requests' lines
+    (a stream that finished during the drain) would be lost."""
+    if _sink is not None:
+        _sink._gather = False
+        _sink.flush()
+
+
 @atexit.register
 def _flush_at_exit() -> None:
     """Lines gathered in the loop's last turn, whose write the stopped loop never ran."""

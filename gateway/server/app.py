@@ -131,6 +131,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             await runtime.close_database()
             await runtime.close_store()
             log.event("stopped", "gateway stopped", pid=os.getpid())
+            log.stop_gathering()
             if owns_tracing:
                 tracing.shutdown()
 

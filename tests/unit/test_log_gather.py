@@ -59,3 +59,18 @@ def test_the_request_lines_time_is_local_time_to_the_millisecond(monkeypatch):
         monkeypatch.setattr(log.time, "time", lambda moment=moment: moment)
         expected = datetime.fromtimestamp(int(moment * 1000) / 1000).astimezone().isoformat(timespec="milliseconds")
         assert clock.now() == expected
+
+
+async def test_once_the_app_stops_gathered_lines_and_later_ones_are_written_at_once(monkeypatch):
+    """A graceful stop ends with a re-raised SIGTERM, which skips exit handlers: nothing may
+    be left waiting for the gathering timer when the app has stopped."""
+    stream = CountingStream()
+    sink = log.Sink(stream, "json", None, gather=True)
+    monkeypatch.setattr(log, "_sink", sink)
+    sink.request("INFO", {"n": 1})
+    sink.request("INFO", {"n": 2})
+    assert stream.writes == 0
+    log.stop_gathering()
+    assert stream.writes == 1 and stream.getvalue().count("\n") == 2
+    sink.request("INFO", {"n": 3})
+    assert stream.writes == 2  # no longer gathered
