@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import orjson
 from loguru import logger
 
-from gateway.observe.redact import redact
+from gateway.observe.redact import SHORTEST_SECRET, redact
 
 LEVEL_ENV = "GATEWAY_LOG_LEVEL"
 FORMAT_ENV = "GATEWAY_LOG_FORMAT"
@@ -108,6 +108,11 @@ class Sink:
             self.flush()
         else:
             loop.call_later(GATHER_SECONDS, self.flush)
+
+    def stop_gathering(self) -> None:
+        """Write what is gathered now, and every later line at once."""
+        self._gather = False
+        self.flush()
 
     def flush(self) -> None:
         """Write the lines gathered so far, in one write."""
@@ -198,13 +203,12 @@ def stop_gathering() -> None:
     without running `atexit`, often sooner than the gathering wait: the last requests' lines
     (a stream that finished during the drain) would be lost."""
     if _sink is not None:
-        _sink._gather = False
-        _sink.flush()
+        _sink.stop_gathering()
 
 
 @atexit.register
 def _flush_at_exit() -> None:
-    """Lines gathered in the loop's last turn, whose write the stopped loop never ran."""
+    """Lines still gathered when the process exits normally, whose timed write never ran."""
     if _sink is not None:
         _sink.flush()
 
@@ -293,8 +297,9 @@ def provider_secrets(current: Callable[[], Any]) -> SecretSource:
             keys.update(getattr(snapshot.addresses, "api_keys", ()))  # providers serving any model name
             keys.update(i.secret for i in getattr(snapshot, "issuers", ()) if i.secret)  # HS256 signing secrets
             # Longest first, so a key that contains another is masked whole; `redact` skips
-            # values under four characters anyway, so they are left out here once.
-            last[0], last[1] = snapshot, tuple(sorted((k for k in keys if len(k) >= 4), key=len, reverse=True))
+            # values too short to mask anyway, so they are left out here once.
+            kept = (k for k in keys if len(k) >= SHORTEST_SECRET)
+            last[0], last[1] = snapshot, tuple(sorted(kept, key=len, reverse=True))
         return last[1]
 
     return secrets
