@@ -48,13 +48,3 @@ def ordered_id(prefix: str) -> str:
     stored responses are keyed by their id, and random keys made every batch of inserts
     rewrite index pages spread over the whole table."""
     return f"{prefix}_{int(time.time() * 1000):012x}{_pool.take()[:20]}"
-
-
-def made_at(identifier: str) -> float | None:
-    """When an `ordered_id` was made (unix seconds); None for an id of another shape."""
-    _, _, rest = identifier.partition("_")
-    try:
-        millis = int(rest[:12], 16)
-    except ValueError:
-        return None
-    return millis / 1000 if len(rest) == 32 else None

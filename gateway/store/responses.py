@@ -6,10 +6,14 @@ for a fleet) keeps them all until their retention ends, so `previous_response_id
 after a restart and on every replica. With the database off, memory is the only home.
 
 Every record belongs to an owner (the name of the key that made it): reads and deletes
-name both the id and the owner, so another key's id is simply not found. Database writes
-leave the request path: a put is in memory at once and written in the background, in
-batches gathered over 50 ms (another replica sees it once that write is done, well
-within a second).
+name both the id and the owner, so another key's id is simply not found.
+
+A put returns once its row is in the database (or after `WRITE_WAIT` seconds, if the database
+is that slow): the client's next request may reach another replica at once, and a stored
+response must not vanish with a crash right after its answer. Writes are one group commit:
+one writer task takes every row pending, writes them in one transaction, and answers every
+put that waited on them; the rows that arrive meanwhile make the next group, so under load
+one transaction carries many rows and nothing waits on a timer.
 """
 
 from __future__ import annotations
@@ -32,8 +36,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("id", "owner", "created_ms", "expires_ms", "body")
 PRUNE_EVERY = 3600.0  # seconds between deletions of expired rows
-GATHER_SECONDS = 0.05  # a write waits this long for others to join its batch
-BATCH_ROWS = 512  # two INSERT statements on SQLite (see database.batch)
+WRITE_WAIT = 5.0  # seconds a put waits for its row to be written before answering anyway
 
 
 class ResponseStore:
@@ -44,6 +47,7 @@ class ResponseStore:
         self._pending: list[tuple[str, str, int, int, bytes]] = []  # rows in COLUMNS order
         self._insert_sql: BatchInsert | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._group: asyncio.Future[None] | None = None  # done when the pending rows are written
         self._pruned_at = 0.0
         self._warned = False
 
@@ -60,8 +64,13 @@ class ResponseStore:
                 memory.popitem(last=False)
         if self.database is not None:
             self._pending.append((response_id, owner, int(now * 1000), int(expires * 1000), body))
+            loop = asyncio.get_running_loop()
+            if self._group is None:
+                self._group = loop.create_future()
+            group = self._group
             if self._writer is None or self._writer.done():
-                self._writer = asyncio.get_running_loop().create_task(self._write())
+                self._writer = loop.create_task(self._write())
+            await asyncio.wait([group], timeout=WRITE_WAIT)  # a slow database keeps writing it after
 
     async def get(self, owner: str, response_id: str) -> bytes | None:
         found = self._memory.get((owner, response_id))
@@ -107,20 +116,24 @@ class ResponseStore:
         return found or bool(result.rowcount)
 
     async def _write(self) -> None:
-        """Write what is pending, in batches, until nothing is; then prune now and then."""
+        """Write what is pending, one group at a time, until nothing is; then prune now and then."""
         assert self.database is not None
-        if len(self._pending) < BATCH_ROWS:
-            await asyncio.sleep(GATHER_SECONDS)  # under load, one transaction carries many rows
         while self._pending:
-            batch, self._pending = self._pending[:BATCH_ROWS], self._pending[BATCH_ROWS:]
+            batch, group = self._pending, self._group
+            self._pending, self._group = [], None  # rows put from now on make the next group
             try:
                 async with self.database.engine.begin() as connection:
                     for sql, values in self._insert().statements(batch):
                         await connection.exec_driver_sql(sql, values)
+                self._warned = False
             except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
                 self._down(exc)
-                return
-            self._warned = False
+            finally:
+                if group is not None and not group.done():
+                    group.set_result(None)
+        if self._group is not None:  # its rows were deleted before they were written
+            self._group.set_result(None)
+            self._group = None
         if time.monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             try:

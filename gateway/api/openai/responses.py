@@ -11,8 +11,6 @@ key's id is a 404, exactly like an id that never existed.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
 from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
-from gateway.api.ids import made_at, ordered_id
+from gateway.api.ids import ordered_id
 from gateway.api.openai.response_input import ResponsesCall, read_responses
 from gateway.api.openai.response_object import from_chat, from_native
 from gateway.api.openai.response_stream import ResponseEvents, responses_sse
@@ -34,8 +32,6 @@ from gateway.pipeline.identify import identify
 from gateway.pipeline.runtime import Runtime
 
 MAX_LIST = 100
-JUST_MADE_SECONDS = 1.0  # a response younger than this may not have reached the database yet
-RECHECKS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)  # pauses between lookups of such a response
 
 
 def owner_of(key: Key | None) -> str:
@@ -45,28 +41,9 @@ def owner_of(key: Key | None) -> str:
 
 async def _stored(runtime: Runtime, owner: str, response_id: str, param: str | None = None) -> dict[str, Any]:
     raw = await runtime.responses.get(owner, response_id)
-    if raw is None and runtime.responses.database is not None:
-        raw = await _just_made(runtime, owner, response_id)
     if raw is None:
         raise NotFound(f"no response with id '{response_id}' was found", param=param)
     return orjson.loads(raw)
-
-
-async def _just_made(runtime: Runtime, owner: str, response_id: str) -> bytes | None:
-    """A response another replica made a moment ago may still be on its way to the database
-    (writes are gathered for 50 ms): a client that continues from it at once, through a load
-    balancer that sends it elsewhere, is answered once it lands rather than with a 404. Only
-    an id made within `JUST_MADE_SECONDS` (its first 12 hex characters say when) waits, and
-    only a few lookups."""
-    made = made_at(response_id)
-    for pause in RECHECKS:
-        if made is None or abs(time.time() - made) >= JUST_MADE_SECONDS:  # clocks of replicas may differ a little
-            return None
-        await asyncio.sleep(pause)
-        raw = await runtime.responses.get(owner, response_id)
-        if raw is not None:
-            return raw
-    return None
 
 
 @endpoint("responses")
@@ -113,16 +90,21 @@ async def _keep(runtime: Runtime, owner: str, call: ResponsesCall, response_id: 
 async def _stored_after(
     runtime: Runtime, owner: str, call: ResponsesCall, writer: ResponseEvents, events: AsyncIterator[bytes]
 ) -> AsyncIterator[bytes]:
-    """The stream's bytes; once it has ended, its final response is stored (when asked)."""
+    """The stream's bytes; its final response is stored (when asked) before the event that
+    ends the stream goes out, so a client that continues from it at once finds it."""
+    kept = False
     try:
         async for chunk in events:
+            final = writer.final
+            if final is not None and not kept:
+                kept = True
+                if call.store and final.get("status") in ("completed", "incomplete"):
+                    await _keep(runtime, owner, call, final["id"], orjson.dumps(final))
             yield chunk
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
-    if call.store and writer.final is not None and writer.final.get("status") in ("completed", "incomplete"):
-        await _keep(runtime, owner, call, writer.final["id"], orjson.dumps(writer.final))
 
 
 @endpoint("responses")
