@@ -48,6 +48,7 @@ class ResponseStore:
         self._insert_sql: BatchInsert | None = None
         self._writer: asyncio.Task[None] | None = None
         self._group: asyncio.Future[None] | None = None  # done when the pending rows are written
+        self._flying: asyncio.Future[None] | None = None  # the group being written now
         self._pruned_at = 0.0
         self._warned = False
 
@@ -105,8 +106,8 @@ class ResponseStore:
             return found
         statement = delete(stored_responses).where(and_(
             stored_responses.c.id == response_id, stored_responses.c.owner == owner))
-        if self._writer is not None:
-            await asyncio.wait([self._writer])  # a write in flight lands first, so it cannot come back after
+        if self._flying is not None:  # a write in flight lands first, so it cannot come back after
+            await asyncio.wait([self._flying], timeout=WRITE_WAIT)
         try:
             async with self.database.engine.begin() as connection:
                 result = await connection.execute(statement)
@@ -121,6 +122,7 @@ class ResponseStore:
         while self._pending:
             batch, group = self._pending, self._group
             self._pending, self._group = [], None  # rows put from now on make the next group
+            self._flying = group
             try:
                 async with self.database.engine.begin() as connection:
                     for sql, values in self._insert().statements(batch):
@@ -129,6 +131,7 @@ class ResponseStore:
             except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
                 self._down(exc)
             finally:
+                self._flying = None
                 if group is not None and not group.done():
                     group.set_result(None)
         if self._group is not None:  # its rows were deleted before they were written

@@ -1,0 +1,80 @@
+"""The stored-response store on a real SQLite database: a put returns once its row is in
+the database, puts that arrive together share one transaction, and a delete is never undone
+by a write that was in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from gateway.config.snapshot import ResponsesSettings
+from gateway.store.database import Database
+from gateway.store.responses import ResponseStore
+
+
+def _store(database: Database, in_memory: int = 100) -> ResponseStore:
+    settings = ResponsesSettings(retention_days=1, max_in_memory=in_memory)
+    return ResponseStore(lambda: settings, database)
+
+
+async def _database(path: Path) -> Database:
+    database = Database(f"sqlite:///{path}")
+    assert await database.start()
+    return database
+
+
+def test_a_put_is_in_the_database_when_it_returns(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        database = await _database(tmp_path / "store.db")
+        writer, reader = _store(database), _store(database, in_memory=0)  # the reader: another replica
+        try:
+            await writer.put("key:a", "resp_1", b'{"n": 1}')
+            assert await reader.get("key:a", "resp_1") == b'{"n": 1}'
+            assert await reader.get("key:b", "resp_1") is None  # another owner's id is not found
+        finally:
+            await writer.close()
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_puts_that_arrive_together_share_a_transaction(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        database = await _database(tmp_path / "store.db")
+        commits: list[int] = []
+        event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+        writer, reader = _store(database), _store(database, in_memory=0)
+        try:
+            await asyncio.gather(*(writer.put("key:a", f"resp_{n}", b"{}") for n in range(50)))
+            assert 1 <= len(commits) <= 2  # the first put's group, then every one that waited
+            for n in range(50):
+                assert await reader.get("key:a", f"resp_{n}") == b"{}"
+        finally:
+            await writer.close()
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("writing", [False, True], ids=["before-its-write", "during-its-write"])
+def test_a_delete_of_a_response_being_stored_is_not_undone(tmp_path: Path, writing: bool) -> None:
+    async def scenario() -> None:
+        database = await _database(tmp_path / "store.db")
+        writer, reader = _store(database), _store(database, in_memory=0)
+        try:
+            put = asyncio.create_task(writer.put("key:a", "resp_1", b"{}"))
+            for _ in range(3 if writing else 1):
+                await asyncio.sleep(0)
+            assert (writer._flying is not None) == writing  # the row is queued, or its INSERT is running
+            assert await writer.delete("key:a", "resp_1")
+            await put
+            assert await reader.get("key:a", "resp_1") is None
+            assert await writer.get("key:a", "resp_1") is None
+        finally:
+            await writer.close()
+            await database.close()
+
+    asyncio.run(scenario())
