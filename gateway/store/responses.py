@@ -124,9 +124,7 @@ class ResponseStore:
             self._pending, self._group = [], None  # rows put from now on make the next group
             self._flying = group
             try:
-                async with self.database.engine.begin() as connection:
-                    for sql, values in self._insert().statements(batch):
-                        await connection.exec_driver_sql(sql, values)
+                await self.database.insert(self._insert(), batch)
                 self._warned = False
             except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
                 self._down(exc)

@@ -25,12 +25,20 @@ from gateway.store.database import migrate, queries
 from gateway.store.database.batch import BatchInsert
 from gateway.store.database.ledger import BATCH_ROWS, COLUMNS, Ledger
 from gateway.store.database.schema import requests
-from gateway.store.database.url import async_url, dialect, resolve_url, safe
+from gateway.store.database.sqlite_writer import SqliteWriter
+from gateway.store.database.url import (
+    async_url,
+    dialect,
+    resolve_url,
+    safe,
+    sqlite_file,
+)
 
 PRUNE_EVERY = 3600.0  # seconds between retention sweeps
 CONNECT_TIMEOUT = 5.0
 PING_TIMEOUT = 1.0
 CLOSE_TIMEOUT = 10.0  # seconds a graceful stop may spend writing what is left
+SQLITE_BUSY_TIMEOUT = 15.0  # seconds to wait for the file's write lock held by another process
 
 OnReady = Callable[[], Awaitable[None]]
 
@@ -58,8 +66,12 @@ class Database:
         self._pruned_at: float | None = None  # monotonic time of the last retention sweep
         self._warned = False  # an outage was logged and has not ended
         self._lock = asyncio.Lock()
+        self._sqlite: SqliteWriter | None = None  # batches of an SQLite file go through it
         if self.kind == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            path = sqlite_file(url)
+            if path is not None:
+                self._sqlite = SqliteWriter(path, SQLITE_BUSY_TIMEOUT)
         self._insert = BatchInsert(requests, COLUMNS, self.engine.dialect)
 
     @property
@@ -124,12 +136,11 @@ class Database:
         while ledger.rows and self.migrated:
             batch = ledger.rows[:BATCH_ROWS]
             try:
-                async with self.engine.begin() as connection:
-                    if self.kind == "postgresql":
+                if self.kind == "postgresql":
+                    async with self.engine.begin() as connection:
                         await _copy(connection, batch)
-                    else:
-                        for sql, values in self._insert.statements(batch):
-                            await connection.exec_driver_sql(sql, values)
+                else:
+                    await self.insert(self._insert, batch)
             except Exception as exc:  # noqa: BLE001
                 self._down(exc)
                 break
@@ -137,6 +148,16 @@ class Database:
             self._set_up(True)
         metrics.ledger_queued(len(ledger.rows))
         return not ledger.rows
+
+    async def insert(self, statement: BatchInsert, rows: list[tuple[Any, ...]]) -> None:
+        """Write `rows` in one transaction: an SQLite file's in one hand-off to its writing
+        thread (`sqlite_writer`), any other database's through the engine."""
+        if self._sqlite is not None:
+            await self._sqlite.write(statement.statements(rows))
+            return
+        async with self.engine.begin() as connection:
+            for sql, values in statement.statements(rows):
+                await connection.exec_driver_sql(sql, values)
 
     async def _resync(self) -> None:
         """Now and then, after a flush (the ledger is then as new as the store's settled
@@ -196,6 +217,8 @@ class Database:
             if self.ledger.rows:
                 logger.bind(event="ledger_lost", rows=len(self.ledger.rows)).error(
                     "stopping with {} ledger rows unwritten: the database did not answer", len(self.ledger.rows))
+        if self._sqlite is not None:
+            await self._sqlite.close()
         await self.engine.dispose()
 
     def status(self) -> dict[str, Any]:
@@ -243,7 +266,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def _engine_options(kind: str) -> dict[str, Any]:
     if kind == "sqlite":
         # Several workers (or replicas on one host) may share the file: wait for its lock.
-        return {"connect_args": {"timeout": 15}}
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     return {
         "pool_pre_ping": True,  # a connection from before a database restart is replaced, not failed on
         "pool_size": 5,

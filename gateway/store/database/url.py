@@ -49,6 +49,15 @@ def async_url(url: str) -> URL:
     return parsed
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file an `sqlite:///path` URL names; None for an in-memory database or a URL with
+    options (those are left to the driver, which knows them)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
+
+
 def dialect(url: str) -> str:
     """`sqlite` or `postgresql`."""
     backend = make_url(url).get_backend_name()

@@ -1,0 +1,70 @@
+"""Batches written to an SQLite file in one hand-off to a thread of their own.
+
+Through SQLAlchemy and aiosqlite a batch crosses between the event loop and the driver's
+thread once for every step: taking a connection from the pool, BEGIN, each INSERT, COMMIT,
+giving it back. Each crossing is a queue, a thread woken up and a wake-up of the loop.
+Once per second for a ledger batch of hundreds of rows that was noise. Then a stored
+response began to be written before its client gets the answer, as a group commit of the
+responses finished meanwhile: those groups are small and frequent, and the crossings
+cost a Responses request more than everything else the database does for it.
+
+So the gateway's two writers (the ledger and the response store) send a whole batch to
+this thread in one call, where a plain `sqlite3` connection of its own runs the
+transaction. Reads, migrations and the admin's queries keep going through the engine.
+Both connections use WAL, so the reader never blocks the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+Statements = Sequence[tuple[str, Any]]
+
+
+class SqliteWriter:
+    """One SQLite file's writing connection, used from one thread only (opened there on first use)."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout  # seconds to wait for another process's write lock
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._connection: sqlite3.Connection | None = None
+
+    async def write(self, statements: Statements) -> None:
+        """Run `statements` in one transaction; all of them are written, or none."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, statements)
+
+    def _transaction(self, statements: Statements) -> None:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._open()
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # take the write lock now: the busy timeout covers it
+            for sql, values in statements:
+                connection.execute(sql, values)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: the module starts no transaction of its own; BEGIN is ours.
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    async def close(self) -> None:
+        """Close the connection in its thread, then let the thread go."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
