@@ -65,13 +65,14 @@ class ResponseStore:
                 memory.popitem(last=False)
         if self.database is not None:
             self._pending.append((response_id, owner, int(now * 1000), int(expires * 1000), body))
-            loop = asyncio.get_running_loop()
-            if self._group is None:
-                self._group = loop.create_future()
             group = self._group
+            if group is None:
+                group = self._group = asyncio.get_running_loop().create_future()
             if self._writer is None or self._writer.done():
-                self._writer = loop.create_task(self._write())
-            await asyncio.wait([group], timeout=WRITE_WAIT)  # a slow database keeps writing it after
+                self._writer = asyncio.get_running_loop().create_task(self._write())
+            # Released when written, or after WRITE_WAIT (see `_write`). Shielded: the group is
+            # shared, and a client that leaves must not cancel the wait of the others.
+            await asyncio.shield(group)
 
     async def get(self, owner: str, response_id: str) -> bytes | None:
         found = self._memory.get((owner, response_id))
@@ -119,21 +120,27 @@ class ResponseStore:
     async def _write(self) -> None:
         """Write what is pending, one group at a time, until nothing is; then prune now and then."""
         assert self.database is not None
+        loop = asyncio.get_running_loop()
         while self._pending:
+            await asyncio.sleep(0)  # requests that finish in this turn of the loop join the group
+            if not self._pending:
+                break  # deleted meanwhile
             batch, group = self._pending, self._group
             self._pending, self._group = [], None  # rows put from now on make the next group
             self._flying = group
+            # A database slower than WRITE_WAIT lets the answers go first; the write goes on.
+            overdue = loop.call_later(WRITE_WAIT, _release, group)
             try:
                 await self.database.insert(self._insert(), batch)
                 self._warned = False
             except Exception as exc:  # noqa: BLE001 - memory still has them; the database is the second home
                 self._down(exc)
             finally:
+                overdue.cancel()
                 self._flying = None
-                if group is not None and not group.done():
-                    group.set_result(None)
+                _release(group)
         if self._group is not None:  # its rows were deleted before they were written
-            self._group.set_result(None)
+            _release(self._group)
             self._group = None
         if time.monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = time.monotonic()
@@ -161,3 +168,9 @@ class ResponseStore:
             self._warned = True
             logger.bind(event="database_error").warning(
                 "stored responses: the database did not answer ({}); kept in memory only", type(exc).__name__)
+
+
+def _release(group: asyncio.Future[None] | None) -> None:
+    """Let the puts waiting on `group` return."""
+    if group is not None and not group.done():
+        group.set_result(None)

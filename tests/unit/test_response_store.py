@@ -84,3 +84,22 @@ def test_a_delete_of_a_response_being_stored_is_not_undone(tmp_path: Path, writi
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_a_caller_that_leaves_does_not_cut_the_wait_of_the_others(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        database = await _database(tmp_path / "store.db")
+        writer, reader = _store(database), _store(database, in_memory=0)
+        try:
+            gone = asyncio.create_task(writer.put("key:a", "resp_gone", b"{}"))
+            staying = asyncio.create_task(writer.put("key:a", "resp_staying", b"{}"))
+            await asyncio.sleep(0)
+            gone.cancel()  # its client disconnected while the group was being written
+            await staying
+            assert await reader.get("key:a", "resp_staying") == b"{}"
+            assert await reader.get("key:a", "resp_gone") == b"{}"  # stored all the same
+        finally:
+            await writer.close()
+            await database.close()
+
+    asyncio.run(scenario())
