@@ -8,9 +8,10 @@ after a restart and on every replica. With the database off, memory is the only 
 Every record belongs to an owner (the name of the key that made it): reads and deletes
 name both the id and the owner, so another key's id is simply not found.
 
-A put returns once its row is in the database (or after `WRITE_WAIT` seconds, if the database
-is that slow): the client's next request may reach another replica at once, and a stored
-response must not vanish with a crash right after its answer. Writes are one group commit:
+A put returns once its row is in the database: the client's next request may reach another
+replica at once, and a stored response must not vanish with a crash right after its answer.
+A database slower than `WRITE_WAIT` seconds, or failing, does not hold answers up: puts then
+return at once (memory has the response) and the write goes on behind. Writes are one group commit:
 one writer task takes every row pending, writes them in one transaction, and answers every
 put that waited on them; the rows that arrive meanwhile make the next group, so under load
 one transaction carries many rows and nothing waits on a timer.
@@ -49,6 +50,7 @@ class ResponseStore:
         self._writer: asyncio.Task[None] | None = None
         self._group: asyncio.Future[None] | None = None  # done when the pending rows are written
         self._flying: asyncio.Future[None] | None = None  # the group being written now
+        self._overdue = False  # the write in flight has taken longer than WRITE_WAIT
         self._pruned_at = 0.0
         self._warned = False
 
@@ -70,6 +72,8 @@ class ResponseStore:
                 group = self._group = asyncio.get_running_loop().create_future()
             if self._writer is None or self._writer.done():
                 self._writer = asyncio.get_running_loop().create_task(self._write())
+            if self._warned or self._overdue:
+                return  # the database is down or stalled: answer now, the write goes on behind
             # Released when written, or after WRITE_WAIT (see `_write`). Shielded: the group is
             # shared, and a client that leaves must not cancel the wait of the others.
             await asyncio.shield(group)
@@ -129,7 +133,7 @@ class ResponseStore:
             self._pending, self._group = [], None  # rows put from now on make the next group
             self._flying = group
             # A database slower than WRITE_WAIT lets the answers go first; the write goes on.
-            overdue = loop.call_later(WRITE_WAIT, _release, group)
+            overdue = loop.call_later(WRITE_WAIT, self._late, group)
             try:
                 await self.database.insert(self._insert(), batch)
                 self._warned = False
@@ -137,6 +141,7 @@ class ResponseStore:
                 self._down(exc)
             finally:
                 overdue.cancel()
+                self._overdue = False
                 self._flying = None
                 _release(group)
         if self._group is not None:  # its rows were deleted before they were written
@@ -162,6 +167,11 @@ class ResponseStore:
         """Let a write in flight finish (a graceful stop keeps what was stored)."""
         if self._writer is not None and not self._writer.done():
             await asyncio.wait([self._writer], timeout=10)
+
+    def _late(self, group: asyncio.Future[None] | None) -> None:
+        """The write has taken WRITE_WAIT: its puts return, and new ones stop waiting until it ends."""
+        self._overdue = True
+        _release(group)
 
     def _down(self, exc: BaseException) -> None:
         if not self._warned:

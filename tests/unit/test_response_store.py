@@ -1,16 +1,19 @@
 """The stored-response store on a real SQLite database: a put returns once its row is in
 the database, puts that arrive together share one transaction, and a delete is never undone
-by a write that was in flight."""
+by a write that was in flight; a stalled database holds answers up once at most."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.config.snapshot import ResponsesSettings
+from gateway.store import responses
 from gateway.store.database import Database
 from gateway.store.responses import ResponseStore
 
@@ -99,6 +102,35 @@ def test_a_caller_that_leaves_does_not_cut_the_wait_of_the_others(tmp_path: Path
             assert await reader.get("key:a", "resp_staying") == b"{}"
             assert await reader.get("key:a", "resp_gone") == b"{}"  # stored all the same
         finally:
+            await writer.close()
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stalled_database_holds_answers_up_once_then_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(responses, "WRITE_WAIT", 0.3)
+
+    async def scenario() -> None:
+        path = tmp_path / "store.db"
+        database = await _database(path)
+        writer, reader = _store(database), _store(database, in_memory=0)
+        other = sqlite3.connect(path, isolation_level=None)  # another process holding the write lock
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            await writer.put("key:a", "resp_1", b"{}")
+            assert 0.25 < time.monotonic() - started < 2  # waited WRITE_WAIT, not the 15 s busy timeout
+            started = time.monotonic()
+            await writer.put("key:a", "resp_2", b"{}")
+            assert time.monotonic() - started < 0.2  # the write is overdue: no more waiting
+            assert await writer.get("key:a", "resp_2") == b"{}"  # memory answers meanwhile
+            other.execute("COMMIT")
+            await writer.close()  # the writer goes on once the lock is free
+            assert await reader.get("key:a", "resp_1") == b"{}"
+            assert await reader.get("key:a", "resp_2") == b"{}"
+        finally:
+            other.close()
             await writer.close()
             await database.close()
 
