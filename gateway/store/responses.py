@@ -10,11 +10,11 @@ name both the id and the owner, so another key's id is simply not found.
 
 A put returns once its row is in the database: the client's next request may reach another
 replica at once, and a stored response must not vanish with a crash right after its answer.
-A database slower than `WRITE_WAIT` seconds, or failing, does not hold answers up: puts then
-return at once (memory has the response) and the write goes on behind. Writes are one group commit:
-one writer task takes every row pending, writes them in one transaction, and answers every
-put that waited on them; the rows that arrive meanwhile make the next group, so under load
-one transaction carries many rows and nothing waits on a timer.
+Writes are group commits: one writer task takes every row pending, writes them in one
+transaction and releases every put that waited on them; the rows that arrive meanwhile make
+the next group, so under load one transaction carries many rows and nothing waits on a
+timer. A database slower than `WRITE_WAIT` seconds, or failing, does not hold answers up:
+puts then return at once (memory has the response) and the write goes on behind.
 """
 
 from __future__ import annotations

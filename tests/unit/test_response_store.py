@@ -135,3 +135,13 @@ def test_a_stalled_database_holds_answers_up_once_then_not_at_all(tmp_path: Path
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_the_database_closes_once_even_when_asked_twice(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        database = await _database(tmp_path / "store.db")
+        await _store(database).put("key:a", "resp_1", b"{}")
+        await database.close()
+        await database.close()  # a second stop (a test, a signal during shutdown) is harmless
+
+    asyncio.run(scenario())

@@ -33,6 +33,7 @@ class SqliteWriter:
         self.busy_timeout = busy_timeout  # seconds to wait for another process's write lock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._connection: sqlite3.Connection | None = None
+        self._closed = False
 
     async def write(self, statements: Statements) -> None:
         """Run `statements` in one transaction; all of them are written, or none."""
@@ -60,7 +61,11 @@ class SqliteWriter:
         return connection
 
     async def close(self) -> None:
-        """Close the connection in its thread, then let the thread go."""
+        """Close the connection in its thread, then let the thread go. A write after this
+        raises, as one on a database that went away would (its caller logs it)."""
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
 
