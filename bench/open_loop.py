@@ -16,7 +16,11 @@ import aiohttp
 from calls import Call
 from summary import percentile
 
-STREAM_END_MARKERS = (b"[DONE]", b"message_stop")
+# How each API ends a stream that completed: chat's [DONE], Anthropic's message_stop, and the
+# Responses API's response.completed (whose frame carries the whole response, so the tail
+# looked at must hold a frame of a few kilobytes).
+STREAM_END_MARKERS = (b"[DONE]", b"message_stop", b"response.completed")
+STREAM_TAIL_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ async def _send(session: aiohttp.ClientSession, call: Call, headers: dict[str, s
             total = time.perf_counter() - start
             ok = answer.status == 200
             if call.stream:
-                tail = (first + rest)[-400:]
+                tail = (first + rest)[-STREAM_TAIL_BYTES:]
                 ok = ok and any(marker in tail for marker in STREAM_END_MARKERS)
             return Sample(total, first_byte, ok)
     except (aiohttp.ClientError, asyncio.TimeoutError):
