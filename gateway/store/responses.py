@@ -20,6 +20,7 @@ puts then return at once (memory has the response) and the write goes on behind.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -51,7 +52,7 @@ class ResponseStore:
         self._group: asyncio.Future[None] | None = None  # done when the pending rows are written
         self._flying: asyncio.Future[None] | None = None  # the group being written now
         self._overdue = False  # the write in flight has taken longer than WRITE_WAIT
-        self._pruned_at = 0.0
+        self._pruned_at = -math.inf  # the first write prunes, however long the machine has been up
         self._warned = False
 
     async def put(self, owner: str, response_id: str, body: bytes) -> None:
@@ -122,7 +123,22 @@ class ResponseStore:
         return found or bool(result.rowcount)
 
     async def _write(self) -> None:
-        """Write what is pending, one group at a time, until nothing is; then prune now and then."""
+        """Write what is pending, one group at a time, until nothing is; then prune now and then.
+
+        The task ends only at a moment when nothing is pending: a put that arrives while it
+        prunes (an await like any other) finds the task still running and starts none, so
+        its row is written here, after the prune."""
+        while True:
+            await self._write_groups()
+            if self._group is not None and not self._pending:  # its rows were deleted before they were written
+                _release(self._group)
+                self._group = None
+            if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+                await self._prune()
+            if not self._pending:
+                return
+
+    async def _write_groups(self) -> None:
         assert self.database is not None
         loop = asyncio.get_running_loop()
         while self._pending:
@@ -144,17 +160,17 @@ class ResponseStore:
                 self._overdue = False
                 self._flying = None
                 _release(group)
-        if self._group is not None:  # its rows were deleted before they were written
-            _release(self._group)
-            self._group = None
-        if time.monotonic() - self._pruned_at > PRUNE_EVERY:
-            self._pruned_at = time.monotonic()
-            try:
-                async with self.database.engine.begin() as connection:
-                    await connection.execute(delete(stored_responses).where(
-                        stored_responses.c.expires_ms <= int(time.time() * 1000)))
-            except Exception as exc:  # noqa: BLE001
-                self._down(exc)
+
+    async def _prune(self) -> None:
+        """Delete the rows past their retention (the first write after start, then hourly)."""
+        assert self.database is not None
+        self._pruned_at = time.monotonic()
+        try:
+            async with self.database.engine.begin() as connection:
+                await connection.execute(delete(stored_responses).where(
+                    stored_responses.c.expires_ms <= int(time.time() * 1000)))
+        except Exception as exc:  # noqa: BLE001
+            self._down(exc)
 
     def _insert(self) -> BatchInsert:
         """The batch INSERT for this database's dialect, compiled on first use."""
