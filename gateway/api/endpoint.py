@@ -22,8 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api import disconnect
 from gateway.api.headers import IndexedHeaders
-from gateway.api.ids import random_hex
 from gateway.errors import ClientGone, GatewayError, InternalError
+from gateway.ids import random_hex
 from gateway.observe import telemetry
 from gateway.observe.exchange import Exchange
 

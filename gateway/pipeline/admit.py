@@ -19,7 +19,6 @@ import asyncio
 import calendar
 import math
 import time
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from loguru import logger
 
 from gateway.config.snapshot import Key, Limits, Route, Snapshot, StoreSettings, Target
 from gateway.errors import BadRequest, BudgetExceeded, GatewayError, RateLimited
+from gateway.ids import random_hex
 from gateway.observe import metrics
 from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.providers.rate_limits import duration
@@ -289,7 +289,7 @@ def _take(admission: Admission, scopes: Any, hold: Hold | None) -> tuple[Take, l
     if tenant_hold is not None:
         checks.append(Check("tenant", tenant_hold.name.split(":")[1], "budget", tenant_hold.limit))
     if slots and not admission.lease:
-        admission.lease = uuid.uuid4().hex
+        admission.lease = random_hex()
     take = Take(tuple(draws), tuple(slots), admission.lease, admission.settings.lease, hold,
                 (tenant_hold,) if tenant_hold is not None else ())
     return take, checks

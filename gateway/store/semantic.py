@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
+from gateway.ids import random_hex
 from gateway.store.interface import SettingsSource, Store, StoreUnavailable
 
 if TYPE_CHECKING:  # numpy loads with the first index (gateway.store.vectors), not with the gateway
@@ -111,7 +112,7 @@ class SemanticEntries:
         """Store an answer under its question's vector (with Redis: for every replica)."""
         if len(answer) > self._settings().cache_max_entry_bytes:
             return
-        entry_id = os.urandom(12).hex()
+        entry_id = random_hex()[:24]
         index = self.index(route, max_entries)
         expires = time.time() + ttl
         if self._shared is None:

@@ -8,12 +8,12 @@ Streams are written by `anthropic_stream`.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
 
 from gateway.errors import GatewayError
+from gateway.ids import short_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -43,7 +43,7 @@ ERROR_TYPES = {
 
 
 def message_id() -> str:
-    return f"msg_{uuid.uuid4().hex[:24]}"
+    return short_id("msg_")
 
 
 def stop_reason(finish_reason: Any, has_tool_calls: bool) -> str:
@@ -103,7 +103,7 @@ def from_openai(answer: dict[str, Any], fallback_model: str) -> dict[str, Any]:
         function = call.get("function") or {}
         content.append({
             "type": "tool_use",
-            "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+            "id": call.get("id") or short_id("toolu_"),
             "name": function.get("name") or "",
             "input": tool_input(function.get("arguments")),
         })

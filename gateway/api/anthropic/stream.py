@@ -15,7 +15,6 @@ both are held until the stream ends. A stream whose `End` is not complete ends w
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ import orjson
 
 from gateway.api.anthropic.shape import ERROR_TYPES, message_id, stop_reason, usage_of
 from gateway.api.sse import write
+from gateway.ids import short_id
 from gateway.providers.events import (
     End,
     Event,
@@ -87,7 +87,7 @@ class MessageEvents:
         position = event.index
         is_new = position not in self.tool_blocks or (event.id is not None and event.id != self.tool_ids[position])
         if is_new:
-            call_id = event.id or f"toolu_{uuid.uuid4().hex[:24]}"
+            call_id = event.id or short_id("toolu_")
             block = {"type": "tool_use", "id": call_id, "name": event.name or "", "input": {}}
             out.extend(self._open("tool_use", block))
             self.tool_blocks[position] = self.open  # type: ignore[assignment]

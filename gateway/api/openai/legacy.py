@@ -14,7 +14,6 @@ others are skipped for it, and without one the client gets a 400 naming the fiel
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -24,6 +23,7 @@ import orjson
 from gateway.api.openai.stream import DONE, error_frame
 from gateway.api.sse import write
 from gateway.errors import BadRequest
+from gateway.ids import random_hex
 from gateway.providers.events import (
     End,
     Event,
@@ -140,7 +140,7 @@ def text_answer(answer: dict[str, Any]) -> dict[str, Any]:
 def _completion_id(chat_id: Any) -> str:
     if isinstance(chat_id, str) and chat_id.startswith("chatcmpl-"):
         return "cmpl-" + chat_id.removeprefix("chatcmpl-")
-    return chat_id if isinstance(chat_id, str) else f"cmpl-{os.urandom(16).hex()}"
+    return chat_id if isinstance(chat_id, str) else "cmpl-" + random_hex()
 
 
 def text_sse(stream: EventStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
@@ -153,7 +153,7 @@ class TextWriter:
     """Typed events as legacy text completion chunks."""
 
     def __init__(self, model: str, include_usage: bool) -> None:
-        self.base: dict[str, Any] = {"id": f"cmpl-{os.urandom(16).hex()}", "object": "text_completion",
+        self.base: dict[str, Any] = {"id": "cmpl-" + random_hex(), "object": "text_completion",
                                      "created": int(time.time()), "model": model}
         self.include_usage = include_usage
 

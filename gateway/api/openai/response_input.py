@@ -22,9 +22,9 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from gateway.api import parameters
-from gateway.api.ids import new_id
 from gateway.config.snapshot import RESPONSES_API, Snapshot
 from gateway.errors import BadRequest
+from gateway.ids import new_id
 from gateway.pipeline.plan import MAX_TIER_HEADER
 from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 

@@ -20,13 +20,13 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
 from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
-from gateway.api.ids import ordered_id
 from gateway.api.openai.response_input import ResponsesCall, read_responses
 from gateway.api.openai.response_object import from_chat, from_native
 from gateway.api.openai.response_stream import ResponseEvents, responses_sse
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
 from gateway.config.snapshot import RESPONSES_API, Key
 from gateway.errors import BadRequest, NotFound
+from gateway.ids import ordered_id
 from gateway.pipeline.complete import Completion, complete
 from gateway.pipeline.identify import identify
 from gateway.pipeline.runtime import Runtime

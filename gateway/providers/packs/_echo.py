@@ -11,12 +11,12 @@ import hashlib
 import math
 import struct
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
+from gateway.ids import random_hex
 from gateway.providers.events import (
     COMPLETE,
     End,
@@ -75,7 +75,7 @@ class EchoPack:
         prompt = estimate_prompt_tokens(body)
         completion = estimate_text_tokens(text)
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "id": "chatcmpl-" + random_hex(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": target.model,

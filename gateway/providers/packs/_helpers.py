@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from gateway.ids import short_id
 
 
 class TemplateValueError(ValueError):
@@ -190,7 +191,7 @@ def fail(message: str) -> None:
 
 
 def new_id(prefix: str = "") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
+    return short_id(prefix)
 
 
 def now() -> int:

@@ -9,13 +9,13 @@ the stream's `state`. A translated stream must reach its end (the `done` payload
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.snapshot import Target
+from gateway.ids import random_hex
 from gateway.providers.events import (
     COMPLETE,
     End,
@@ -118,7 +118,7 @@ async def translated_events(
     also kept as a `Frame`, except the one that ends the stream: the client's writer
     writes its own end.
     """
-    start = Start(f"chatcmpl-{os.urandom(16).hex()}", target.model, int(time.time()))
+    start = Start("chatcmpl-" + random_hex(), target.model, int(time.time()))
     started = False
     complete = False
     out: list[Event] = []

@@ -12,7 +12,6 @@ provider's (502, which may fall back to the next target). Nothing becomes a 500.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import orjson
 
 from gateway.config.snapshot import RESPONSES_API, Target
 from gateway.errors import BadRequest
+from gateway.ids import random_hex
 from gateway.providers.events import EventStream
 from gateway.providers.packs._helpers import StreamState
 from gateway.providers.packs._responses import chat_of_response, response_events
@@ -303,7 +303,7 @@ class TemplatePack:
         value = self._read(target, call.answer, {"answer": data, "body": body}, "an answer")
         if not isinstance(value, dict) or not isinstance(value.get("choices"), list):
             raise bad_upstream_body(target, "an answer the pack could not turn into choices")
-        envelope = {"id": f"chatcmpl-{os.urandom(16).hex()}", "object": "chat.completion", "created": int(time.time()), "model": target.model}
+        envelope = {"id": "chatcmpl-" + random_hex(), "object": "chat.completion", "created": int(time.time()), "model": target.model}
         return {**envelope, **{k: v for k, v in value.items() if v is not None or k not in envelope}}
 
     def embeddings_answer(self, target: Target, body: dict[str, Any], raw: bytes) -> dict[str, Any]:
