@@ -407,8 +407,14 @@ class RedisStore:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(USAGE_FLUSH_SECONDS)
-        await self.flush()
+        """Flush a second after the first unsent record, and again while records keep coming:
+        one that arrives during a flush's round trip (or one Redis refused) finds this task
+        still running and starts none, so the task only ends once nothing is left to send."""
+        while True:
+            await asyncio.sleep(USAGE_FLUSH_SECONDS)
+            await self.flush()
+            if not self._pending:
+                return
 
     async def flush(self) -> None:
         """Send the summed usage in one pipelined round trip; kept for the next try if Redis fails."""

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from gateway.config.snapshot import StoreSettings
-from gateway.store import Draw, Settlement, Slots, StoreUnavailable, Take
+from gateway.store import Draw, Settlement, Slots, StoreUnavailable, Take, Usage
 from gateway.store import lease as lease_module
 from gateway.store._redis import RedisStore
 from gateway.store.lease import lease_size
@@ -287,3 +287,28 @@ async def test_redis_down_with_limits_closed_spends_the_lease_then_refuses(gatew
     assert 5 <= served <= 11 and statuses == [200] * served + [503] * (30 - served)
     refused = (await post_many([url], "big", 1))[0]
     assert refused.json()["error"]["code"] == "store_unavailable" and refused.headers["retry-after"] == "1"
+
+
+async def test_usage_recorded_during_a_flush_reaches_redis_without_another_request(redis_url, prefix):
+    """A record that arrives while the usage flush waits on Redis is sent by a later flush of
+    the same task, not left behind until some other request happens to start one."""
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    pauser = redis.Redis.from_url(redis_url)
+    try:
+        a.record(Usage(("d:2026-01-01",), "key-a", "route", prompt_tokens=1))
+        pauser.execute_command("CLIENT", "PAUSE", 1500, "WRITE")  # the flush due in a second waits for Redis
+        await asyncio.sleep(1.2)
+        a.record(Usage(("d:2026-01-01",), "key-a", "route", prompt_tokens=1))  # during that flush
+        deadline = time.monotonic() + 5
+        rows = []
+        while time.monotonic() < deadline:
+            rows = await b.usage("d:2026-01-01")  # another replica: only what reached Redis
+            if rows and rows[0].counts.get("requests") == 2:
+                break
+            await asyncio.sleep(0.2)
+        assert [(r.key, r.counts.get("requests"), r.counts.get("prompt_tokens")) for r in rows] == [("key-a", 2, 2)]
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+        pauser.close()
+        await a.close()
+        await b.close()
