@@ -49,6 +49,7 @@ class ResponseStore:
         self._pending: list[tuple[str, str, int, int, bytes]] = []  # rows in COLUMNS order
         self._insert_sql: BatchInsert | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._group: asyncio.Future[None] | None = None  # done when the pending rows are written
         self._flying: asyncio.Future[None] | None = None  # the group being written now
         self._overdue = False  # the write in flight has taken longer than WRITE_WAIT
@@ -123,20 +124,16 @@ class ResponseStore:
         return found or bool(result.rowcount)
 
     async def _write(self) -> None:
-        """Write what is pending, one group at a time, until nothing is; then prune now and then.
-
-        The task ends only at a moment when nothing is pending: a put that arrives while it
-        prunes (an await like any other) finds the task still running and starts none, so
-        its row is written here, after the prune."""
-        while True:
-            await self._write_groups()
-            if self._group is not None and not self._pending:  # its rows were deleted before they were written
-                _release(self._group)
-                self._group = None
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY:
-                await self._prune()
-            if not self._pending:
-                return
+        """Write what is pending, one group at a time, until nothing is; then start a prune
+        now and then. The prune is a task of its own, never awaited here: this task ends the
+        moment nothing is pending, so a put never finds it busy with anything but writes."""
+        await self._write_groups()
+        if self._group is not None:  # its rows were deleted before they were written
+            _release(self._group)
+            self._group = None
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY and (self._pruner is None or self._pruner.done()):
+            self._pruned_at = time.monotonic()
+            self._pruner = asyncio.get_running_loop().create_task(self._prune())
 
     async def _write_groups(self) -> None:
         assert self.database is not None
@@ -162,9 +159,8 @@ class ResponseStore:
                 _release(group)
 
     async def _prune(self) -> None:
-        """Delete the rows past their retention (the first write after start, then hourly)."""
+        """Delete the rows past their retention (after the first write, then hourly)."""
         assert self.database is not None
-        self._pruned_at = time.monotonic()
         try:
             async with self.database.engine.begin() as connection:
                 await connection.execute(delete(stored_responses).where(
@@ -180,9 +176,10 @@ class ResponseStore:
         return self._insert_sql
 
     async def close(self) -> None:
-        """Let a write in flight finish (a graceful stop keeps what was stored)."""
-        if self._writer is not None and not self._writer.done():
-            await asyncio.wait([self._writer], timeout=10)
+        """Let a write (and a prune) in flight finish: a graceful stop keeps what was stored."""
+        running = [task for task in (self._writer, self._pruner) if task is not None and not task.done()]
+        if running:
+            await asyncio.wait(running, timeout=10)
 
     def _late(self, group: asyncio.Future[None] | None) -> None:
         """The write has taken WRITE_WAIT: its puts return, and new ones stop waiting until it ends."""

@@ -132,7 +132,7 @@ def test_a_stalled_database_holds_answers_up_once_then_not_at_all(tmp_path: Path
 def test_a_put_while_the_writer_prunes_is_written_and_returns(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with _stores(tmp_path / "store.db") as (_, writer, reader):
-            await writer.put("key:a", "resp_1", b"{}")  # the first write: the writer prunes right after it
+            await writer.put("key:a", "resp_1", b"{}")  # the first write: a prune starts right after it
             # This put arrives while that prune awaits the database: it must be written, not left waiting.
             await asyncio.wait_for(writer.put("key:a", "resp_2", b"{}"), 3)
             assert await reader.get("key:a", "resp_2") == b"{}"
