@@ -161,6 +161,34 @@ def test_mapping_keys_read_as_attributes_and_read_only_methods_work():
     assert template.render({"body": {"role": "user", "items": 3}}) == [["user", "d", 3, 2]]
 
 
+def test_get_calls_keep_the_sandboxs_rules_for_anything_but_a_plain_mapping():
+    # `x.get(...)` is compiled to one direct call on plain dicts (the read-only method the
+    # sandbox allows there); anything else, a dict subclass included, goes the sandbox's way.
+    from jinja2.exceptions import SecurityError
+
+    def refused(key):
+        raise AssertionError("an unsafe method ran")
+
+    refused.unsafe_callable = True  # what Jinja's sandbox refuses to call
+
+    class Odd(dict):
+        get = staticmethod(refused)
+
+    class Thing:
+        get = staticmethod(refused)
+
+    for made in (Odd(a=1), Thing()):
+        for source in ("{{ x.get('a') }}", "{% for i in [1] %}{{ x.get('a', i) }}{% endfor %}",
+                       "{% set y %}{{ x.get('a') }}{% endset %}{{ y }}"):
+            with pytest.raises(SecurityError):
+                compile_value(source, ORIGIN).render({"x": made})
+            with pytest.raises(SecurityError):
+                compile_text(source, ORIGIN).render({"x": made})
+    plain = {"a": 1}
+    assert compile_value("{{ [x.get('a'), x.get('b', 2), x.get('b')] }}", ORIGIN).render({"x": plain}) == [[1, 2, None]]
+    assert compile_text("{% for i in [1] %}{{ x.get('a') }}-{{ x.get('b', i) }}{% endfor %}", ORIGIN).render({"x": plain}) == "1-1"
+
+
 def test_override_for_a_call_the_pack_does_not_have_is_refused(tmp_path):
     routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      embeddings.body: '{{ 1 }}'\n")
     with pytest.raises(ConfigError) as caught:

@@ -23,6 +23,7 @@ from types import BuiltinMethodType, FunctionType, MappingProxyType, MethodType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator, optimizeconst
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
@@ -55,7 +56,42 @@ class TemplateProblem(Exception):
         super().__init__(f"{self.file}:{self.line}:{self.col}: {message}")
 
 
-class _ValueCodeGenerator(NativeCodeGenerator):
+class _MappingGets(CodeGenerator):
+    """`x.get(key)` and `x.get(key, default)` compiled to one `environment.mapping_get` call.
+
+    Templates read optional fields this way a dozen times a request (`body.get('tools')`,
+    `u.get('cache_read_input_tokens')`). Jinja compiles each as a sandboxed attribute read
+    that makes a bound method, then a sandboxed call that inspects it: two calls into the
+    sandbox where one does. `mapping_get` calls `get` directly on a plain dict or read-only
+    mapping (what the sandbox allows there anyway) and sends anything else the full way.
+    """
+
+    @optimizeconst  # as Jinja's own: a call on constants is folded first
+    def visit_Call(self, node: nodes.Call, frame: Any, forward_caller: bool = False) -> None:
+        reader = node.node
+        if (
+            forward_caller or not isinstance(reader, nodes.Getattr) or reader.attr != "get"
+            or not 1 <= len(node.args) <= 2 or node.kwargs or node.dyn_args is not None or node.dyn_kwargs is not None
+        ):
+            super().visit_Call(node, frame, forward_caller=forward_caller)
+            return
+        self.write("environment.mapping_get(context, ")
+        self.visit(reader.node, frame)
+        for arg in node.args:
+            self.write(", ")
+            self.visit(arg, frame)
+        if frame.loop_frame:  # what Jinja passes along to calls inside loops and blocks
+            self.write(", _loop_vars=_loop_vars")
+        if frame.block_frame:
+            self.write(", _block_vars=_block_vars")
+        self.write(")")
+
+
+class _TextCodeGenerator(_MappingGets):
+    """Jinja's own text output, with the `get` calls above."""
+
+
+class _ValueCodeGenerator(_MappingGets, NativeCodeGenerator):
     """Native output, but constant expressions stay values instead of being joined as text."""
 
     def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> Any:
@@ -80,6 +116,8 @@ _HELPER_FUNCTIONS = frozenset(id(f) for f in helpers.GLOBALS.values())
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with the helpers every template may use."""
+
+    code_generator_class = _TextCodeGenerator
 
     def __init__(self) -> None:
         super().__init__(
@@ -106,6 +144,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if attribute in _MAPPING_READERS:
                 return getattr(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def mapping_get(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A template's `obj.get(...)`: direct on a plain mapping, else as Jinja would run it."""
+        if type(__obj) in _MAPPING_ATTRS:
+            return __obj.get(*args)
+        return __self.call(__context, __self.getattr(__obj, "get"), *args, **kwargs)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
         # Calls that the sandbox would allow without condition skip its inspection: the
