@@ -49,6 +49,12 @@ def served(gateway, upstream):
     ({"tools": {"lookup": {}}}, "tools"),
     ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": 5}]}, "messages[1].tool_calls"),
     ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": {"id": "c1"}}]}, "messages[1].tool_calls"),
+    ({"messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"messages": [{"role": "system", "content": None}, *HELLO]}, "messages[0].content"),
+    ({"messages": [*HELLO, {"role": "assistant"}]}, "messages[1].content"),
+    ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": []}]}, "messages[1].content"),
+    ({"messages": [*HELLO, {"role": "tool", "content": "42"}]}, "messages[1].tool_call_id"),
+    ({"messages": [*HELLO, {"role": "tool", "tool_call_id": "c1"}]}, "messages[1].content"),
 ])
 def test_a_bad_parameter_is_a_400_naming_it_and_no_upstream_call(served, extra, param):
     url, fake = served
@@ -59,6 +65,27 @@ def test_a_bad_parameter_is_a_400_naming_it_and_no_upstream_call(served, extra, 
     assert error["param"] == param
     assert error["type"] == "invalid_request_error"
     assert fake.requests == []
+
+
+def test_a_message_without_content_is_openais_missing_parameter_error_and_turns_that_carry_more_pass(served):
+    url, fake = served
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="chat", messages=[{"role": "user"}])  # type: ignore[typeddict-item]
+    assert caught.value.code == "missing_required_parameter"
+    assert caught.value.body["param"] == "messages[0].content"
+    assert "messages[0].content" in caught.value.message
+    assert fake.requests == []
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    turns = [
+        *HELLO,
+        {"role": "assistant", "tool_calls": [call]},  # content left out: the tool call stands for it
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {"role": "user", "content": "and now?"},
+    ]
+    client.chat.completions.create(model="chat", messages=turns, tools=[FUNCTION])
+    assert fake.requests[-1].body["messages"] == turns
 
 
 def test_the_sdk_raises_bad_request_and_good_values_and_unknown_fields_pass_through(served):

@@ -8,7 +8,7 @@ on as it is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.datastructures import Headers
 
@@ -89,18 +89,42 @@ def check_chat(body: dict[str, Any]) -> None:
         if role not in ROLES:
             raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role")
         content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
         if isinstance(content, list):
             parameters.check_content_parts(content, f"messages[{i}].content")
+        elif content is None:
+            _check_contentless(message, role, i)
+        elif not isinstance(content, str):
+            raise BadRequest(f"messages[{i}].content must be a string or a list of parts", param=f"messages[{i}].content")
         calls = message.get("tool_calls")
         if calls is not None and not isinstance(calls, list):
             raise BadRequest(f"messages[{i}].tool_calls must be a list", param=f"messages[{i}].tool_calls",
                              code="invalid_type")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            _missing(f"messages[{i}].tool_call_id")
     _check_types(body, _CHAT_FIELDS)
     parameters.check_bounds(body, parameters.OPENAI_CHAT)
     if body.get("tools") is not None:
         parameters.check_function_tools(body["tools"])
+
+
+# What an assistant message may carry instead of content (OpenAI: content is "required
+# unless tool_calls or function_call is specified"; a refusal or an earlier audio reply
+# also stands for it).
+_INSTEAD_OF_CONTENT = ("tool_calls", "function_call", "refusal", "audio")
+
+
+def _check_contentless(message: dict[str, Any], role: str, i: int) -> None:
+    """A message whose content is missing or null: only an assistant turn that carries
+    something else may have none (and a legacy function result, whose content is nullable).
+    Every provider refuses the rest, so the client hears it here, in its own API's words,
+    before a limit is drawn from or an upstream called."""
+    if role == "function" or role == "assistant" and any(message.get(k) for k in _INSTEAD_OF_CONTENT):
+        return
+    _missing(f"messages[{i}].content")
+
+
+def _missing(param: str) -> NoReturn:
+    raise BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
 def check_embeddings(body: dict[str, Any]) -> None:
