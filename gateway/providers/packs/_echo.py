@@ -3,11 +3,17 @@
 It is also the cheapest possible target for tests and for trying routes: the answer
 is `Echo: <last user text>`, streamed word by word, with token counts that add up,
 and embeddings are deterministic vectors derived from the text.
+
+It keeps the request's promises as a real model would, so a client's own checks pass:
+`n` answers, JSON that conforms to a `json_schema` response format (or an object for
+`json_object`), and a call to the tool a `tool_choice` forces, with arguments that
+conform to that tool's parameters (see `_schema_example`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import struct
 import time
@@ -16,7 +22,7 @@ from typing import Any
 
 from gateway.config.snapshot import Target
 from gateway.errors import BadRequest
-from gateway.ids import random_hex
+from gateway.ids import random_hex, short_id
 from gateway.providers.events import (
     COMPLETE,
     End,
@@ -25,8 +31,10 @@ from gateway.providers.events import (
     Finish,
     Start,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
+from gateway.providers.packs._schema_example import example_of
 from gateway.providers.packs.wire import UpstreamFailure, UpstreamRequest
 from gateway.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
 
@@ -57,6 +65,59 @@ def embedding_for(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in values]
 
 
+def answer_text(body: dict[str, Any], said: str) -> str:
+    """`Echo: <text>`, or JSON when the request's `response_format` asks for it."""
+    wanted = body.get("response_format")
+    kind = wanted.get("type") if isinstance(wanted, dict) else None
+    if kind == "json_schema":
+        spec = wanted.get("json_schema") if isinstance(wanted, dict) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return json_text(example_of(schema if isinstance(schema, dict) else {"type": "object"}, said))
+    if kind == "json_object":
+        return json_text({"echo": said})
+    return "Echo: " + said
+
+
+def forced_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
+    """(name, parameters) of the function tool the request's `tool_choice` forces: the one it
+    names, or the first for `required`. None when the model may answer in words."""
+    tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
+    functions = [f for f in tools if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    choice = body.get("tool_choice")
+    if not functions or choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        chosen = functions[0]
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        chosen = next((f for f in functions if f["name"] == name), None)
+        if chosen is None:
+            return None
+    else:
+        return None
+    return chosen["name"], chosen.get("parameters") or {"type": "object", "properties": {}}
+
+
+def json_text(value: Any) -> str:
+    """Spaced like the JSON a model writes, so a stream's word-by-word deltas stay readable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def copy_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Another choice's message: its own dicts, and its own tool call ids."""
+    copied = dict(message)
+    if message.get("tool_calls"):
+        copied["tool_calls"] = [{**c, "id": short_id("call_"), "function": dict(c["function"])}
+                                for c in message["tool_calls"]]
+    return copied
+
+
+def _pieces(text: str) -> list[str]:
+    """The text split at its spaces, each piece but the first keeping the space before it."""
+    words = text.split(" ")
+    return [words[0], *(" " + w for w in words[1:])]
+
+
 class EchoPack:
     """The built-in `echo` pack: answers in the process, so a fresh install works with no key."""
 
@@ -71,21 +132,31 @@ class EchoPack:
     maps = None  # not filtered by what it carries (pipeline/mapping.py): it only echoes
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
-        text = "Echo: " + last_user_text(body["messages"])
+        said = last_user_text(body["messages"])
+        call = forced_tool(body)
+        message: dict[str, Any]
+        if call is not None:
+            name, parameters = call
+            arguments = json_text(example_of(parameters, said))
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+                {"id": short_id("call_"), "type": "function", "function": {"name": name, "arguments": arguments}}]}
+            finish, written = "tool_calls", arguments
+        else:
+            written = answer_text(body, said)
+            message = {"role": "assistant", "content": written, "refusal": None}
+            finish = "stop"
+        count = body.get("n") or 1
         prompt = estimate_prompt_tokens(body)
-        completion = estimate_text_tokens(text)
+        completion = estimate_text_tokens(written) * count
         return {
             "id": "chatcmpl-" + random_hex(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": target.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
+                {"index": i, "message": message if i == 0 else copy_message(message),
+                 "logprobs": None, "finish_reason": finish}
+                for i in range(count)
             ],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
@@ -93,11 +164,18 @@ class EchoPack:
     async def chat_local_events(self, target: Target, body: dict[str, Any]) -> AsyncIterator[Event]:
         """The answer a word at a time, as a provider would stream it."""
         answer = self.chat_local(target, body)
-        text = answer["choices"][0]["message"]["content"]
         yield Start(answer["id"], target.model, answer["created"])
-        for i, word in enumerate(text.split(" ")):
-            yield TextDelta(word if i == 0 else " " + word)
-        yield Finish("stop")
+        for choice in answer["choices"]:
+            index, message = choice["index"], choice["message"]
+            for call in message.get("tool_calls") or ():
+                function = call["function"]
+                yield ToolCallDelta(0, call["id"], function["name"], "", choice=index)
+                for piece in _pieces(function["arguments"]):
+                    yield ToolCallDelta(0, arguments=piece, choice=index)
+            if message["content"] is not None:
+                for piece in _pieces(message["content"]):
+                    yield TextDelta(piece, choice=index)
+            yield Finish(choice["finish_reason"], choice=index)
         yield Usage(answer["usage"])
         yield End(COMPLETE)
 
