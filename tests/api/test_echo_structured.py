@@ -104,8 +104,26 @@ def test_a_forced_tool_is_called_with_arguments_its_parameters_accept(url):
     assert final.finish_reason == "tool_calls"
     assert final.message.tool_calls[0].function.name == "other"
     assert json.loads(final.message.tool_calls[0].function.arguments) == {}
-    auto = client(url).chat.completions.create(model="echo", messages=HI, tools=[tool], tool_choice="auto")
-    assert auto.choices[0].message.content == "Echo: hi there" and not auto.choices[0].message.tool_calls
+    none = client(url).chat.completions.create(model="echo", messages=HI, tools=[tool], tool_choice="none")
+    assert none.choices[0].message.content == "Echo: hi there" and not none.choices[0].message.tool_calls
+
+
+def test_left_to_itself_echo_runs_one_round_of_an_agents_tool_loop(url):
+    """`auto` (or no tool_choice): the first tool is called on the user's turn; once its
+    result is back, echo answers in words, so the loop ends as it would with a model."""
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
+    messages: list[dict] = [{"role": "user", "content": "weather in Paris?"}]
+    first = client(url).chat.completions.create(model="echo", messages=messages, tools=[weather])
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"location": "weather in Paris?"}
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
+    second = client(url).chat.completions.create(model="echo", messages=messages, tools=[weather], tool_choice="auto")
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.content == "Echo: weather in Paris?"
 
 
 def test_responses_parse_and_anthropic_forced_tools_work_on_echo(url):

@@ -6,8 +6,9 @@ and embeddings are deterministic vectors derived from the text.
 
 It keeps the request's promises as a real model would, so a client's own checks pass:
 `n` answers, JSON that conforms to a `json_schema` response format (or an object for
-`json_object`), and a call to the tool a `tool_choice` forces, with arguments that
-conform to that tool's parameters (see `_schema_example`).
+`json_object`), and tool calls whose arguments conform to the tool's parameters (see
+`_schema_example`): the tool a `tool_choice` forces, or, left to itself, the first tool
+offered, until a tool's result comes back.
 """
 
 from __future__ import annotations
@@ -78,24 +79,35 @@ def answer_text(body: dict[str, Any], said: str) -> str:
     return "Echo: " + said
 
 
-def forced_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
-    """(name, parameters) of the function tool the request's `tool_choice` forces: the one it
-    names, or the first for `required`. None when the model may answer in words."""
+def called_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
+    """(name, parameters) of the function tool echo calls, or None to answer in words.
+
+    A forcing `tool_choice` picks the tool it names (the first for `required`). Left to
+    itself (`auto`, or none given), echo calls the first tool when the conversation ends
+    with the user's turn, and answers in words once a tool's result has come back, so an
+    agent's loop runs one tool round and ends, as it would with a model."""
     tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
     functions = [f for f in tools if isinstance(f, dict) and isinstance(f.get("name"), str)]
     choice = body.get("tool_choice")
-    if not functions or choice in (None, "auto", "none"):
+    if not functions or choice == "none":
         return None
-    if choice == "required":
-        chosen = functions[0]
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        name = choice["function"].get("name")
-        chosen = next((f for f in functions if f["name"] == name), None)
-        if chosen is None:
-            return None
-    else:
+    chosen: dict[str, Any] | None = functions[0]
+    if isinstance(choice, dict):
+        named = choice.get("function") if isinstance(choice.get("function"), dict) else {}
+        chosen = next((f for f in functions if f["name"] == named.get("name")), None)
+    elif choice in (None, "auto") and not _users_turn(body.get("messages")):
+        return None
+    elif choice not in (None, "auto", "required"):
+        return None
+    if chosen is None:
         return None
     return chosen["name"], chosen.get("parameters") or {"type": "object", "properties": {}}
+
+
+def _users_turn(messages: Any) -> bool:
+    """Whether the conversation's last message is the user's (not a tool's result)."""
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    return isinstance(last, dict) and last.get("role") == "user"
 
 
 def json_text(value: Any) -> str:
@@ -133,7 +145,7 @@ class EchoPack:
 
     def chat_local(self, target: Target, body: dict[str, Any]) -> dict[str, Any]:
         said = last_user_text(body["messages"])
-        call = forced_tool(body)
+        call = called_tool(body)
         message: dict[str, Any]
         if call is not None:
             name, parameters = call
