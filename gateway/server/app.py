@@ -143,6 +143,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/v1/messages/count_tokens", messages.count_tokens, methods=["POST"]),
             Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
             Route("/v1/responses", responses.create_response, methods=["POST"]),
+            Route("/v1/responses/compact", responses.compact_response, methods=["POST"]),
             Route("/v1/responses/{response_id}", responses.retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),

@@ -1,6 +1,6 @@
 """The public Open Responses compliance suite (six tests: basic response, streaming, system
-prompt, tool calling, image input, multi-turn) against a running gateway process, once
-with a chat-completions target and once with an Anthropic target behind the alias.
+prompt, tool calling, image input, multi-turn) against a running gateway process, with a
+chat-completions target, an Anthropic target and the built-in keyless `echo` behind the alias.
 
 The suite is third party and not in this repository; `.ci/openresponses` (run by
 `make test` and CI) prepares it under .cache/openresponses when it is available.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.anthropic_upstream import AnthropicUpstream
-from tests.support.configs import openai_provider, write_config
+from tests.support.configs import ECHO_PROVIDER, openai_provider, write_config
 from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.servers import ROOT, gateway_process, serve_app
 
@@ -37,11 +37,13 @@ def _suite() -> Path:
 def gateway_url(tmp_path_factory):
     chat, ant = OpenAIUpstream(), AnthropicUpstream()
     with serve_app(chat.app()) as chat_url, serve_app(ant.app()) as ant_url:
-        routes = {"routes": {"chat-target": {"targets": ["up/tool-call"]}, "anthropic-target": {"targets": ["ant/m"]}},
+        routes = {"routes": {"chat-target": {"targets": ["up/tool-call"]}, "anthropic-target": {"targets": ["ant/m"]},
+                             "echo": {"targets": ["echo/echo-1"]}},
                   "keys": [{"name": "suite", "key": "sk-gw-compliance-0001"}]}
         providers = {
             "up": openai_provider(chat_url, ["tool-call"], responses="translate"),
             "ant": {"api": "anthropic", "base_url": ant_url, "api_key": "sk-ant-provider-0001", "models": {"m": {}}},
+            "echo": ECHO_PROVIDER,
         }
         folder = tmp_path_factory.mktemp("compliance")
         routes_path, providers_path = write_config(folder, routes, providers)
@@ -49,7 +51,7 @@ def gateway_url(tmp_path_factory):
             yield url
 
 
-@pytest.mark.parametrize("alias", ["chat-target", "anthropic-target"])
+@pytest.mark.parametrize("alias", ["chat-target", "anthropic-target", "echo"])
 def test_the_open_responses_suite_passes(gateway_url, alias):
     suite = _suite()
     env = {**os.environ, "BASE_URL": f"{gateway_url}/v1", "MODEL": alias, "API_KEY": "sk-gw-compliance-0001",

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from gateway.api import parameters
+from gateway.api.openai import compaction
 from gateway.config.snapshot import RESPONSES_API, Snapshot
 from gateway.errors import BadRequest
 from gateway.ids import new_id
@@ -29,6 +30,7 @@ from gateway.pipeline.plan import MAX_TIER_HEADER
 from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 
 INPUT_ROLES = ("user", "system", "developer", "assistant")
+PHASES = ("commentary", "final_answer")  # an assistant message's `phase`: kept and sent back as given
 
 # Optional fields the gateway reads, and the JSON types each must have.
 _FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -107,8 +109,13 @@ def input_items(raw: Any) -> list[dict[str, Any]]:
     return [_item(entry, f"input[{i}]") for i, entry in enumerate(raw)]
 
 
-def _message(role: str, content: list[dict[str, Any]], given: str | None = None) -> dict[str, Any]:
-    return {"id": given or item_id("msg"), "type": "message", "role": role, "status": "completed", "content": content}
+def _message(role: str, content: list[dict[str, Any]], given: str | None = None,
+             phase: str | None = None) -> dict[str, Any]:
+    message = {"id": given or item_id("msg"), "type": "message", "role": role, "status": "completed",
+               "content": content}
+    if phase is not None:
+        message["phase"] = phase
+    return message
 
 
 def _item(entry: Any, where: str) -> dict[str, Any]:
@@ -120,7 +127,11 @@ def _item(entry: Any, where: str) -> dict[str, Any]:
         role = entry.get("role")
         if role not in INPUT_ROLES:
             raise BadRequest(f"{where}.role must be one of {', '.join(INPUT_ROLES)}", param=f"{where}.role")
-        return _message(role, _content(entry.get("content"), role, f"{where}.content"), given)
+        phase = entry.get("phase")
+        if phase is not None and phase not in PHASES:
+            raise BadRequest(f"{where}.phase must be one of {', '.join(PHASES)}", param=f"{where}.phase")
+        kept_phase = phase if role == "assistant" else None  # the API uses it on assistant messages only
+        return _message(role, _content(entry.get("content"), role, f"{where}.content"), given, kept_phase)
     if kind == "function_call":
         for name in ("call_id", "name"):
             if not isinstance(entry.get(name), str) or not entry[name]:
@@ -138,6 +149,13 @@ def _item(entry: Any, where: str) -> dict[str, Any]:
             raise BadRequest(f"{where}.output must be a string or a list of content parts", param=f"{where}.output")
         return {"id": given or item_id("fco"), "type": "function_call_output", "call_id": entry["call_id"],
                 "output": output, "status": "completed"}
+    if kind == "compaction":
+        if not isinstance(entry.get("encrypted_content"), str) or not entry["encrypted_content"]:
+            raise BadRequest(f"{where}.encrypted_content is required", param=f"{where}.encrypted_content")
+        item = {"id": given or item_id("cmp"), "type": "compaction", "encrypted_content": entry["encrypted_content"]}
+        if compaction.is_ours(item):
+            compaction.summary_of(item, where)  # a damaged one is refused here, whichever target is used
+        return item
     if not isinstance(kind, str):
         raise BadRequest(f"{where}.type must be a string", param=f"{where}.type")
     return dict(entry)  # reasoning, item_reference, hosted tool calls: kept for a native target
@@ -191,6 +209,8 @@ def chat_messages(instructions: str | None, items: list[dict[str, Any]], lenient
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item["output"])})
         elif kind == "reasoning":
             continue  # a model's own reasoning: chat targets take none back
+        elif compaction.is_ours(item):
+            messages.append(compaction.summary_message(item, where))
         elif not lenient:
             raise Untranslatable(f"{where}: item type '{kind}' can only be sent to a target that speaks the "
                                  "Responses API", param=where)
@@ -342,18 +362,22 @@ def chat_body(body: dict[str, Any], alias: str, items: list[dict[str, Any]], len
 def native_body(body: dict[str, Any], items: list[dict[str, Any]], continued: bool) -> dict[str, Any]:
     """The client's own body for a target that speaks the Responses API: as written, or,
     when it continues a stored conversation, with that conversation written into `input`
-    (the gateway keeps conversations, so the upstream need not know the previous id)."""
-    if not continued:
+    (the gateway keeps conversations, so the upstream need not know the previous id).
+    The gateway's own compaction items, which no upstream can read, become the summary
+    they carry."""
+    if not continued and not any(compaction.is_ours(item) for item in items):
         return body
     out = {k: v for k, v in body.items() if k != "previous_response_id"}
-    out["input"] = [_upstream_item(item) for item in items]
+    out["input"] = [_upstream_item(item, f"input[{i}]") for i, item in enumerate(items)]
     return out
 
 
-def _upstream_item(item: dict[str, Any]) -> dict[str, Any]:
+def _upstream_item(item: dict[str, Any], where: str) -> dict[str, Any]:
     """An item as an upstream takes it back: the gateway's own ids and statuses left out."""
     if item["type"] in ("message", "function_call", "function_call_output"):
         return {k: v for k, v in item.items() if k not in ("id", "status")}
+    if compaction.is_ours(item):
+        return compaction.summary_item(item, where)
     return item
 
 

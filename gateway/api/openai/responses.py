@@ -6,11 +6,13 @@ the answer written back as a Response object (`response_object`) or its event st
 (`response_stream`). With `store` (the API's default) the response and the conversation
 it ends are kept for its key: `previous_response_id` continues from them, and
 GET/DELETE /v1/responses/{id} and GET /v1/responses/{id}/input_items read them. Another
-key's id is a 404, exactly like an id that never existed.
+key's id is a 404, exactly like an id that never existed. POST /v1/responses/compact folds
+a conversation into a summary item (see `compaction`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,15 +22,23 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.api.body import read_json
 from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
-from gateway.api.openai.response_input import ResponsesCall, read_responses
-from gateway.api.openai.response_object import from_chat, from_native
+from gateway.api.openai import compaction
+from gateway.api.openai.response_input import (
+    ResponsesCall,
+    input_items,
+    item_id,
+    read_responses,
+)
+from gateway.api.openai.response_object import from_chat, from_native, usage_of
 from gateway.api.openai.response_stream import ResponseEvents, responses_sse
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
-from gateway.config.snapshot import RESPONSES_API, Key
+from gateway.config.snapshot import RESPONSES_API, Key, Snapshot
 from gateway.errors import BadRequest, NotFound
 from gateway.ids import ordered_id
 from gateway.pipeline.complete import Completion, complete
 from gateway.pipeline.identify import identify
+from gateway.pipeline.plan import MAX_TIER_HEADER
+from gateway.pipeline.request import USER_HEADER, chat_request
 from gateway.pipeline.runtime import Runtime
 
 MAX_LIST = 100
@@ -53,13 +63,7 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
     key = await identify(snapshot, request.headers, runtime.key_sets)
     body = await read_json(request, snapshot.max_body_bytes)
     owner = owner_of(key)
-    context: list[dict[str, Any]] = []
-    previous = body.get("previous_response_id")
-    if previous is not None:
-        if not isinstance(previous, str) or not previous:
-            raise BadRequest("'previous_response_id' must be a string", param="previous_response_id")
-        record = await _stored(runtime, owner, previous, "previous_response_id")
-        context = record["input"] + record["response"]["output"]
+    context = await _conversation(runtime, owner, body)
     call = read_responses(snapshot, body, request.headers, context)
     done = await complete(runtime, snapshot, key, call.request, exchange)
     response_id = ordered_id("resp")
@@ -71,6 +75,60 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
     if call.store:
         await _keep(runtime, owner, call, response_id, body)
     return JSONAnswer(body, headers=done.headers)
+
+
+async def _conversation(runtime: Runtime, owner: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored conversation `previous_response_id` continues: the input and output of
+    that response (whose own input holds everything before it). Empty without one."""
+    previous = body.get("previous_response_id")
+    if previous is None:
+        return []
+    if not isinstance(previous, str) or not previous:
+        raise BadRequest("'previous_response_id' must be a string", param="previous_response_id")
+    record = await _stored(runtime, owner, previous, "previous_response_id")
+    return record["input"] + record["response"]["output"]
+
+
+@endpoint("responses")
+async def compact_response(request: Request, exchange: Exchange) -> Response:
+    """A conversation (its `input`, after the one `previous_response_id` names) folded into
+    its user messages and one `compaction` item, summarised by the route's model."""
+    runtime: Runtime = request.app.state.runtime
+    snapshot = runtime.snapshot
+    key = await identify(snapshot, request.headers, runtime.key_sets)
+    body = await read_json(request, snapshot.max_body_bytes)
+    alias = _compact_alias(snapshot, body)
+    items = await _conversation(runtime, owner_of(key), body)
+    if body.get("input") is not None:
+        items = items + input_items(body["input"])
+    chat = compaction.chat_body(alias, body.get("instructions"), items)
+    headers = request.headers
+    model_request = chat_request(RESPONSES_API, chat, max_tier=headers.get(MAX_TIER_HEADER),
+                                 cache_control=headers.get("cache-control"), user=headers.get(USER_HEADER))
+    done = await complete(runtime, snapshot, key, model_request, exchange)
+    answer = done.outcome.answer
+    assert answer is not None  # the request did not ask for a stream
+    choices = answer.body.get("choices") or [{}]
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    summary = message.get("content") if isinstance(message, dict) else None
+    output = [*compaction.kept_items(items), compaction.compaction_item(item_id("cmp"), str(summary or ""))]
+    return json_response({
+        "id": item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+        "output": output, "usage": usage_of(answer.body.get("usage"), (model_request.prompt_tokens, 0)),
+    }, headers=done.headers)
+
+
+def _compact_alias(snapshot: Snapshot, body: dict[str, Any]) -> str:
+    """The route (`model`, required), with the other fields checked as /v1/responses checks them."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a string naming a route", param="model")
+    for name in ("instructions", "previous_response_id", "prompt_cache_key"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise BadRequest(f"'{name}' must be a string", param=name, code="invalid_type")
+    if body.get("input") is None and body.get("previous_response_id") is None:
+        raise BadRequest("'input' is required: a string or a list of input items", param="input")
+    return model
 
 
 def _answer(call: ResponsesCall, response_id: str, done: Completion) -> dict[str, Any]:
