@@ -109,8 +109,9 @@ def test_a_forced_tool_is_called_with_arguments_its_parameters_accept(url):
 
 
 def test_left_to_itself_echo_runs_one_round_of_an_agents_tool_loop(url):
-    """`auto` (or no tool_choice): the first tool is called on the user's turn; once its
-    result is back, echo answers in words, so the loop ends as it would with a model."""
+    """`auto` (or no tool_choice): a tool the user's message mentions is called on the
+    user's turn; once its result is back, echo answers in words, so the loop ends as it
+    would with a model. A message that mentions no tool gets words."""
     weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
         "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
     messages: list[dict] = [{"role": "user", "content": "weather in Paris?"}]
@@ -124,6 +125,14 @@ def test_left_to_itself_echo_runs_one_round_of_an_agents_tool_loop(url):
     second = client(url).chat.completions.create(model="echo", messages=messages, tools=[weather], tool_choice="auto")
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.content == "Echo: weather in Paris?"
+    toolbox = [weather, {"type": "function", "function": {"name": "WebFetch", "parameters": {"type": "object"}}},
+               {"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]
+    chatting = client(url).chat.completions.create(model="echo", messages=HI, tools=toolbox)
+    assert chatting.choices[0].message.content == "Echo: hi there" and not chatting.choices[0].message.tool_calls
+    for said, name in (("please fetch it", "WebFetch"), ("use bash", "Bash"), ("what's the WEATHER", "get_weather")):
+        called = client(url).chat.completions.create(model="echo", messages=[{"role": "user", "content": said}],
+                                                     tools=toolbox)
+        assert called.choices[0].message.tool_calls[0].function.name == name
 
 
 def test_responses_parse_and_anthropic_forced_tools_work_on_echo(url):

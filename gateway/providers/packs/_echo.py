@@ -7,8 +7,8 @@ and embeddings are deterministic vectors derived from the text.
 It keeps the request's promises as a real model would, so a client's own checks pass:
 `n` answers, JSON that conforms to a `json_schema` response format (or an object for
 `json_object`), and tool calls whose arguments conform to the tool's parameters (see
-`_schema_example`): the tool a `tool_choice` forces, or, left to itself, the first tool
-offered, until a tool's result comes back.
+`_schema_example`): the tool a `tool_choice` forces, or, left to itself, a tool the user's
+message mentions, until a tool's result comes back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import struct
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -83,22 +84,25 @@ def called_tool(body: dict[str, Any]) -> tuple[str, Any] | None:
     """(name, parameters) of the function tool echo calls, or None to answer in words.
 
     A forcing `tool_choice` picks the tool it names (the first for `required`). Left to
-    itself (`auto`, or none given), echo calls the first tool when the conversation ends
-    with the user's turn, and answers in words once a tool's result has come back, so an
-    agent's loop runs one tool round and ends, as it would with a model."""
+    itself (`auto`, or none given), echo calls a tool the user's last message mentions (see
+    `_mentions`), and answers in words once a tool's result has come back, so an agent's
+    loop runs one tool round and ends, as it would with a model. A message that mentions
+    no tool gets words: an agent offering echo its whole toolbox is not sent calls it did
+    not ask for."""
     tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
     functions = [f for f in tools if isinstance(f, dict) and isinstance(f.get("name"), str)]
     choice = body.get("tool_choice")
+    chosen: dict[str, Any] | None = None
     if not functions or choice == "none":
         return None
-    chosen: dict[str, Any] | None = functions[0]
     if isinstance(choice, dict):
         named = choice.get("function") if isinstance(choice.get("function"), dict) else {}
         chosen = next((f for f in functions if f["name"] == named.get("name")), None)
-    elif choice in (None, "auto") and not _users_turn(body.get("messages")):
-        return None
-    elif choice not in (None, "auto", "required"):
-        return None
+    elif choice == "required":
+        chosen = functions[0]
+    elif choice in (None, "auto") and _users_turn(body.get("messages")):
+        said = last_user_text(body["messages"])
+        chosen = next((f for f in functions if _mentions(said, f["name"])), None)
     if chosen is None:
         return None
     return chosen["name"], chosen.get("parameters") or {"type": "object", "properties": {}}
@@ -108,6 +112,14 @@ def _users_turn(messages: Any) -> bool:
     """Whether the conversation's last message is the user's (not a tool's result)."""
     last = messages[-1] if isinstance(messages, list) and messages else None
     return isinstance(last, dict) and last.get("role") == "user"
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether `text` names the tool: its whole name as a word, or a word of five letters or
+    more from it (`get_weather` is mentioned by "weather", `WebFetch` by "fetch")."""
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    parts = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+    return name.lower() in words or any(len(part) >= 5 and part.lower() in words for part in parts)
 
 
 def json_text(value: Any) -> str:
