@@ -131,3 +131,33 @@ def test_assistant_phase_is_kept_and_sent_back_to_a_responses_target(site):
     assert stored[0].phase == "final_answer"
     client(url).responses.create(model="native", input="next", previous_response_id=first.id)
     assert native.requests[-1].body["input"][0]["phase"] == "final_answer"
+
+
+def test_a_compaction_trigger_on_a_chat_route_answers_with_the_compaction_item(site):
+    url, chat, _, _ = site
+    sdk = client(url)
+    compacted = sdk.responses.create(model="chat", input=[*TOOL_TURNS, {"type": "compaction_trigger"}])
+    assert compacted.status == "completed" and [item.type for item in compacted.output] == ["compaction"]
+    assert compacted.output[0].encrypted_content.startswith("gw-compaction-1.")
+    assert compacted.usage.input_tokens == 11
+    assert "sunny, 21C" in chat.requests[-1].body["messages"][-1]["content"]
+    kept = [item.type for item in sdk.responses.input_items.list(compacted.id, order="asc")]
+    assert kept == ["message"]  # the stored conversation is the compacted one: the user's message
+    sdk.responses.create(model="chat", input="and now?", previous_response_id=compacted.id)
+    assert [m["role"] for m in chat.requests[-1].body["messages"]] == ["user", "system", "user"]
+    assert chat.requests[-1].body["messages"][1]["content"].startswith(PREAMBLE)
+    with sdk.responses.stream(model="chat", input=[TOOL_TURNS[0], {"type": "compaction_trigger"}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds == ["response.created", "response.in_progress", "response.output_item.added",
+                     "response.output_item.done", "response.completed"]
+    assert [item.type for item in final.output] == ["compaction"]
+
+
+def test_a_compaction_trigger_goes_as_written_to_a_responses_target_and_must_come_last(site):
+    url, _, _, native = site
+    client(url).responses.create(model="native", input=[TOOL_TURNS[0], {"type": "compaction_trigger"}])
+    assert native.requests[-1].body["input"][-1] == {"type": "compaction_trigger"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(url).responses.create(model="chat", input=[{"type": "compaction_trigger"}, TOOL_TURNS[0]])
+    assert refused.value.body["param"] == "input[0]"

@@ -13,6 +13,10 @@ When such an item comes back in a later request's input, it becomes a system mes
 carrying the summary, for every target: chat targets and those that speak the Responses
 API natively alike, which could not read it. A `compaction` item made by anyone else (an
 OpenAI one) is passed only to a target that speaks the Responses API.
+
+The same summary answers a `/v1/responses` call whose input ends with a
+`compaction_trigger` (OpenAI's other way to compact) on a route with no target that speaks
+the Responses API: the response's one output item is the compaction item.
 """
 
 from __future__ import annotations
@@ -36,6 +40,21 @@ INSTRUCTIONS = (
     "and the last thing the user asked. Be complete but brief. Reply with the summary only."
 )
 _TEXT_PARTS = ("input_text", "output_text", "text", "summary_text")
+
+
+def triggered(body: dict[str, Any]) -> bool:
+    """Whether a /v1/responses body asks for compaction: its input ends with a
+    `compaction_trigger` item (OpenAI's compaction inside a response). One anywhere else
+    is refused, as the API refuses it."""
+    items = body.get("input")
+    if not isinstance(items, list) or not items:
+        return False
+    for index, item in enumerate(items[:-1]):
+        if isinstance(item, dict) and item.get("type") == "compaction_trigger":
+            raise BadRequest(f"input[{index}]: a compaction_trigger must be the last input item",
+                             param=f"input[{index}]")
+    last = items[-1]
+    return isinstance(last, dict) and last.get("type") == "compaction_trigger"
 
 
 def seal(summary: str) -> str:

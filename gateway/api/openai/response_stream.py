@@ -202,6 +202,19 @@ class ResponseEvents:
         out.append(self._emit(kind, response=response))
         return out
 
+    def whole(self, output: list[dict[str, Any]], usage: dict[str, Any]) -> list[bytes]:
+        """The events of a response made whole before its stream starts (a compaction):
+        each item added and done at once, then `response.completed`."""
+        out = self.start()
+        for index, item in enumerate(output):
+            out.append(self._emit("response.output_item.added", output_index=index, item=item))
+            out.append(self._emit("response.output_item.done", output_index=index, item=item))
+        response = self.response
+        response.update(output=output, usage=usage)
+        self.final = finished(response, "stop")
+        out.append(self._emit("response.completed", response=response))
+        return out
+
     def _failed(self, end: End) -> bytes:
         """`response.failed`, with an error code the API lists (`server_error`)."""
         error = end.error if isinstance(end.error, dict) else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,20 +26,22 @@ from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
 from gateway.api.openai import compaction
 from gateway.api.openai.response_input import (
     ResponsesCall,
+    check_body,
     input_items,
     item_id,
     read_responses,
+    speaks_responses,
 )
 from gateway.api.openai.response_object import from_chat, from_native, usage_of
 from gateway.api.openai.response_stream import ResponseEvents, responses_sse
 from gateway.api.openai.stream import HEADERS as SSE_HEADERS
-from gateway.config.snapshot import RESPONSES_API, Key, Snapshot
+from gateway.config.snapshot import RESPONSES_API, Key
 from gateway.errors import BadRequest, NotFound
 from gateway.ids import ordered_id
 from gateway.pipeline.complete import Completion, complete
 from gateway.pipeline.identify import identify
 from gateway.pipeline.plan import MAX_TIER_HEADER
-from gateway.pipeline.request import USER_HEADER, chat_request
+from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 from gateway.pipeline.runtime import Runtime
 
 MAX_LIST = 100
@@ -64,6 +67,8 @@ async def create_response(request: Request, exchange: Exchange) -> Response:
     body = await read_json(request, snapshot.max_body_bytes)
     owner = owner_of(key)
     context = await _conversation(runtime, owner, body)
+    if compaction.triggered(body) and not speaks_responses(snapshot, str(body.get("model"))):
+        return await _compacted_response(request, exchange, key, owner, body, context)
     call = read_responses(snapshot, body, request.headers, context)
     done = await complete(runtime, snapshot, key, call.request, exchange)
     response_id = ordered_id("resp")
@@ -97,28 +102,75 @@ async def compact_response(request: Request, exchange: Exchange) -> Response:
     snapshot = runtime.snapshot
     key = await identify(snapshot, request.headers, runtime.key_sets)
     body = await read_json(request, snapshot.max_body_bytes)
-    alias = _compact_alias(snapshot, body)
+    alias = _compact_alias(body)
     items = await _conversation(runtime, owner_of(key), body)
     if body.get("input") is not None:
         items = items + input_items(body["input"])
-    chat = compaction.chat_body(alias, body.get("instructions"), items)
+    summary = await _summarise(request, exchange, key, alias, body.get("instructions"), items)
+    output = [*compaction.kept_items(items), summary.item]
+    return json_response({
+        "id": item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+        "output": output, "usage": summary.usage,
+    }, headers=summary.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """What the route's model wrote when asked to compact, as the answers carry it."""
+
+    item: dict[str, Any]  # the compaction item
+    usage: dict[str, Any]  # in the Responses API's terms
+    headers: dict[str, str]  # the gateway's response headers (route, target, cost, limits)
+    request: ModelRequest  # the summary's own request, for the envelope of a Response
+
+
+async def _summarise(request: Request, exchange: Exchange, key: Key | None, alias: str, instructions: Any,
+                     items: list[dict[str, Any]]) -> _Summary:
+    """Ask the route's model, through the whole pipeline, for the summary of `items`."""
+    runtime: Runtime = request.app.state.runtime
     headers = request.headers
+    chat = compaction.chat_body(alias, instructions if isinstance(instructions, str) else None, items)
     model_request = chat_request(RESPONSES_API, chat, max_tier=headers.get(MAX_TIER_HEADER),
                                  cache_control=headers.get("cache-control"), user=headers.get(USER_HEADER))
-    done = await complete(runtime, snapshot, key, model_request, exchange)
+    done = await complete(runtime, runtime.snapshot, key, model_request, exchange)
     answer = done.outcome.answer
     assert answer is not None  # the request did not ask for a stream
     choices = answer.body.get("choices") or [{}]
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     summary = message.get("content") if isinstance(message, dict) else None
-    output = [*compaction.kept_items(items), compaction.compaction_item(item_id("cmp"), str(summary or ""))]
-    return json_response({
-        "id": item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
-        "output": output, "usage": usage_of(answer.body.get("usage"), (model_request.prompt_tokens, 0)),
-    }, headers=done.headers)
+    usage = usage_of(answer.body.get("usage"), (model_request.prompt_tokens, 0))
+    return _Summary(compaction.compaction_item(item_id("cmp"), str(summary or "")), usage, done.headers,
+                    model_request)
 
 
-def _compact_alias(snapshot: Snapshot, body: dict[str, Any]) -> str:
+async def _compacted_response(request: Request, exchange: Exchange, key: Key | None, owner: str,
+                              body: dict[str, Any], context: list[dict[str, Any]]) -> Response:
+    """A /v1/responses call whose input ends with a `compaction_trigger`, on a route with no
+    target that takes it as written: a Response whose one output item is the compaction
+    (plain, or as a stream of whole items). Stored, its conversation is what the compaction
+    keeps, so `previous_response_id` continues from the compacted state."""
+    alias = check_body(body)
+    items = context + input_items(body["input"][:-1])
+    summary = await _summarise(request, exchange, key, alias, body.get("instructions"), items)
+    call = ResponsesCall(body, alias, compaction.kept_items(items), body.get("store") is not False, summary.request)
+    writer = ResponseEvents(call, ordered_id("resp"))
+    frames = writer.whole([summary.item], summary.usage)
+    final = writer.final
+    assert final is not None
+    if call.store:
+        await _keep(request.app.state.runtime, owner, call, final["id"], orjson.dumps(final))
+    if body.get("stream"):
+        return StreamingResponse(_replay(frames), media_type="text/event-stream",
+                                 headers={**summary.headers, **SSE_HEADERS})
+    return JSONAnswer(orjson.dumps(final), headers=summary.headers)
+
+
+async def _replay(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in frames:
+        yield chunk
+
+
+def _compact_alias(body: dict[str, Any]) -> str:
     """The route (`model`, required), with the other fields checked as /v1/responses checks them."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
