@@ -160,14 +160,16 @@ async def _compacted_response(request: Request, exchange: Exchange, key: Key | N
     if call.store:
         await _keep(request.app.state.runtime, owner, call, final["id"], orjson.dumps(final))
     if body.get("stream"):
-        return StreamingResponse(_replay(frames), media_type="text/event-stream",
+        return StreamingResponse(_replay(frames, exchange), media_type="text/event-stream",
                                  headers={**summary.headers, **SSE_HEADERS})
     return JSONAnswer(orjson.dumps(final), headers=summary.headers)
 
 
-async def _replay(frames: list[bytes]) -> AsyncIterator[bytes]:
+async def _replay(frames: list[bytes], exchange: Exchange) -> AsyncIterator[bytes]:
+    """Events already made, sent as a stream; the request's log line says it ended whole."""
     for chunk in frames:
         yield chunk
+    exchange.stream_end = "done"
 
 
 def _compact_alias(body: dict[str, Any]) -> str:
