@@ -145,3 +145,14 @@ def test_responses_parse_and_anthropic_forced_tools_work_on_echo(url):
         {"name": "search", "input_schema": schema}], tool_choice={"type": "any"})
     assert message.stop_reason == "tool_use"
     assert message.content[0].type == "tool_use" and message.content[0].input == {"q": "hi there", "k": 1}
+
+
+def test_tool_arguments_are_an_object_whatever_the_parameters_say(url):
+    odd = {"type": "function", "function": {"name": "odd", "parameters": {"type": "string", "enum": [3]}}}
+    answer = client(url).chat.completions.create(model="echo", messages=HI, tools=[odd], tool_choice="required")
+    assert json.loads(answer.choices[0].message.tool_calls[0].function.arguments) == {}
+    claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    message = claude.messages.create(model="echo", max_tokens=64, messages=HI, tools=[
+        {"name": "odd", "input_schema": {"type": "x", "properties": {"q": 0}}}], tool_choice={"type": "any"})
+    assert message.content[0].type == "tool_use" and message.content[0].input == {}
+

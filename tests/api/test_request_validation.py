@@ -50,6 +50,8 @@ def served(gateway, upstream):
     ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": 5}]}, "messages[1].tool_calls"),
     ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": {"id": "c1"}}]}, "messages[1].tool_calls"),
     ({"messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": {"user": 1}, "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "system", "content": None}, *HELLO]}, "messages[0].content"),
     ({"messages": [*HELLO, {"role": "assistant"}]}, "messages[1].content"),
     ({"messages": [*HELLO, {"role": "assistant", "content": None, "tool_calls": []}]}, "messages[1].content"),

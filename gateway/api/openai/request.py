@@ -86,7 +86,7 @@ def check_chat(body: dict[str, Any]) -> None:
         if not isinstance(message, dict):
             raise BadRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise BadRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", param=f"messages[{i}].role")
         content = message.get("content")
         if isinstance(content, list):

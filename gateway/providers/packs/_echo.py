@@ -161,7 +161,8 @@ class EchoPack:
         message: dict[str, Any]
         if call is not None:
             name, parameters = call
-            arguments = json_text(example_of(parameters, said))
+            example = example_of(parameters, said)
+            arguments = json_text(example if isinstance(example, dict) else {})  # arguments are always an object
             message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
                 {"id": short_id("call_"), "type": "function", "function": {"name": name, "arguments": arguments}}]}
             finish, written = "tool_calls", arguments

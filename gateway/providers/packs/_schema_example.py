@@ -114,7 +114,8 @@ class _Example:
         return self.text
 
     def _string(self, schema: dict[str, Any]) -> str:
-        fixed = _FORMATS.get(schema.get("format", ""))
+        form = schema.get("format")
+        fixed = _FORMATS.get(form) if isinstance(form, str) else None
         if fixed is not None:
             return fixed
         text = self.text
