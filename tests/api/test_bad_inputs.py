@@ -48,12 +48,22 @@ def test_malformed_chat_bodies(gateway, name, body, status):
 
 
 @pytest.mark.parametrize("body", [b'{"model":"embed"}', b'{"model":"embed","input":5}', b'{"model":"embed","input":[]}',
-                                  b'{"model":"embed","input":"x","dimensions":0}', b'{"model":"echo","input":"x"}'])
+                                  b'{"model":"embed","input":"x","dimensions":0}', b'{"model":"echo","input":"x"}',
+                                  b'{"model":"embed","input":["a",0]}', b'{"model":"embed","input":[[1],"a"]}',
+                                  b'{"model":"embed","input":[[1],[]]}', b'{"model":"embed","input":[1,-2]}'])
 def test_malformed_embedding_bodies(gateway, body):
     url = gateway(ROUTES)
     response = httpx.post(f"{url}/v1/embeddings", content=body)
     assert response.status_code in (400, 404)
     assert_openai_error(response, response.status_code)
+
+
+def test_token_inputs_are_embedded(gateway):
+    url = gateway(ROUTES)
+    for given in ([1, 2, 3], [[1, 2], [3]], ["a", "b"]):
+        answer = httpx.post(f"{url}/v1/embeddings", json={"model": "embed", "input": given})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["data"]) == (1 if isinstance(given[0], int) else 2)
 
 
 def test_unknown_path_and_wrong_method_are_openai_shaped(gateway):

@@ -134,6 +134,15 @@ def check_embeddings(body: dict[str, Any]) -> None:
     value = body.get("input")
     if isinstance(value, str):
         return
-    if isinstance(value, list) and value and all(isinstance(v, (str, int, list)) and not isinstance(v, bool) for v in value):
+    if isinstance(value, list) and value and (
+        all(isinstance(v, str) for v in value)  # several texts
+        or all(_is_token(v) for v in value)  # one text as tokens
+        or all(isinstance(v, list) and v and all(_is_token(t) for t in v) for v in value)  # several, as tokens
+    ):
         return
-    raise BadRequest("'input' is required: a string, a list of strings, or token arrays", param="input")
+    raise BadRequest("'input' is required: a string, a list of strings, a list of tokens or a list of token lists "
+                     "(not a mix)", param="input")
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
