@@ -374,10 +374,10 @@ def native_body(body: dict[str, Any], items: list[dict[str, Any]], continued: bo
 
 def _upstream_item(item: dict[str, Any], where: str) -> dict[str, Any]:
     """An item as an upstream takes it back: the gateway's own ids and statuses left out."""
-    if item["type"] in ("message", "function_call", "function_call_output"):
-        return {k: v for k, v in item.items() if k not in ("id", "status")}
     if compaction.is_ours(item):
         return compaction.summary_item(item, where)
+    if item["type"] in ("message", "function_call", "function_call_output", "compaction"):
+        return {k: v for k, v in item.items() if k not in ("id", "status")}
     return item
 
 
