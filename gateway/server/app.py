@@ -147,6 +147,7 @@ def create_app(routes_path: str | None = None, providers_path: str | None = None
             Route("/v1/responses/{response_id}", responses.retrieve_response, methods=["GET"]),
             Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
             Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
+            Route("/v1/responses/{response_id}/cancel", responses.cancel_response, methods=["POST"]),
             Route("/v1/models", models.list_models, methods=["GET"]),
             Route("/v1/models/{alias:path}", models.get_model, methods=["GET"]),
             Route("/health", health.health, methods=["GET"]),

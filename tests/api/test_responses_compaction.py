@@ -1,7 +1,8 @@
 """POST /v1/responses/compact and the compaction items it makes, through the official
 openai SDK: the summary comes from the route's model; the item it travels in is read back
 on chat targets and on targets that speak the Responses API alike; another key's stored
-conversation cannot be compacted; assistant `phase` labels are kept."""
+conversation cannot be compacted; assistant `phase` labels are kept; cancel answers as
+the API does for a response that is not a background one."""
 
 from __future__ import annotations
 
@@ -161,3 +162,14 @@ def test_a_compaction_trigger_goes_as_written_to_a_responses_target_and_must_com
     with pytest.raises(openai.BadRequestError) as refused:
         client(url).responses.create(model="chat", input=[{"type": "compaction_trigger"}, TOOL_TURNS[0]])
     assert refused.value.body["param"] == "input[0]"
+
+
+def test_cancel_is_the_apis_400_for_a_stored_response_and_404_for_another_keys(site):
+    url, _, _, _ = site
+    mine = client(url, KEY_A).responses.create(model="chat", input="not in the background")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(url, KEY_A).responses.cancel(mine.id)
+    assert "background" in refused.value.message
+    with pytest.raises(openai.NotFoundError):
+        client(url, KEY_B).responses.cancel(mine.id)
+    assert client(url, KEY_A).responses.retrieve(mine.id).status == "completed"

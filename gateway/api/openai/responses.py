@@ -238,6 +238,18 @@ async def delete_response(request: Request, exchange: Exchange) -> Response:
 
 
 @endpoint("responses")
+async def cancel_response(request: Request, exchange: Exchange) -> Response:
+    """Only a background response can be cancelled, and the gateway makes none (`background`
+    is refused): a stored response of the caller's is the API's 400, anything else a 404."""
+    runtime: Runtime = request.app.state.runtime
+    key = await identify(runtime.snapshot, request.headers, runtime.key_sets)
+    response_id = request.path_params["response_id"]
+    await _stored(runtime, owner_of(key), response_id)
+    raise BadRequest(f"response '{response_id}' was not created with background=true: only background responses "
+                     "can be cancelled", param="response_id")
+
+
+@endpoint("responses")
 async def list_input_items(request: Request, exchange: Exchange) -> Response:
     """The input items the response was made from, the stored conversation included;
     `order` (desc by default, as the API), `limit` (1 to 100, default 20) and `after`."""
