@@ -61,6 +61,8 @@ def json_response(data: object, status: int = 200, headers: dict[str, str] | Non
 # How an endpoint writes an error for its clients: (error, request id) -> body.
 # OpenAI's shape unless the endpoint speaks another API (Anthropic's /v1/messages).
 ErrorBody = Callable[[GatewayError, str], bytes]
+# For an endpoint both APIs call (/v1/models), the shape is chosen per request.
+ErrorShape = Callable[[Request], ErrorBody]
 
 
 def openai_error_body(exc: GatewayError, request_id: str) -> bytes:
@@ -83,10 +85,11 @@ class Endpoint:
     layers would only cost time on each request.
     """
 
-    def __init__(self, name: str, handler: Handler, error_body: ErrorBody) -> None:
+    def __init__(self, name: str, handler: Handler, error_body: ErrorBody, error_shape: ErrorShape | None = None) -> None:
         self.name = name
         self.handler = handler
         self.error_body = error_body
+        self.error_shape = error_shape
         self.__name__ = handler.__name__
         self.__doc__ = handler.__doc__
 
@@ -101,6 +104,8 @@ class Endpoint:
         """The handler's response, or the error it raised as a body in the endpoint's shape;
         None when the client left before its answer was ready (nothing is left to send)."""
         name, error_body = self.name, self.error_body
+        if self.error_shape is not None:
+            error_body = self.error_shape(request)
         exchange = Exchange(request_id(request), time.perf_counter(), name)
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
@@ -140,9 +145,10 @@ class Endpoint:
         return response
 
 
-def endpoint(name: str, error_body: ErrorBody = openai_error_body) -> Callable[[Handler], Endpoint]:
+def endpoint(name: str, error_body: ErrorBody = openai_error_body,
+             error_shape: ErrorShape | None = None) -> Callable[[Handler], Endpoint]:
     def wrap(handler: Handler) -> Endpoint:
-        return Endpoint(name, handler, error_body)
+        return Endpoint(name, handler, error_body, error_shape)
 
     return wrap
 

@@ -371,3 +371,23 @@ def test_the_anthropic_sdk_lists_and_retrieves_models(env):
         sdk.models.retrieve("no-such-model")
     # OpenAI's clients, which send no anthropic-version, still get OpenAI's shape.
     assert httpx.get(f"{url}/v1/models").json()["object"] == "list"
+
+
+def test_the_anthropic_model_list_pages_and_errors_come_in_anthropics_shape(env):
+    url, _ = env
+    sdk = client(url)
+    ids = list(routes()["routes"])
+    first = sdk.models.list(limit=2)
+    assert [m.id for m in first.data] == ids[:2] and first.has_more is True and first.last_id == ids[1]
+    assert [m.id for m in sdk.models.list(limit=2)] == ids  # the SDK follows the pages to the end
+    after = sdk.models.list(limit=2, after_id=ids[1])
+    assert [m.id for m in after.data] == ids[2:4] and after.has_more is (len(ids) > 4)
+    before = sdk.models.list(limit=1, before_id=ids[2])
+    assert [m.id for m in before.data] == [ids[1]] and before.has_more is True
+    with pytest.raises(anthropic.BadRequestError):
+        sdk.models.list(limit=0)
+    missing = httpx.get(f"{url}/v1/models/no-such-model", headers={"anthropic-version": "2023-06-01"})
+    assert missing.status_code == 404
+    assert missing.json()["type"] == "error" and missing.json()["error"]["type"] == "not_found_error"
+    openai_missing = httpx.get(f"{url}/v1/models/no-such-model").json()
+    assert "type" not in openai_missing and openai_missing["error"]["code"] == "model_not_found"
