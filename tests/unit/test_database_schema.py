@@ -120,3 +120,34 @@ def test_close_stops_the_writer_even_when_it_was_woken_at_that_moment(tmp_path):
                 await asyncio.sleep(0.01)
 
     asyncio.run(run())
+
+
+def test_the_head_read_from_the_migration_files_is_alembics():
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head() == ScriptDirectory.from_config(migrate._config()).get_current_head()
+
+
+def test_a_start_on_a_database_at_head_does_not_load_alembic(tmp_path):
+    """A fresh process migrates a new database (Alembic loaded), then a second fresh process
+    starting on it, now at head, finds the revision without ever importing Alembic."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from sqlalchemy.ext.asyncio import create_async_engine\n"
+        "from gateway.store.database import migrate\n"
+        "from gateway.store.database.url import async_url\n"
+        "async def main():\n"
+        f"    engine = create_async_engine(async_url({url!r}))\n"
+        "    revision = await migrate.upgrade(engine)\n"
+        "    await engine.dispose()\n"
+        "    print(revision, 'alembic' in sys.modules, 'mako' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert first.stdout.split() == [migrate.head(), "True", "True"]
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert again.stdout.split() == [migrate.head(), "False", "False"]

@@ -2,42 +2,70 @@
 
 Replicas of a fleet may start together: on PostgreSQL the upgrade runs under an advisory
 lock, so one replica migrates and the others find the schema already at head.
+
+Alembic (with Mako and its other imports, about 10 MiB of every process) is imported only
+when a schema is behind: the revision a database is at is one row of `alembic_version`,
+read with the engine, and the newest revision is read from the migration files' own
+`revision = "..."` lines. A restart on a database already at head, the usual case, never
+loads it.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
 _LOCK_ID = 0x6761746577617900  # "gatewayx": any constant the fleet agrees on
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
+@lru_cache(maxsize=1)
 def head() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    """The newest revision: the one no other migration names as its `down_revision`."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = dict(_REVISION.findall(path.read_text()))
+        if "revision" in found:
+            revisions.add(found["revision"])
+        if "down_revision" in found:
+            parents.add(found["down_revision"])
+    heads = sorted(revisions - parents)
+    return heads[-1] if heads else None
+
+
+def revision_of(connection: Connection) -> str | None:
+    """The revision the database's schema is at; None for a database never migrated."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def _upgrade(connection: Connection) -> str | None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-    current = MigrationContext.configure(connection).get_current_revision()
-    if current != head():
+    if revision_of(connection) != head():
+        from alembic import command
+
         command.upgrade(_config(connection), "head")
-    return MigrationContext.configure(connection).get_current_revision()
+    return revision_of(connection)
 
 
 async def upgrade(engine: AsyncEngine) -> str | None:
@@ -48,4 +76,4 @@ async def upgrade(engine: AsyncEngine) -> str | None:
 
 async def current(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        return await connection.run_sync(revision_of)
