@@ -44,6 +44,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, OpenAIUpstream, AnthropicUpstr
             "routes": {
                 "chat": {"targets": ["up/good"]},
                 "tools": {"targets": ["up/tool-call"]},
+                "thinking": {"targets": ["up/think"]},
+                "thinking-then-native": {"targets": ["up/think", "nat/gpt-x"]},
                 "claude": {"targets": ["ant/m"]},
                 "claude-cut": {"targets": ["ant/cut"]},
                 "fallback": {"targets": ["up/fail-500", "up/good"]},
@@ -57,7 +59,7 @@ def site(tmp_path_factory) -> Iterator[tuple[str, OpenAIUpstream, AnthropicUpstr
             "keys": [{"name": "alpha", "key": KEY_A}, {"name": "bravo", "key": KEY_B}],
         }
         providers = {
-            "up": openai_provider(chat_url, ["good", "tool-call", "fail-500", "cut"], responses="translate"),
+            "up": openai_provider(chat_url, ["good", "tool-call", "fail-500", "cut", "think"], responses="translate"),
             "ant": {"api": "anthropic", "base_url": ant_url, "api_key": "sk-ant-provider-0001",
                     "models": {"m": {}, "cut": {}}},
             "nat": openai_provider(native_url, ["gpt-x", "fail-500", "cut", "failed"]),
@@ -398,3 +400,29 @@ def test_the_raw_answer_parses_strictly_as_the_sdks_response(site, model):
     details = raw.json()["usage"]["input_tokens_details"]
     assert {"cached_tokens", "cache_write_tokens"} <= set(details)
     assert answer.usage is not None and answer.usage.output_tokens_details is not None
+
+
+def test_a_chat_targets_reasoning_text_is_a_reasoning_item_plain_and_streamed(site):
+    url, _, _, native = site
+    sdk = client(url)
+    answer = strict(sdk.responses.create(model="thinking", input="prime numbers"))
+    assert [item.type for item in answer.output] == ["reasoning", "message"]
+    assert answer.output[0].content[0].text == "Thinking about prime numbers" and answer.output[0].summary == []
+    assert answer.output_text == "Upstream think: prime numbers"
+    with sdk.responses.stream(model="thinking", input="prime numbers") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+    assert "".join(deltas) == "Thinking about prime numbers"
+    assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].content[0].text == "Thinking about prime numbers"
+    for event in events:
+        EVENTS.validate_python(event.model_dump(mode="json", exclude_unset=True, warnings=False))
+    # Sent on to a target that speaks the Responses API, the gateway's own reasoning items are left out.
+    again = [item.model_dump(exclude_none=True, warnings=False) for item in answer.output]
+    sdk.responses.create(model="native", input=[*again, {"role": "user", "content": "more"}])
+    assert [i.get("type") for i in native.requests[-1].body["input"]] == ["message", "message"]
+    sdk.responses.create(model="native", input="and?", previous_response_id=answer.id)
+    assert "reasoning" not in [i.get("type") for i in native.requests[-1].body["input"]]

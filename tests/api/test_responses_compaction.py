@@ -60,7 +60,7 @@ def test_the_compacted_list_continues_on_a_chat_target_with_the_summary(site):
     url, chat, _, _ = site
     compacted = compact(url, model="chat", input=TOOL_TURNS)
     summary = "Upstream good: " + chat.requests[-1].body["messages"][-1]["content"]
-    follow = [item.model_dump(exclude_none=True) for item in compacted.output]
+    follow = [item.model_dump(exclude_none=True, warnings=False) for item in compacted.output]
     answer = client(url).responses.create(model="chat", input=[*follow, {"role": "user", "content": "And my name?"}])
     assert answer.output_text == "Upstream good: And my name?"
     assert chat.requests[-1].body["messages"] == [
@@ -79,7 +79,7 @@ def test_a_stored_conversation_is_compacted_and_a_responses_target_reads_the_sum
     transcript = chat.requests[-1].body["messages"][-1]["content"]
     assert "heron" in transcript and "Upstream good: Remember the code word" in transcript and "Got it?" in transcript
     assert [item.type for item in compacted.output] == ["message", "message", "compaction"]
-    follow = [item.model_dump(exclude_none=True) for item in compacted.output]
+    follow = [item.model_dump(exclude_none=True, warnings=False) for item in compacted.output]
     client(url).responses.create(model="native", input=[*follow, {"role": "user", "content": "The word?"}])
     sent = native.requests[-1].body["input"]
     assert [(i.get("type"), i.get("role")) for i in sent] == [

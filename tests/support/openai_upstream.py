@@ -12,6 +12,8 @@ model called `fail-500` makes this server fail for exactly the targets that name
              arguments streamed in two pieces); after a tool result, answers with it
   overload*  529 with Anthropic's overloaded_error   refuse*   400 content_filter
   stall*     a stream that sends 3 chunks, then nothing (a plain request hangs)
+  think*     reasons first (`reasoning_content`: "Thinking about <last user text>"), as
+             DeepSeek and vLLM do, then answers normally
   slow-MS*   answers after MS milliseconds (slow-80: 80 ms); streams wait 0.3 s between chunks
   flaky-N-STATUS[-raSECONDS]*   the first N calls with this exact model name fail with
              STATUS (500, 503, 429 or 529; -ra adds Retry-After), later calls answer
@@ -107,9 +109,12 @@ class OpenAIUpstream:
         if body.get("stream"):
             return StreamingResponse(stream(model, text, body, request, self.answer_id()),
                                      media_type="text/event-stream", headers=RATE_LIMITS)
+        message = {"role": "assistant", "content": text}
+        if model.startswith("think"):
+            message["reasoning_content"] = thought(body)
         return json({
             "id": self.answer_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }, headers={**RATE_LIMITS, "set-cookie": f"upstream_session={len(self.requests)}; Path=/"})  # a gateway must not keep the cookie
 
@@ -245,6 +250,10 @@ async def stream(
     base = {"id": answer_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
     words = text.split(" ")
     yield frame({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+    if model.startswith("think"):
+        for i, word in enumerate(thought(body).split(" ")):
+            piece = word if i == 0 else " " + word
+            yield frame({**base, "choices": [{"index": 0, "delta": {"reasoning_content": piece}, "finish_reason": None}]})
     for i, word in enumerate(words):
         if model.startswith("cut") and i == 3:
             raise ConnectionResetError("the upstream stream is cut on purpose")
@@ -258,6 +267,10 @@ async def stream(
     if (body.get("stream_options") or {}).get("include_usage"):
         yield frame({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}})
     yield b"data: [DONE]\n\n"
+
+
+def thought(body: dict[str, Any]) -> str:
+    return f"Thinking about {last_user_text(body)}"
 
 
 def frame(chunk: dict[str, Any]) -> bytes:

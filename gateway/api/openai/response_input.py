@@ -30,6 +30,9 @@ from gateway.pipeline.plan import MAX_TIER_HEADER
 from gateway.pipeline.request import USER_HEADER, ModelRequest, chat_request
 
 INPUT_ROLES = ("user", "system", "developer", "assistant")
+# The id prefix of reasoning items the gateway makes from a chat target's text: no provider
+# could read one back, so a conversation sent on to a Responses target leaves them out.
+GATEWAY_REASONING = "rs_gw"
 PHASES = ("commentary", "final_answer")  # an assistant message's `phase`: kept and sent back as given
 
 # Optional fields the gateway reads, and the JSON types each must have.
@@ -364,12 +367,17 @@ def native_body(body: dict[str, Any], items: list[dict[str, Any]], continued: bo
     when it continues a stored conversation, with that conversation written into `input`
     (the gateway keeps conversations, so the upstream need not know the previous id).
     The gateway's own compaction items, which no upstream can read, become the summary
-    they carry."""
-    if not continued and not any(compaction.is_ours(item) for item in items):
+    they carry, and the reasoning items it wrote from a chat target's text are left out."""
+    if not continued and not any(compaction.is_ours(item) or _made_here(item) for item in items):
         return body
     out = {k: v for k, v in body.items() if k != "previous_response_id"}
-    out["input"] = [_upstream_item(item, f"input[{i}]") for i, item in enumerate(items)]
+    out["input"] = [_upstream_item(item, f"input[{i}]") for i, item in enumerate(items) if not _made_here(item)]
     return out
+
+
+def _made_here(item: dict[str, Any]) -> bool:
+    """A reasoning item the gateway wrote from a chat target's text: no upstream takes it back."""
+    return item["type"] == "reasoning" and str(item.get("id", "")).startswith(GATEWAY_REASONING + "_")
 
 
 def _upstream_item(item: dict[str, Any], where: str) -> dict[str, Any]:

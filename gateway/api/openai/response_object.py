@@ -2,9 +2,10 @@
 
 Every field the API defines is present (null, or the value the request implied, where
 it does not apply), because strict clients and the Open Responses validators reject an
-object with one missing. Output items come from a chat completion's message (its text
-as a `message` item with one `output_text` part, each tool call as a `function_call`
-item) or, for a target that speaks the Responses API, from its own answer, renamed.
+object with one missing. Output items come from a chat completion's message (its
+reasoning text as a `reasoning` item, its text as a `message` item with one `output_text`
+part, each tool call as a `function_call` item) or, for a target that speaks the
+Responses API, from its own answer, renamed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.api.openai.response_input import ResponsesCall, item_id
+from gateway.api.openai.response_input import GATEWAY_REASONING, ResponsesCall, item_id
 from gateway.providers.tokens import CHARS_PER_TOKEN
 
 # Finish reasons that leave a response incomplete, and the reason the API gives for each.
@@ -99,6 +100,14 @@ def text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
+def reasoning_item(text: str, status: str = "completed", item: str | None = None) -> dict[str, Any]:
+    """A chat target's reasoning text (`reasoning_content`, as DeepSeek, vLLM and other
+    OpenAI-compatible servers send it) as a `reasoning` item: its text as `reasoning_text`
+    content, with no summary (the model wrote none)."""
+    return {"id": item or item_id(GATEWAY_REASONING), "type": "reasoning", "status": status, "summary": [],
+            "content": [{"type": "reasoning_text", "text": text}]}
+
+
 def call_item(call_id: str, name: str, arguments: str, status: str = "completed", item: str | None = None) -> dict[str, Any]:
     return {"id": item or item_id("fc"), "type": "function_call", "status": status, "call_id": call_id,
             "name": name, "arguments": arguments}
@@ -124,6 +133,9 @@ def from_chat(call: ResponsesCall, response_id: str, chat: dict[str, Any]) -> di
     if not text and isinstance(message.get("refusal"), str):
         text = message["refusal"]
     output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        output.append(reasoning_item(reasoning))
     if text or not message.get("tool_calls"):
         output.append(message_item(text))
     for tool_call in message.get("tool_calls") or ():

@@ -1,7 +1,9 @@
 """Writing a stream of events as the Responses API's event stream.
 
 Translated (any target answering in chat's shape): `response.created` and
-`response.in_progress` first; the answer's text as one `message` item
+`response.in_progress` first; reasoning text (`reasoning_content`) as a `reasoning` item
+(`output_item.added`, `reasoning_text.delta` ..., `reasoning_text.done`,
+`output_item.done`), closed when the answer itself starts; the answer's text as one `message` item
 (`output_item.added`, `content_part.added`, `output_text.delta` ..., then
 `output_text.done`, `content_part.done`, `output_item.done`); each tool call as a
 `function_call` item (`output_item.added`, `function_call_arguments.delta` ...,
@@ -30,6 +32,7 @@ from gateway.api.openai.response_object import (
     finished,
     from_native,
     message_item,
+    reasoning_item,
     text_part,
     usage_of,
 )
@@ -80,6 +83,9 @@ class ResponseEvents:
         self.output: list[dict[str, Any]] = []
         self.message: dict[str, Any] | None = None  # the message item being written
         self.message_index = 0
+        self.reasoning: dict[str, Any] | None = None  # the reasoning item being written
+        self.reasoning_index = 0
+        self.thought: list[str] = []
         self.text: list[str] = []
         self.calls: dict[int, _Call] = {}  # chat tool-call index -> its item
         self.finish_reason: str | None = None
@@ -103,8 +109,10 @@ class ResponseEvents:
 
     def event(self, event: Event) -> Iterable[bytes]:
         if isinstance(event, TextDelta):
-            if event.choice != 0 or event.field == "reasoning_content":
+            if event.choice != 0:
                 return ()
+            if event.field == "reasoning_content":
+                return self._reasoning(event.text)
             return self._text(event.text)
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event) if event.choice == 0 else ()
@@ -117,8 +125,38 @@ class ResponseEvents:
             return self.start()
         return ()
 
+    def _reasoning(self, text: str) -> list[bytes]:
+        out = self.start()
+        if self.reasoning is None:
+            self.reasoning = reasoning_item("", "in_progress")
+            self.reasoning["content"] = []
+            self.reasoning_index = len(self.output)
+            self.output.append(self.reasoning)
+            self.thought = []
+            out.append(self._emit("response.output_item.added", output_index=self.reasoning_index,
+                                  item=dict(self.reasoning)))
+        self.thought.append(text)
+        out.append(self._emit("response.reasoning_text.delta", item_id=self.reasoning["id"],
+                              output_index=self.reasoning_index, content_index=0, delta=text))
+        return out
+
+    def _close_reasoning(self, status: str) -> list[bytes]:
+        """The reasoning item ends where the answer starts (or the stream ends)."""
+        item = self.reasoning
+        if item is None:
+            return []
+        self.reasoning = None
+        text = "".join(self.thought)
+        item.update(status=status, content=[{"type": "reasoning_text", "text": text}])
+        return [
+            self._emit("response.reasoning_text.done", item_id=item["id"], output_index=self.reasoning_index,
+                       content_index=0, text=text),
+            self._emit("response.output_item.done", output_index=self.reasoning_index, item=item),
+        ]
+
     def _text(self, text: str) -> list[bytes]:
         out = self.start()
+        out.extend(self._close_reasoning("completed"))
         if self.message is None:
             out.extend(self._open_message())
         self.text.append(text)
@@ -158,6 +196,7 @@ class ResponseEvents:
         out = self.start()
         call = self.calls.get(event.index)
         if call is None:
+            out.extend(self._close_reasoning("completed"))
             out.extend(self._close_message("completed"))
             item = call_item(event.id or item_id("call"), event.name or "", "", "in_progress")
             call = self.calls[event.index] = _Call(item, len(self.output))
@@ -185,7 +224,8 @@ class ResponseEvents:
             return () if self.ended else (self._failed(end),)
         out = self.start()
         status = "completed" if end.complete else "incomplete"
-        if not self.output and end.complete:
+        out.extend(self._close_reasoning(status))
+        if not any(item["type"] != "reasoning" for item in self.output) and end.complete:
             out.extend(self._open_message())  # an empty answer is still one (empty) message
         out.extend(self._close_message(status))
         out.extend(self._close_calls(status))
