@@ -43,12 +43,13 @@ def native(tmp_path_factory) -> Iterator[tuple[str, AnthropicUpstream, OpenAIUps
                 "midstream": {"targets": ["ant/midstream"]},
                 "cut": {"targets": ["ant/cut"]},
                 "echo-only": {"targets": ["echo/echo-1"]},
+                "thinker": {"targets": ["up/think"]},
             },
         }
         providers = {
             "ant": {"api": "anthropic", "base_url": base, "api_key": PROVIDER_KEY,
                     "models": {m: {} for m in ("m", "fail-500", "overloaded", "midstream", "cut")}},
-            "up": openai_provider(openai_base, ["good", "fail-500"]),
+            "up": openai_provider(openai_base, ["good", "fail-500", "think"]),
             "echo": ECHO_PROVIDER,
         }
         routes_path, providers_path = write_config(tmp_path_factory.mktemp("native"), routes, providers)
@@ -251,3 +252,30 @@ def test_blocks_only_anthropic_reads_are_refused_by_a_route_without_an_anthropic
     with pytest.raises(anthropic.BadRequestError) as caught:
         client(url).messages.create(model="echo-only", max_tokens=16, messages=SEARCH_HISTORY)
     assert "server_tool_use" in caught.value.body["error"]["message"]
+
+
+def test_another_models_reasoning_is_a_thinking_block_that_never_reaches_anthropic(native):
+    """A chat target's reasoning text comes back as a thinking block when the client asked
+    for thinking (plain and streamed), signed with the gateway's mark; sent back in the next
+    turn to an Anthropic target, that block is left out (Anthropic would refuse its signature)."""
+    url, fake, _ = native
+    sdk = client(url)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    asked = [{"role": "user", "content": "why is the sky blue"}]
+    plain = sdk.messages.create(model="thinker", max_tokens=2000, messages=asked, thinking=thinking)
+    assert [block.type for block in plain.content] == ["thinking", "text"]
+    assert plain.content[0].thinking == "Thinking about why is the sky blue"
+    assert plain.content[0].signature == "gateway-unsigned"
+    with sdk.messages.stream(model="thinker", max_tokens=2000, messages=asked, thinking=thinking) as stream:
+        streamed = stream.get_final_message()
+    assert [block.type for block in streamed.content] == ["thinking", "text"]
+    assert streamed.content[0].thinking == plain.content[0].thinking
+    assert streamed.content[0].signature == "gateway-unsigned"
+    unasked = sdk.messages.create(model="thinker", max_tokens=2000, messages=asked)
+    assert [block.type for block in unasked.content] == ["text"]  # no thinking asked for: none shown
+    turns = [*asked, {"role": "assistant", "content": [b.model_dump() for b in plain.content]},
+             {"role": "user", "content": "and at sunset?"}]
+    sdk.messages.create(model="claude", max_tokens=2000, messages=turns, thinking=thinking)
+    sent = fake.requests[-1]["messages"]
+    assert [block["type"] for block in sent[1]["content"]] == ["text"]
+    assert sent[0] == asked[0] and sent[2] == turns[2]

@@ -17,7 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.anthropic.request import Untranslatable, prompt_to_openai, to_openai
-from gateway.api.anthropic.shape import error_body, from_openai
+from gateway.api.anthropic.shape import (
+    GATEWAY_SIGNATURE,
+    error_body,
+    from_openai,
+    wants_thinking,
+)
 from gateway.api.anthropic.stream import WIRE, MessageEvents, anthropic_sse
 from gateway.api.body import read_json
 from gateway.api.endpoint import Exchange, JSONAnswer, endpoint, json_response
@@ -60,7 +65,7 @@ def openai_body(snapshot: Snapshot, body: dict[str, Any]) -> dict[str, Any]:
 def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) -> ModelRequest:
     return chat_request(
         WIRE, openai_body(snapshot, body),
-        native_body=body,
+        native_body=without_gateway_thinking(body),
         native_headers={name: headers[name] for name in FORWARDED_HEADERS if name in headers},
         max_tier=headers.get(MAX_TIER_HEADER),
         cache_control=headers.get("cache-control"),
@@ -69,22 +74,48 @@ def read_messages(snapshot: Snapshot, body: dict[str, Any], headers: Headers) ->
     )
 
 
+def without_gateway_thinking(body: dict[str, Any]) -> dict[str, Any]:
+    """The body for an Anthropic target: the thinking blocks the gateway wrote from another
+    model's reasoning (its signature, which Anthropic would refuse) left out of the
+    assistant turns that carry them; the body itself when there are none."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(_gateway_thinking(m) for m in messages):
+        return body
+    kept = []
+    for message in messages:
+        if _gateway_thinking(message):
+            message = {**message, "content": [b for b in message["content"] if not _signed_here(b)]}
+        kept.append(message)
+    return {**body, "messages": kept}
+
+
+def _gateway_thinking(message: Any) -> bool:
+    return (isinstance(message, dict) and message.get("role") == "assistant" and isinstance(message.get("content"), list)
+            and any(_signed_here(b) for b in message["content"]))
+
+
+def _signed_here(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "thinking" and block.get("signature") == GATEWAY_SIGNATURE
+
+
 @endpoint("messages", error_body=error_body)
 async def create_message(request: Request, exchange: Exchange) -> Response:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
     key = await identify(snapshot, request.headers, runtime.key_sets)
-    model_request = read_messages(snapshot, await read_json(request, snapshot.max_body_bytes), request.headers)
+    body = await read_json(request, snapshot.max_body_bytes)
+    model_request = read_messages(snapshot, body, request.headers)
+    thinking = wants_thinking(body)
     done = await complete(runtime, snapshot, key, model_request, exchange)
     stream = done.outcome.stream
     if stream is not None:
-        events = anthropic_sse(stream, MessageEvents(done.model, model_request.prompt_tokens))
+        events = anthropic_sse(stream, MessageEvents(done.model, model_request.prompt_tokens, thinking))
         return StreamingResponse(events, media_type="text/event-stream", headers={**done.headers, **SSE_HEADERS})
     answer = done.outcome.answer
     assert answer is not None
     if answer.raw is not None and answer.wire == WIRE:
         return JSONAnswer(answer.raw, headers=done.headers)
-    return json_response(from_openai(answer.body, done.model), headers=done.headers)
+    return json_response(from_openai(answer.body, done.model, thinking), headers=done.headers)
 
 
 @endpoint("count_tokens", error_body=error_body)

@@ -15,6 +15,11 @@ import orjson
 from gateway.errors import GatewayError
 from gateway.ids import short_id
 
+# The `signature` of a thinking block the gateway writes from a chat target's reasoning
+# text. Anthropic signs its own thinking and checks the signature when a conversation
+# sends it back, so blocks bearing this one are never sent to an Anthropic target.
+GATEWAY_SIGNATURE = "gateway-unsigned"
+
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -86,12 +91,23 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return value
 
 
-def from_openai(answer: dict[str, Any], fallback_model: str) -> dict[str, Any]:
-    """The Messages answer for an OpenAI chat completion (its first choice)."""
+def wants_thinking(body: dict[str, Any]) -> bool:
+    """Whether the client asked for thinking (`thinking: {type: enabled | adaptive}`): only
+    then is a chat target's reasoning text shown, as Anthropic shows thinking only then."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled")
+
+
+def from_openai(answer: dict[str, Any], fallback_model: str, thinking: bool = False) -> dict[str, Any]:
+    """The Messages answer for an OpenAI chat completion (its first choice); with `thinking`,
+    its reasoning text (`reasoning_content`) comes first as a thinking block."""
     choices = answer.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if thinking and isinstance(reasoning, str) and reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": GATEWAY_SIGNATURE})
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})

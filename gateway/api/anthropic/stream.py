@@ -7,6 +7,8 @@ Anthropic client expects, in order: `message_start`, for each content block
 `content_block_stop`, then `message_delta` with the stop reason and usage, then
 `message_stop`.
 
+With `thinking` asked for, a chat target's reasoning text is a `thinking` block
+(`thinking_delta`s, then a `signature_delta` with the gateway's mark before it stops).
 Tool calls carry their own index and never interleave with text; Anthropic numbers
 every block, text included. The stop reason and usage arrive as separate events, so
 both are held until the stream ends. A stream whose `End` is not complete ends with
@@ -20,7 +22,13 @@ from typing import Any
 
 import orjson
 
-from gateway.api.anthropic.shape import ERROR_TYPES, message_id, stop_reason, usage_of
+from gateway.api.anthropic.shape import (
+    ERROR_TYPES,
+    GATEWAY_SIGNATURE,
+    message_id,
+    stop_reason,
+    usage_of,
+)
 from gateway.api.sse import write
 from gateway.ids import short_id
 from gateway.providers.events import (
@@ -46,9 +54,10 @@ def event_frame(name: str, data: dict[str, Any]) -> bytes:
 class MessageEvents:
     """The state of one translated stream: the open block, each tool call's block, and what is held."""
 
-    def __init__(self, model: str, input_estimate: int) -> None:
+    def __init__(self, model: str, input_estimate: int, thinking: bool = False) -> None:
         self.model = model
         self.input_estimate = input_estimate
+        self.thinking = thinking  # the client asked for thinking: reasoning text is shown
         self.started = False
         self.blocks = 0  # content blocks opened so far; the next one gets this index
         self.open: int | None = None  # the index of the block now open
@@ -71,13 +80,23 @@ class MessageEvents:
         return [event_frame("message_start", {"type": "message_start", "message": message})]
 
     def text(self, event: TextDelta) -> list[bytes]:
-        if event.choice != 0 or event.field == "reasoning_content":
+        if event.choice != 0:
             return []  # Anthropic answers with one message; n > 1 has no place in it
+        if event.field == "reasoning_content":
+            return self._thought(event.text) if self.thinking else []
         out = self.start()
         if self.open_kind != "text":
             out.extend(self._open("text", {"type": "text", "text": ""}))
         self.output_chars += len(event.text)
         out.append(self._block_delta(self.open, {"type": "text_delta", "text": event.text}))  # type: ignore[arg-type]
+        return out
+
+    def _thought(self, text: str) -> list[bytes]:
+        out = self.start()
+        if self.open_kind != "thinking":
+            out.extend(self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
+        self.output_chars += len(text)
+        out.append(self._block_delta(self.open, {"type": "thinking_delta", "thinking": text}))  # type: ignore[arg-type]
         return out
 
     def tool_call(self, event: ToolCallDelta) -> list[bytes]:
@@ -108,8 +127,13 @@ class MessageEvents:
     def _close(self) -> list[bytes]:
         if self.open is None:
             return []
-        index, self.open, self.open_kind = self.open, None, ""
-        return [event_frame("content_block_stop", {"type": "content_block_stop", "index": index})]
+        index, kind = self.open, self.open_kind
+        self.open, self.open_kind = None, ""
+        out = []
+        if kind == "thinking":
+            out.append(self._block_delta(index, {"type": "signature_delta", "signature": GATEWAY_SIGNATURE}))
+        out.append(event_frame("content_block_stop", {"type": "content_block_stop", "index": index}))
+        return out
 
     @staticmethod
     def _block_delta(index: int, delta: dict[str, Any]) -> bytes:
