@@ -4,12 +4,16 @@ exactly the tables the code uses, and that retention deletes old ledger rows."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.store.database import Database, migrate
@@ -43,6 +47,78 @@ def test_migrations_build_exactly_the_schema_the_code_uses(tmp_path, database_ur
             await engine.dispose()
 
     assert asyncio.run(diff()) == []
+
+
+def _describe(connection: Any) -> dict[str, Any]:
+    """Everything a schema is made of, as the database reports it, and the rows it starts with."""
+    found = inspect(connection)
+    shape: dict[str, Any] = {}
+    for table in sorted(found.get_table_names()):
+        shape[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("comment"))
+                        for c in found.get_columns(table)],
+            "primary key": found.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)),
+            "unique": sorted(tuple(u["column_names"]) for u in found.get_unique_constraints(table)),
+        }
+    shape["seeded"] = connection.execute(text("SELECT id, revision FROM directory_revision")).all()
+    shape["stamp"] = migrate.revision_of(connection)
+    return shape
+
+
+def test_an_empty_database_is_built_whole_exactly_as_the_migrations_build_it(tmp_path, database_url, request):
+    """The first start on an empty database skips Alembic (10 MiB of every process) and
+    builds the schema from schema.py: the result must be what running each migration gives."""
+    if database_url.startswith("sqlite"):
+        stepwise_url = f"sqlite:///{tmp_path / 'stepwise.db'}"
+    else:
+        from tests.support.postgres_server import create_database
+
+        stepwise_url = create_database(request.getfixturevalue("postgres_server_url"))
+
+    async def built(url: str, stepwise: bool) -> dict[str, Any]:
+        engine = create_async_engine(async_url(url))
+        try:
+            if stepwise:
+                async with engine.begin() as connection:
+                    await connection.run_sync(lambda c: command.upgrade(migrate._config(c), "head"))
+            else:
+                assert await migrate.upgrade(engine) == migrate.head()
+            async with engine.connect() as connection:
+                return await connection.run_sync(_describe)
+        finally:
+            await engine.dispose()
+
+    whole, stepwise = asyncio.run(built(database_url, False)), asyncio.run(built(stepwise_url, True))
+    assert whole["stamp"] == migrate.head() and whole["seeded"] == [(1, 0)]
+    assert whole == stepwise
+
+
+def test_a_first_start_does_not_load_alembic_and_a_database_part_way_is_migrated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from gateway.store.database import Database\n"
+        "async def main():\n"
+        "    database = Database(sys.argv[1])\n"
+        "    await database.start()\n"
+        "    await database.close()\n"
+        "    print(database.revision, 'alembic' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+
+    def start() -> str:
+        done = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split("\n")[-2]
+
+    assert start() == f"{migrate.head()} False"  # built whole
+    assert start() == f"{migrate.head()} False"  # already at head
+    engine = create_engine(url)
+    with engine.begin() as connection:  # back to the first revision: the next start migrates
+        command.downgrade(migrate._config(connection), "0001")
+    engine.dispose()
+    assert start() == f"{migrate.head()} True"
 
 
 def test_retention_deletes_rows_older_than_its_days(tmp_path):
@@ -126,28 +202,3 @@ def test_the_head_read_from_the_migration_files_is_alembics():
     from alembic.script import ScriptDirectory
 
     assert migrate.head() == ScriptDirectory.from_config(migrate._config()).get_current_head()
-
-
-def test_a_start_on_a_database_at_head_does_not_load_alembic(tmp_path):
-    """A fresh process migrates a new database (Alembic loaded), then a second fresh process
-    starting on it, now at head, finds the revision without ever importing Alembic."""
-    import subprocess
-    import sys
-
-    url = f"sqlite:///{tmp_path / 'gw.db'}"
-    script = (
-        "import asyncio, sys\n"
-        "from sqlalchemy.ext.asyncio import create_async_engine\n"
-        "from gateway.store.database import migrate\n"
-        "from gateway.store.database.url import async_url\n"
-        "async def main():\n"
-        f"    engine = create_async_engine(async_url({url!r}))\n"
-        "    revision = await migrate.upgrade(engine)\n"
-        "    await engine.dispose()\n"
-        "    print(revision, 'alembic' in sys.modules, 'mako' in sys.modules)\n"
-        "asyncio.run(main())\n"
-    )
-    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert first.stdout.split() == [migrate.head(), "True", "True"]
-    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert again.stdout.split() == [migrate.head(), "False", "False"]

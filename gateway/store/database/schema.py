@@ -129,6 +129,10 @@ directory_revision = Table(
     Column("revision", BigInteger, nullable=False),
 )
 
+# The rows the migrations insert (0002 seeds the revision counter), for a database built
+# whole from this module (`migrate._build_whole`): a migration that seeds rows adds them here.
+SEEDED = ((directory_revision, [{"id": 1, "revision": 0}]),)
+
 # /v1/responses: each stored response (with the conversation it continues) belongs to one
 # owner (the key's name); a lookup always names both, so another key never finds it.
 stored_responses = Table(
