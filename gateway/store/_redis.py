@@ -35,13 +35,10 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
-import redis.asyncio as aioredis
 from loguru import logger
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from gateway.observe import metrics
+from gateway.store._redis_client import NoBackoff, RedisError, Retry, aioredis
 from gateway.store.budget_lease import Ask, BudgetLeases
 from gateway.store.interface import (
     WINDOW_SECONDS,
