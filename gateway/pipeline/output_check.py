@@ -14,6 +14,10 @@ that conforms to the schema (the `jsonschema` library, the draft the schema name
   asked for. Such a stream is not cached.
 
 Every failure is counted in `gateway_invalid_output_total{route, target}`.
+
+`jsonschema` (about 3 MiB of memory with the packages under it) is imported only by a
+gateway whose config has a route with `validate_output`, when that config is installed
+(`pipeline/runtime.py`), never by the first request that needs it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from jsonschema import validators
-from jsonschema.exceptions import SchemaError, best_match
 
 from gateway.config.snapshot import Route, Target
 from gateway.errors import BadRequest
@@ -56,6 +58,9 @@ def validator(schema: dict[str, Any]) -> Any:
     if found is not None:
         _validators.move_to_end(key)
         return found
+    from jsonschema import validators
+    from jsonschema.exceptions import SchemaError
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(schema)
@@ -78,6 +83,8 @@ def problem(check: Any, text: Any) -> str | None:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return "the answer is not JSON"
+    from jsonschema.exceptions import best_match
+
     error = best_match(check.iter_errors(value))
     if error is None:
         return None

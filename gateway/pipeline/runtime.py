@@ -68,14 +68,14 @@ class Runtime:
         self.responses = ResponseStore(lambda: self.snapshot.responses)
         self.configured = self.snapshot
         self.key_sets.configure(self.snapshot.issuers)
-        _load_vectors(self.snapshot)
+        _load_libraries(self.snapshot)
 
     def install(self, snapshot: Snapshot) -> None:
         """Serve a snapshot built from the files, with the admin API's tenants and keys merged in."""
         self.configured = snapshot
         self.snapshot = self.directory.merge(snapshot) if self.directory is not None else snapshot
         self.key_sets.configure(self.snapshot.issuers)
-        _load_vectors(self.snapshot)
+        _load_libraries(self.snapshot)
 
     def _directory_changed(self) -> None:
         self.install(self.configured)
@@ -145,8 +145,12 @@ class Runtime:
         await self.store.close()
 
 
-def _load_vectors(snapshot: Snapshot) -> None:
-    """numpy (about 20 MiB) loads only for a config with a semantic cache, and when that config
-    is installed rather than on the first request that looks an answer up."""
-    if any(route.semantic is not None for route in snapshot.routes.values()):
+def _load_libraries(snapshot: Snapshot) -> None:
+    """Libraries only some configs need load with the first config that needs them, when it
+    is installed rather than on the first request that uses them: numpy (about 20 MiB) for a
+    semantic cache, jsonschema (about 3 MiB) for `validate_output`."""
+    routes = snapshot.routes.values()
+    if any(route.semantic is not None for route in routes):
         import gateway.store.vectors  # noqa: F401
+    if any(route.validate_output for route in routes):
+        import jsonschema.validators  # noqa: F401
