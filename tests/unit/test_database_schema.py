@@ -177,6 +177,47 @@ def test_a_batch_of_queued_rows_is_written_whole_and_in_order(database_url):
     assert asyncio.run(run()) == rows
 
 
+def test_a_full_batch_wakes_the_writer_for_full_batches_and_the_interval_writes_the_rest(tmp_path):
+    """Under load the writer is woken by full batches: it writes those and leaves the few
+    rows that arrived meanwhile for the next batch (a transaction of a handful of rows
+    costs the writing thread far more per row), and the interval writes what is left."""
+    from sqlalchemy import func, select
+
+    from gateway.store.database.ledger import BATCH_ROWS
+
+    now = int(time.time() * 1000)
+    rows = [(now + i, f"req-{i}", "k", None, "echo", "p", "m", "chat", 200, None, 1, 1, 0, 0.0,
+             1.5, 1, False, False, None) for i in range(2 * BATCH_ROWS + 7)]
+
+    async def count(database: Database) -> int:
+        async with database.engine.connect() as connection:
+            return (await connection.execute(select(func.count()).select_from(requests))).scalar_one()
+
+    async def written_within(database: Database, expected: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        found = await count(database)
+        while found != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            found = await count(database)
+        return found
+
+    async def run(interval: float) -> tuple[int, int, int]:
+        database = Database(f"sqlite:///{tmp_path / f'ledger-{interval}.db'}", flush_interval=interval)
+        await database.start()
+        await asyncio.sleep(0.05)  # the writer is parked, waiting to be woken
+        database.ledger.rows.extend(rows)
+        database.ledger.wake.set()  # what `Ledger.add` does once a batch is full
+        woken = await written_within(database, 2 * BATCH_ROWS, 5)
+        await asyncio.sleep(0.1)
+        left = len(database.ledger.rows)
+        later = await written_within(database, len(rows), 5)
+        await database.close()
+        return woken, left, later
+
+    assert asyncio.run(run(30)) == (2 * BATCH_ROWS, 7, 2 * BATCH_ROWS)  # the rest waits for the interval...
+    assert asyncio.run(run(1.5)) == (2 * BATCH_ROWS, 7, len(rows))  # ...which writes it
+
+
 def test_close_stops_the_writer_even_when_it_was_woken_at_that_moment(tmp_path):
     """A request's row wakes the writer in the same loop turn as the stop: on Python 3.11
     `asyncio.wait_for` would drop the cancellation, the writer would go on, and `close`
