@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.store.database.schema import SEEDED, metadata
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 _LOCK_ID = 0x6761746577617900  # "gatewayx": any constant the fleet agrees on
@@ -75,8 +77,6 @@ def revision_of(connection: Connection) -> str | None:
 
 def _build_whole(connection: Connection, revision: str) -> None:
     """An empty database at `revision` (head) in one go: the tables, the seeded rows, the stamp."""
-    from gateway.store.database.schema import SEEDED, metadata
-
     metadata.create_all(connection)
     for table, rows in SEEDED:
         connection.execute(insert(table), rows)
