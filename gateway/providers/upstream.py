@@ -43,7 +43,7 @@ def tls_context() -> ssl.SSLContext:
 class Upstream:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
         self._proxies: dict[str, ProxyInfo] = {}  # by URL scheme, from HTTP(S)_PROXY
         self._routes: dict[str, ProxyInfo | None] = {}  # by upstream URL: its proxy, or None (direct)
 
@@ -65,7 +65,7 @@ class Upstream:
             await self._session.close()
             self._session = None
 
-    def _timeout(self, connect: float, read: float) -> aiohttp.ClientTimeout:
+    def _timeout(self, connect: float, read: float | None) -> aiohttp.ClientTimeout:
         key = (connect, read)
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -86,9 +86,10 @@ class Upstream:
         self._routes[url] = found
         return found
 
-    def send(self, request: UpstreamRequest, connect: float, read: float) -> Awaitable[aiohttp.ClientResponse]:
+    def send(self, request: UpstreamRequest, connect: float, read: float | None) -> Awaitable[aiohttp.ClientResponse]:
         """Send; awaited, the response with its body unread, which the caller must release.
-        A plain method returning aiohttp's own awaitable: no coroutine layer of its own."""
+        A plain method returning aiohttp's own awaitable: no coroutine layer of its own.
+        `read` None: no read timeout (a caller whose own deadline comes first)."""
         if self._session is None:
             raise RuntimeError("upstream client is not started")
         proxy = self._proxy(request.url)

@@ -151,6 +151,20 @@ def test_the_deadline_bounds_all_attempts_together(gateway, upstream):
     assert caught.value.body["attempts"] and all(a["class"] == "timeout" for a in caught.value.body["attempts"])
 
 
+def test_a_read_timeout_longer_than_the_deadline_leaves_the_wait_to_the_deadline(gateway, upstream):
+    base, fake = upstream
+    # A plain call's read timeout is left out when the deadline comes first: the hang still ends then.
+    url = gateway({"routes": {"r": {"targets": ["slow/hang"], "timeout": 0.5, "retry": {"attempts": 1}}}},
+                  {"slow": openai_provider(base, ["hang"], timeout={"connect": 1, "read": 30})})
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(url).chat.completions.create(model="r", messages=HI)
+    assert caught.value.status_code == 504
+    assert caught.value.code == "deadline_exceeded"
+    assert 0.45 <= time.monotonic() - started < 3
+    assert [a["class"] for a in caught.value.body["attempts"]] == ["timeout"]
+
+
 def test_every_target_failing_is_502_listing_each_try(gateway, upstream):
     base, fake = upstream
     url = gateway({"routes": {"r": {"targets": ["up/fail-500", "up/overload"],
