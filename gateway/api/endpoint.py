@@ -50,8 +50,25 @@ class JSONAnswer(Response):
         self.body = body
         raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         if headers:
-            raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            names = _NAMES
+            for name, value in headers.items():
+                encoded = names.get(name)
+                if encoded is None:
+                    encoded = _encoded_name(name)
+                raw.append((encoded, value.encode("latin-1")))
         self.raw_headers = raw
+
+
+# Header names as sent, by the name a handler gave: the same dozen names (the gateway's
+# own, rate limits) answer after answer, so each is lowered and encoded once.
+_NAMES: dict[str, bytes] = {}
+
+
+def _encoded_name(name: str) -> bytes:
+    encoded = name.lower().encode("latin-1")
+    if len(_NAMES) < 1024:  # names come from the gateway and its packs; bound it anyway
+        _NAMES[name] = encoded
+    return encoded
 
 
 def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -81,7 +98,7 @@ class Endpoint:
     """One endpoint as a plain ASGI app: Starlette's `Route` mounts it as it is.
 
     A function endpoint would be wrapped by Starlette in its own request/response and
-    exception-handling layers; every error here already becomes a body in `run`, so those
+    exception-handling layers; every error here already becomes a body in `__call__`, so those
     layers would only cost time on each request.
     """
 
@@ -94,15 +111,11 @@ class Endpoint:
         self.__doc__ = handler.__doc__
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the handler's response, or the error it raised as a body in the endpoint's
+        shape; nothing when the client left before its answer was ready. One coroutine for
+        the whole request: every layer of them is passed through on each resumption."""
         request = Request(scope, receive)
         request._headers = IndexedHeaders(scope)  # what `request.headers` returns (Starlette caches it there)
-        response = await self.run(request)
-        if response is not None:
-            await response(scope, receive, send)
-
-    async def run(self, request: Request) -> Response | None:
-        """The handler's response, or the error it raised as a body in the endpoint's shape;
-        None when the client left before its answer was ready (nothing is left to send)."""
         name, error_body = self.name, self.error_body
         if self.error_shape is not None:
             error_body = self.error_shape(request)
@@ -135,14 +148,15 @@ class Endpoint:
             exchange.error = exchange.error or ClientGone("the client disconnected before its answer was ready")
             telemetry.finish(exchange, 499)
             if isinstance(exc, asyncio.CancelledError) and watch.cancelled_by_client():
-                return None
+                return  # nothing is left to send
             raise
         telemetry.leave(tokens)
         exchange.ready = time.perf_counter()
         if isinstance(response, StreamingResponse):
-            return ObservedStream(response, exchange)
+            await ObservedStream(response, exchange)(scope, receive, send)
+            return
         telemetry.finish(exchange, response.status_code)
-        return response
+        await response(scope, receive, send)
 
 
 def endpoint(name: str, error_body: ErrorBody = openai_error_body,

@@ -66,10 +66,11 @@ ANTHROPIC_MESSAGES: Bounds = {
 
 
 def check_bounds(body: Mapping[str, Any], bounds: Bounds) -> None:
-    """Each field of `bounds` the body sets (not null) must be a number in its range."""
-    for name, bound in bounds.items():
-        value = body.get(name)
-        if value is None:
+    """Each field of `bounds` the body sets (not null) must be a number in its range.
+    Walks the body's fields rather than the table: a body sets few of them."""
+    for name, value in body.items():
+        bound = bounds.get(name)
+        if bound is None or value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int if bound.integer else (int, float)):
             raise BadRequest(f"'{name}' must be {bound.describe()}", param=name, code="invalid_type")

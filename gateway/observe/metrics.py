@@ -258,6 +258,18 @@ def child(metric: Any, *labels: str) -> Any:
     return found
 
 
+_in_flight: dict[str, Any] = {}
+
+
+def in_flight(endpoint: str) -> Any:
+    """The in-flight gauge's tally of `endpoint`, found by the name alone: every request
+    moves it twice."""
+    found = _in_flight.get(endpoint)
+    if found is None:
+        found = _in_flight[endpoint] = child(IN_FLIGHT, endpoint)
+    return found
+
+
 _ended: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
 
 
@@ -410,6 +422,7 @@ def clear() -> None:
     every config any earlier test used."""
     tally.forget()
     _children.clear()
+    _in_flight.clear()
     _ended.clear()
     _usage.clear()
     _called.clear()

@@ -24,7 +24,7 @@ os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 def begin(exchange: Exchange, headers: Mapping[str, str]) -> Any:
     """A request arrived: count it in flight and open its span; returns what `leave` undoes."""
-    metrics.child(metrics.IN_FLIGHT, exchange.endpoint).inc()
+    metrics.in_flight(exchange.endpoint).inc()
     if not tracing.enabled:
         return None
     exchange.span, token = tracing.start_request(exchange.endpoint, headers)
@@ -46,7 +46,7 @@ def finish(exchange: Exchange, status: int) -> None:
     endpoint, route, target, key = exchange.endpoint, exchange.route, exchange.target, exchange.key
     prompt, completion, cost = exchange.prompt_tokens, exchange.completion_tokens, exchange.cost_usd
 
-    metrics.child(metrics.IN_FLIGHT, endpoint).dec()
+    metrics.in_flight(endpoint).dec()
     metrics.request_ended(endpoint, route, target, status, duration, overhead)
     if exchange.traffic is not None:
         exchange.traffic.request_ended(exchange, status, duration)
@@ -56,7 +56,7 @@ def finish(exchange: Exchange, status: int) -> None:
     first_byte_ms = None
     if exchange.first_byte:
         first_byte = exchange.first_byte - exchange.started
-        first_byte_ms = round(first_byte * 1000, 2)
+        first_byte_ms = _ms(first_byte)
         metrics.child(metrics.FIRST_BYTE_SECONDS, route, target).observe(first_byte)
 
     fields: dict[str, Any] = {
@@ -70,10 +70,10 @@ def finish(exchange: Exchange, status: int) -> None:
         "status": status,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "cost_usd": round(cost, 8) if cost is not None else None,
-        "duration_ms": round(duration * 1000, 2),
-        "overhead_ms": round(overhead * 1000, 2),
-        "upstream_ms": round(exchange.upstream_seconds * 1000, 2),
+        "cost_usd": _cost(exchange),
+        "duration_ms": _ms(duration),
+        "overhead_ms": _ms(overhead),
+        "upstream_ms": _ms(exchange.upstream_seconds),
         "cache": exchange.cache,
         "config": exchange.config,
         "pid": _pid[0],
@@ -92,10 +92,7 @@ def finish(exchange: Exchange, status: int) -> None:
         if "attempts" in error.extra:
             fields["failures"] = error.extra["attempts"]
         fields.update(error.logged)  # the providers' own messages, which the client may not see
-    if exchange.charged is not None:
-        fields["cost_usd"] = round(exchange.charged[2], 8)  # what the budget was charged, estimates included
     if exchange.unpriced:
-        fields["cost_usd"] = None  # not free: unknown (the model has no price)
         fields["unpriced"] = True
     log.request_line(fields, "WARNING" if status >= 500 else "INFO")
     if exchange.ledger is not None:
@@ -121,3 +118,18 @@ def finish(exchange: Exchange, status: int) -> None:
             "gen_ai.usage.input_tokens": prompt,
             "gen_ai.usage.output_tokens": completion,
         }, status >= 500 or exchange.stream_end == "error")
+
+
+def _ms(seconds: float) -> float:
+    """Milliseconds to two decimals, for the log line: `round(x, 2)` goes through a decimal
+    conversion, and a request line has four of these."""
+    return int(seconds * 100_000.0 + 0.5) / 100
+
+
+def _cost(exchange: Exchange) -> float | None:
+    """The request's cost for its log line: what the budget was charged (estimates included)
+    once settled, else the provider's figures; None (not free: unknown) when the model has no price."""
+    if exchange.unpriced:
+        return None
+    cost = exchange.charged[2] if exchange.charged is not None else exchange.cost_usd
+    return round(cost, 8) if cost is not None else None

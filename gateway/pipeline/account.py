@@ -67,10 +67,11 @@ def answer_text_tokens(answer: dict[str, Any]) -> int:
     return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
-async def close(
+def close(
     admission: Admission, exchange: Exchange, target: Target | None, prompt: int, completion: int, *, hit: bool = False
 ) -> None:
-    """Record usage and settle the admission with what was really used."""
+    """Record usage and settle the admission with what was really used. A plain function:
+    what needs I/O (Redis) is handed to a task, so nothing here is awaited."""
     cost = target.price.cost(prompt, completion) if target is not None and not hit else 0.0
     exchange.charged = (prompt, completion, cost)
     if target is not None and not hit and not target.price.known:
@@ -98,9 +99,9 @@ async def _settle_quietly(admission: Admission, settled: Any) -> None:
         pass  # leases expire on their own; buckets refill; the reservation stays counted
 
 
-async def failed(admission: Admission, exchange: Exchange) -> None:
+def failed(admission: Admission, exchange: Exchange) -> None:
     """No answer: nothing was used, everything taken is given back."""
-    await close(admission, exchange, None, 0, 0)
+    close(admission, exchange, None, 0, 0)
 
 
 def reported(exchange: Exchange, target: Target, usage: Any) -> None:
@@ -116,7 +117,7 @@ def reported(exchange: Exchange, target: Target, usage: Any) -> None:
     exchange.cached_tokens = cached if isinstance(cached, int) else 0
 
 
-async def answered(
+def answered(
     admission: Admission, target: Target, answer: Answer, request: ModelRequest, exchange: Exchange, keep: Keep
 ) -> None:
     """A plain answer: settle it and, when the route caches, store it."""
@@ -126,7 +127,7 @@ async def answered(
         usage, lambda: request.prompt_tokens, lambda: answer_text_tokens(body) if request.kind == CHAT else 0
     )
     reported(exchange, target, usage)
-    await close(admission, exchange, target, prompt, completion)
+    close(admission, exchange, target, prompt, completion)
     if keep is not None:
         admission.spawn(cache.keep(admission.store, keep, target.id, orjson.dumps(body)))
 
@@ -175,4 +176,4 @@ async def _account(
         usage, lambda: request.prompt_tokens, lambda: (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
     )
     reported(exchange, target, usage)
-    await close(admission, exchange, target, prompt, completion)
+    close(admission, exchange, target, prompt, completion)

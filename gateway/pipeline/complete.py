@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,14 +56,15 @@ class Completion:
         return target.model if target is not None else ""
 
 
-async def complete(
+def complete(
     runtime: Runtime, snapshot: Snapshot, key: Key | None, request: ModelRequest, exchange: Exchange
-) -> Completion:
-    """Everything after the front-end has identified the caller and read the request."""
+) -> Awaitable[Completion]:
+    """Everything after the front-end has identified the caller and read the request. A plain
+    function returning `serve`'s coroutine: a coroutine layer of its own would only be passed through."""
     alias = request.alias
     route = find_route(snapshot, alias, request.kind)
     authorize(key, alias, route)
-    return await serve(runtime, snapshot, key, route, request, exchange)
+    return serve(runtime, snapshot, key, route, request, exchange)
 
 
 async def serve(
@@ -109,7 +110,7 @@ async def serve(
     try:
         outcome = await dispatch(runtime, route, candidates, request, exchange, admission.take_target)
     except BaseException:
-        await account.failed(admission, exchange)
+        account.failed(admission, exchange)
         raise
     target = outcome.target
     assert target is not None
@@ -118,7 +119,7 @@ async def serve(
         outcome.stream = account.metered(outcome.stream, admission, target, request, exchange, keep)
     else:
         assert outcome.answer is not None
-        await account.answered(admission, target, outcome.answer, request, exchange, keep)
+        account.answered(admission, target, outcome.answer, request, exchange, keep)
     return Completion(outcome, answer_headers(exchange, snapshot, outcome, admission, request, route))
 
 
@@ -173,7 +174,7 @@ async def from_cache(
     With a `similarity`, it answers a question asked in other words (the semantic cache)."""
     exchange.cache = "hit" if similarity is None else SEMANTIC_HIT
     exchange.target = hit.target
-    await account.close(admission, exchange, None, 0, 0, hit=True)
+    account.close(admission, exchange, None, 0, 0, hit=True)
     body = orjson.loads(hit.answer)
     target = snapshot.find_target(hit.target)  # who answered it first (for its model name)
     assert target is not None  # may_serve found it among the plan's targets

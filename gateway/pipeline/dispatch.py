@@ -130,7 +130,8 @@ class Outcome:
     deadline: float = math.inf  # the route's deadline, on the loop's (monotonic) clock
 
 
-# Asked right before a candidate is tried: False skips it (its provider is at its own quota).
+# Asked right before a candidate whose provider has limits of its own is tried: False skips
+# it (the provider is at its quota). A provider without limits is not asked about.
 Gate = Callable[[Target], Awaitable[bool]]
 
 
@@ -141,11 +142,12 @@ async def _always(target: Target) -> bool:
 Call = Callable[[Target, Outcome], Awaitable[None]]
 
 
-async def dispatch(
+def dispatch(
     runtime: Runtime, route: Route, candidates: tuple[Target, ...], request: ModelRequest, exchange: Exchange,
     gate: Gate = _always,
-) -> Outcome:
-    """Try the candidates in order until one answers `request`; every call is counted in `exchange`."""
+) -> Awaitable[Outcome]:
+    """Try the candidates in order until one answers `request`; every call is counted in `exchange`.
+    A plain function returning the awaitable: only a stream a route validates needs a step after it."""
     upstream = runtime.upstream
 
     def call(target: Target, outcome: Outcome) -> Awaitable[None]:
@@ -156,8 +158,14 @@ async def dispatch(
         return _chat_once(upstream, target, request, outcome)
 
     # A route with validate_output checks answers to json_schema requests (pipeline/output_check.py).
-    outcome = await _run(runtime, route, candidates, output_check.guarded(route, request, call), exchange, gate)
-    return output_check.checked(route, request, outcome)
+    run = _run(runtime, route, candidates, output_check.guarded(route, request, call), exchange, gate)
+    if not (route.validate_output and request.stream):
+        return run
+    return _stream_checked(run, route, request)
+
+
+async def _stream_checked(run: Awaitable[Outcome], route: Route, request: ModelRequest) -> Outcome:
+    return output_check.checked(route, request, await run)
 
 
 async def _run(
@@ -174,7 +182,7 @@ async def _run(
             # since, or taken the single half-open probe.
             if not runtime.circuits.allow(target):
                 continue
-            if not await gate(target):
+            if target.limits.metered and not await gate(target):
                 continue  # its provider is at its own quota: skipped, never waited for
             if await _try_target(runtime, route, target, outcome, call, exchange, deadline):
                 outcome.target = target

@@ -157,18 +157,19 @@ class MemoryStore:
 
     def record(self, usage: Usage) -> None:
         counts = usage.counts()
+        moved = [(name, value) for name, value in counts.items() if value]  # the same for every window
+        owner = (usage.key, usage.route)
         for window in usage.windows:
             rows = self._usage.get(window)
             if rows is None:
                 rows = self._usage[window] = {}
                 while len(self._usage) > USAGE_WINDOWS_KEPT:
                     del self._usage[min(self._usage)]
-            row = rows.get((usage.key, usage.route))
+            row = rows.get(owner)
             if row is None:
-                row = rows[(usage.key, usage.route)] = dict.fromkeys(counts, 0)
-            for name, value in counts.items():
-                if value:
-                    row[name] += value
+                row = rows[owner] = dict.fromkeys(counts, 0)
+            for name, value in moved:
+                row[name] += value
 
     async def flush(self) -> None:
         return None

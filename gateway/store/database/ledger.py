@@ -90,7 +90,7 @@ def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
         used[1],
         exchange.cached_tokens,
         used[2],
-        round(duration * 1000, 3),
+        int(duration * 1_000_000.0 + 0.5) / 1000,  # ms to three decimals (round() is slower)
         exchange.attempts,
         exchange.cache in ("hit", "semantic-hit"),
         bool(exchange.stream_end),
