@@ -44,3 +44,19 @@ def test_an_image_counts_toward_the_prompt_estimate():
 def test_tool_calls_that_are_not_a_list_do_not_break_the_estimate():
     body = {"model": "m", "messages": [{"role": "assistant", "content": "x", "tool_calls": 5}]}
     assert chat_request("openai", body).prompt_tokens > 0
+
+
+def test_every_field_lands_where_it_belongs():
+    """`chat_request` builds the record by position: each value must reach its own field."""
+    body = {"model": "m", "messages": BODIES["text"], "stream": True, "stream_options": {"include_usage": True},
+            "max_completion_tokens": 77, "n": 3, "tools": [{"type": "function", "function": {"name": "f"}}],
+            "response_format": {"type": "json_object"}}
+    request = chat_request("openai", body, max_tier="standard", cache_control="no-cache", provider="p", user="u")
+    assert (request.api, request.kind, request.alias, request.body) == ("openai", "chat", "m", body)
+    assert request.stream is True and request.include_usage is True
+    assert request.needs == frozenset({"tools", "json"})
+    assert request.fields == frozenset({"tools", "response_format", "n"})
+    assert request.prompt_tokens == estimate_prompt_tokens(body)
+    assert (request.output_tokens, request.output_field, request.choices) == (77, "max_completion_tokens", 3)
+    assert (request.max_tier, request.cache_control, request.provider, request.user) == ("standard", "no-cache", "p", "u")
+    assert request.native_body is None and request.native_only == ()
