@@ -30,10 +30,11 @@ from gateway.observe.exchange import Exchange
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-def request_id(request: Request) -> str:
+def request_id(request: Request, headers: Mapping[str, str] | None = None) -> str:
     """The client's id when it is safe to echo, else 32 random hex characters (the shape
-    of a uuid4's hex, without building a UUID object or a system call per request)."""
-    given = request.headers.get("x-request-id")
+    of a uuid4's hex, without building a UUID object or a system call per request).
+    `headers`: the request's own, when the caller holds them already."""
+    given = (request.headers if headers is None else headers).get("x-request-id")
     return given if given and _SAFE_ID.match(given) else random_hex()
 
 
@@ -115,19 +116,19 @@ class Endpoint:
         shape; nothing when the client left before its answer was ready. One coroutine for
         the whole request: every layer of them is passed through on each resumption."""
         request = Request(scope, receive)
-        request._headers = IndexedHeaders(scope)  # what `request.headers` returns (Starlette caches it there)
+        request._headers = headers = IndexedHeaders(scope)  # what `request.headers` returns (Starlette caches it there)
         name, error_body = self.name, self.error_body
         if self.error_shape is not None:
             error_body = self.error_shape(request)
-        exchange = Exchange(request_id(request), time.perf_counter(), name)
+        exchange = Exchange(request_id(request, headers), time.perf_counter(), name)
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             exchange.config = runtime.snapshot.version
             exchange.per_key_metrics = runtime.snapshot.per_key_metrics
             exchange.traffic = runtime.traffic
             exchange.ledger = runtime.ledger
-        tokens = telemetry.begin(exchange, request.headers)
-        watch = disconnect.ClientWatch(asyncio.current_task(), request.scope)
+        tokens = telemetry.begin(exchange, headers)
+        watch = disconnect.ClientWatch(asyncio.current_task(), scope)
         try:
             with watch:
                 response = await self.handler(request, exchange)

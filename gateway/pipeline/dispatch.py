@@ -207,7 +207,6 @@ async def _try_target(
     runtime: Runtime, route: Route, target: Target, outcome: Outcome, call: Call, exchange: Exchange, deadline: float
 ) -> bool:
     """Up to `retry.attempts` tries on one target. True: it answered; False: fall back."""
-    loop = asyncio.get_running_loop()
     tries = route.retry.attempts
     for number in range(1, tries + 1):
         failure = await _attempt(runtime, route, target, outcome, call, exchange, deadline)
@@ -219,7 +218,7 @@ async def _try_target(
         wait = backoff_delay(route.retry, number)
         if failure.retry_after is not None:
             wait = max(wait, failure.retry_after)
-        if loop.time() + wait >= deadline:
+        if asyncio.get_running_loop().time() + wait >= deadline:
             break  # the wait does not fit the deadline: better spent on the next target
         await asyncio.sleep(wait)
         if not runtime.circuits.allow(target):
