@@ -53,6 +53,27 @@ def test_value_templates_output_values_not_text():
     assert template.render({}) == [{"items": [{"n": 1, "q": 'a"b'}, {"n": 2, "q": 'a"b'}]}]
 
 
+def test_is_mapping_holds_for_every_mapping_and_nothing_else():
+    from collections.abc import Mapping
+    from types import MappingProxyType
+
+    class Custom(Mapping):
+        def __getitem__(self, key):
+            raise KeyError(key)
+
+        def __iter__(self):
+            return iter(())
+
+        def __len__(self):
+            return 0
+
+    template = compile_value("{{ x is mapping }}", ORIGIN)
+    for value in ({"a": 1}, MappingProxyType({}), Custom()):
+        assert template.render({"x": value}) == [True]
+    for value in ([1], "text", None, 3):
+        assert template.render({"x": value}) == [False]
+
+
 def test_constant_values_stay_values():
     assert compile_value('{{ {"type": "ping"} }}\n{{ 3 }}', ORIGIN).render({}) == [{"type": "ping"}, 3]
 

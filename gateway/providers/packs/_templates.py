@@ -114,6 +114,11 @@ _MAPPING_READERS = frozenset({"get", "keys", "values", "items"})
 _HELPER_FUNCTIONS = frozenset(id(f) for f in helpers.GLOBALS.values())
 
 
+def _is_mapping(value: Any) -> bool:
+    """Jinja's `is mapping` test, a plain dict found without the abstract class's check."""
+    return isinstance(value, helpers.MAPPINGS)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with the helpers every template may use."""
 
@@ -132,6 +137,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         )
         self.filters.update(helpers.FILTERS)
         self.globals.update(helpers.GLOBALS)
+        self.tests["mapping"] = _is_mapping  # Jinja's own asks the abstract class first
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         kind = type(obj)
