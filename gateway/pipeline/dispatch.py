@@ -418,7 +418,7 @@ def plain_read_timeout(target: Target, deadline: float) -> float | None:
     A plain answer has one wait, for its first byte, and the rest follows at once, so a read
     timeout no shorter than the time left to the deadline can never fire first. Left out,
     it saves aiohttp two loop timers a call (armed when the request is sent, armed again
-    when the answer starts arriving), 1.3% of a pass-through request's instructions with
+    when the answer starts arriving), 1.2% of a pass-through request's instructions with
     the shipped timeouts (read 120 s, route deadline 60 s). A stream's read timeout bounds
     every gap between its events and always stays."""
     read = target.read_timeout
