@@ -90,6 +90,10 @@ class MemoryStore:
         self._circuits: dict[str, tuple[CircuitRecord, float, float]] = {}  # record, changed_at, expiry
 
     async def take(self, take: Take) -> Verdict:
+        return self.take_here(take)
+
+    def take_here(self, take: Take) -> Verdict:
+        """Everything is here: decided and taken at once."""
         now = time.monotonic()
         levels = [self._buckets.level(d.bucket, d.capacity, now) for d in take.draws]
         verdict = self._check(take, levels)

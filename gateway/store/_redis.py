@@ -321,6 +321,22 @@ class RedisStore:
             return await self._take_budgets(take)
         return await self._leases.take(take, self._take_budgets)
 
+    def take_here(self, take: Take) -> Verdict | None:
+        """A take this replica's leases cover whole (no slot, nothing for Redis), spent from
+        them at once; None otherwise, with nothing spent: `take` then decides."""
+        if take.slots:
+            return None
+        draws = self._leases.covering(take.draws) if take.draws else []
+        if draws is None:
+            return None
+        budgets = take.budgets
+        holds = self._budget_leases.covering(budgets) if budgets else []
+        if holds is None:
+            return None
+        if holds:
+            self._budget_leases.spend_covered(budgets, holds)
+        return Verdict(-1, 0.0, self._leases.spend_covered(take.draws, draws) if draws else ())
+
     async def _take_budgets(self, take: Take) -> Verdict:
         """What the rpm/tpm leases left of a take: leased budgets here, the rest exact."""
         if not take.budgets:

@@ -146,6 +146,30 @@ class BudgetLeases:
         self._renew_low([lease for lease in served if lease is not None])
         return _remapped(take, rest, verdict)
 
+    def covering(self, holds: Sequence[Hold]) -> list[_Lease] | None:
+        """Each hold's lease when every hold has one that covers it now, at its current budget
+        and size (nothing to create, resize, wait for or send exact); else None. Spends nothing."""
+        if self._closed:
+            return None
+        fraction = self._settings().quota_lease
+        leases = self._leases
+        out: list[_Lease] = []
+        for hold in holds:
+            lease = leases.get(hold.name)
+            if lease is None or not lease.covers(hold.amount) or lease.limit != hold.limit or \
+                    lease.size != budget_lease_size(hold.limit, fraction) or not leasable(hold, lease.size):
+                return None
+            out.append(lease)
+        return out
+
+    def spend_covered(self, holds: Sequence[Hold], leases: Sequence[_Lease]) -> None:
+        """Reserve holds from the leases `covering` found for them."""
+        now = time.monotonic()
+        for hold, lease in zip(holds, leases):
+            lease.usd -= hold.amount
+            lease.used = now
+        self._renew_low(leases)
+
     def _leases_for(self, holds: Sequence[Hold]) -> list[_Lease | None]:
         """Each hold's lease, or None for a hold that takes the exact path."""
         if self._closed:

@@ -164,6 +164,10 @@ class Store(Protocol):
     async def take(self, take: Take) -> Verdict:
         """Check every draw, slot and hold; take them all only if all pass. One atomic step."""
 
+    def take_here(self, take: Take) -> Verdict | None:
+        """`take` at once, when it needs no I/O: always in memory; on Redis, when this replica's
+        leases cover the whole take. None: it needs `take` (nothing was taken)."""
+
     async def settle(self, settlement: Settlement) -> None:
         """Apply a settlement. One atomic step."""
 

@@ -128,6 +128,31 @@ class QuotaLeases:
         self._renew_low([lease for lease in served if lease is not None])
         return _merged(take, served, rest, verdict)
 
+    def covering(self, draws: Sequence[Draw]) -> list[_Lease] | None:
+        """Each draw's lease when every draw has one that covers it now, at its current size
+        (nothing to create, resize, wait for or send exact); else None. Spends nothing."""
+        if self._closed:
+            return None
+        fraction = self._settings().quota_lease
+        leases = self._leases
+        out: list[_Lease] = []
+        for draw in draws:
+            lease = leases.get((draw.bucket, draw.capacity))
+            if lease is None or lease.units < draw.amount or draw.amount > lease.size or \
+                    lease.size != lease_size(draw.capacity, fraction):
+                return None
+            out.append(lease)
+        return out
+
+    def spend_covered(self, draws: Sequence[Draw], leases: Sequence[_Lease]) -> tuple[Level, ...]:
+        """Spend draws from the leases `covering` found for them; each bucket's estimated level."""
+        now = time.monotonic()
+        for draw, lease in zip(draws, leases):
+            lease.units -= draw.amount
+            lease.used = now
+        self._renew_low(leases)
+        return tuple(lease.level(now) for lease in leases)
+
     def _leases_for(self, draws: Sequence[Draw]) -> list[_Lease | None]:
         """Each draw's lease, or None for a draw that takes the exact path."""
         if self._closed:

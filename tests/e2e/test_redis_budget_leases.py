@@ -309,3 +309,24 @@ async def test_two_gateways_spend_a_leased_budget_within_a_lease_each(gateway, r
     assert calls - len(refused) < len(admitted) / 3
     await asyncio.sleep(0.2)  # the last settlements run after their answers
     assert committed(redis_url, prefix, f"payer:{windows_now()[0]}") <= usd + 2 * size
+
+
+async def test_a_hold_its_lease_covers_is_reserved_here_without_redis(redis_url, prefix):
+    a = replica(redis_url, prefix)
+    hold = Hold("here:d:2026-01-01", 1000.0, 0.25, TTL)  # a lease of $20
+    try:
+        assert a.take_here(Take(hold=hold)) is None  # no lease yet
+        assert (await a.take(Take(hold=hold))).granted
+        lease = budget_lease(a, hold.name)
+        usd, before = lease.usd, script_calls(redis_url)
+        verdict = a.take_here(Take(hold=hold))
+        assert verdict is not None and verdict.granted
+        assert lease.usd == pytest.approx(usd - 0.25)
+        assert script_calls(redis_url) == before
+        assert a.take_here(Take(hold=Hold(hold.name, 2000.0, 0.25, TTL))) is None  # a reload changed the budget
+        assert a.take_here(Take(hold=Hold(hold.name, 1000.0, 5.0, TTL))) is None  # too dear to lease
+        lease.usd = 0.1  # short of the reservation: a renewal first, in `take`
+        assert a.take_here(Take(hold=hold)) is None and lease.usd == 0.1
+        assert (await a.take(Take(hold=hold))).granted
+    finally:
+        await a.close()

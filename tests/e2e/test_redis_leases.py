@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from gateway.config.snapshot import StoreSettings
-from gateway.store import Draw, Settlement, Slots, StoreUnavailable, Take, Usage
+from gateway.store import Draw, Hold, Settlement, Slots, StoreUnavailable, Take, Usage
 from gateway.store import lease as lease_module
 from gateway.store._redis import RedisStore
 from gateway.store.lease import lease_size
@@ -310,5 +310,67 @@ async def test_usage_recorded_during_a_flush_reaches_redis_without_another_reque
     finally:
         pauser.execute_command("CLIENT", "UNPAUSE")
         pauser.close()
+        await a.close()
+        await b.close()
+
+
+async def test_a_take_the_leases_cover_is_decided_here_without_redis(redis_url, prefix):
+    """`take_here` serves a take its leases cover whole, at once and with no script call; it
+    declines (None, nothing spent) whatever needs Redis: no lease yet, a lease too short for the
+    draw, a slot, a bucket too small to lease, a budget not leased yet."""
+    a = replica(redis_url, prefix)
+    rpm = Draw("key:here:rpm", 6000, 1)  # a lease of 120
+    tpm = Draw("key:here:tpm", 100_000, 500)  # a lease of 2000
+    key = f"{prefix}rl:key:here:rpm"
+    take = Take(draws=(rpm, tpm))
+    try:
+        assert a.take_here(take) is None  # no lease yet: only `take` gets one
+        assert (await a.take(take)).granted
+        leases = a._leases._leases
+        held, tokens = leases[(rpm.bucket, rpm.capacity)], leases[(tpm.bucket, tpm.capacity)]
+        units = (held.units, tokens.units)
+        before, in_redis = script_calls(redis_url), tokens_in_redis(redis_url, key)
+        verdict = a.take_here(take)
+        assert verdict is not None and verdict.granted and len(verdict.levels) == 2
+        assert (held.units, tokens.units) == (units[0] - 1, units[1] - 500)
+        assert verdict.levels[0].remaining <= 6000 and verdict.levels[1].remaining <= 100_000
+        assert script_calls(redis_url) == before and tokens_in_redis(redis_url, key) == in_redis
+
+        spent = (held.units, tokens.units)
+        declined = [
+            Take(draws=(rpm, Draw(tpm.bucket, tpm.capacity, 2001))),  # more than a whole lease: exact
+            Take(draws=(rpm,), slots=(Slots("key:here", 5),), lease="r1"),  # a slot lives in Redis
+            Take(draws=(rpm, Draw("key:tiny:rpm", 3, 1))),  # too small to lease
+            Take(draws=(rpm,), hold=Hold("here:d:2026-01-01", 1000.0, 0.01, 3600)),  # budget not leased yet
+        ]
+        for other in declined:
+            assert a.take_here(other) is None
+        assert (held.units, tokens.units) == spent  # all or nothing: nothing was spent by a decline
+
+        tokens.units = 100  # short of the next draw: the renewal has to come first
+        assert a.take_here(take) is None
+        assert held.units == spent[0]
+        assert (await a.take(take)).granted  # `take` waits for the top-up and spends
+    finally:
+        await a.close()
+
+
+async def test_take_here_and_take_share_one_lease(redis_url, prefix):
+    """Alternating the two ways of taking never admits more than the bucket plus one lease."""
+    capacity = 1200
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    take = Take(draws=(Draw("route:mixed-ways:rpm", capacity, 1),))
+    admitted = 0
+    started = time.monotonic()
+    try:
+        for i in range(3 * capacity):
+            store = a if i % 2 else b
+            verdict = store.take_here(take) if i % 3 else None
+            if verdict is None:
+                verdict = await store.take(take)
+            admitted += verdict.granted
+        refill = capacity * (time.monotonic() - started) / 60
+        assert capacity - 2 * 24 <= admitted <= capacity + refill + 2 * 24
+    finally:
         await a.close()
         await b.close()
