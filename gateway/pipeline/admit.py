@@ -34,6 +34,7 @@ from gateway.providers.rate_limits import duration
 from gateway.store import (
     Draw,
     Hold,
+    Level,
     Settlement,
     Slots,
     Store,
@@ -205,6 +206,8 @@ def estimate_tokens(request: ModelRequest, route: Route) -> tuple[int, int]:
 
 def estimate_cost(candidates: tuple[Target, ...], prompt: int, output: int) -> float:
     """The dearest candidate's price: the reservation must cover whoever answers."""
+    if len(candidates) == 1:
+        return candidates[0].price.cost(prompt, output)
     return max((t.price.cost(prompt, output) for t in candidates), default=0.0)
 
 
@@ -277,16 +280,17 @@ def _take(admission: Admission, scopes: Any, hold: Hold | None) -> tuple[Take, l
     draw_checks: list[Check] = []
     slot_checks: list[Check] = []
     for scope, name, limits in scopes:
-        if limits.rpm is not None:
-            draws.append(Draw(f"{scope}:{name}:rpm", limits.rpm, 1))
-            draw_checks.append(Check(scope, name, "rpm", limits.rpm))
-        if limits.tpm is not None:
-            draws.append(Draw(f"{scope}:{name}:tpm", limits.tpm, admission.tokens))
-            draw_checks.append(Check(scope, name, "tpm", limits.tpm))
-        if limits.concurrency is not None:
-            slots.append(Slots(f"{scope}:{name}", limits.concurrency))
-            slot_checks.append(Check(scope, name, "concurrency", limits.concurrency))
-    checks = draw_checks + slot_checks
+        meter = _meter(scope, name, limits)
+        if meter.rpm is not None:
+            draws.append(meter.rpm)
+            draw_checks.append(meter.rpm_check)
+        if meter.tpm is not None:
+            draws.append(Draw(meter.tpm, meter.tpm_capacity, admission.tokens))
+            draw_checks.append(meter.tpm_check)
+        if meter.slots is not None:
+            slots.append(meter.slots)
+            slot_checks.append(meter.slots_check)
+    checks = draw_checks + slot_checks if slot_checks else draw_checks
     if hold is not None:
         checks.append(Check("key", admission.key_name, "budget", hold.limit))
     tenant_hold = admission.tenant_hold if scopes and scopes[0][0] != "provider" else None
@@ -297,6 +301,45 @@ def _take(admission: Admission, scopes: Any, hold: Hold | None) -> tuple[Take, l
     take = Take(tuple(draws), tuple(slots), admission.lease, admission.settings.lease, hold,
                 (tenant_hold,) if tenant_hold is not None else ())
     return take, checks
+
+
+@dataclass(slots=True)
+class _Meter:
+    """What one scope's limits put in a take, built once: bucket names, the rpm draw (always
+    one unit), the checks. Only a tpm draw's amount changes from request to request."""
+
+    limits: Limits  # the object these were built from, to tell a reload's new limits apart
+    rpm: Draw | None
+    rpm_check: Check | None
+    tpm: str | None
+    tpm_capacity: int
+    tpm_check: Check | None
+    slots: Slots | None
+    slots_check: Check | None
+
+
+_meters: dict[tuple[str, str], _Meter] = {}
+
+
+def _meter(scope: str, name: str, limits: Limits) -> _Meter:
+    """The scope's `_Meter`, remade when its limits object is not the one it was built from."""
+    meter = _meters.get((scope, name))
+    if meter is not None and meter.limits is limits:
+        return meter
+    if len(_meters) >= 4096:  # users' scopes are named by clients: keep the table bounded
+        _meters.clear()
+    rpm, tpm, concurrency = limits.rpm, limits.tpm, limits.concurrency
+    meter = _meters[(scope, name)] = _Meter(
+        limits,
+        Draw(f"{scope}:{name}:rpm", rpm, 1) if rpm is not None else None,
+        Check(scope, name, "rpm", rpm) if rpm is not None else None,
+        f"{scope}:{name}:tpm" if tpm is not None else None,
+        tpm or 0,
+        Check(scope, name, "tpm", tpm) if tpm is not None else None,
+        Slots(f"{scope}:{name}", concurrency) if concurrency is not None else None,
+        Check(scope, name, "concurrency", concurrency) if concurrency is not None else None,
+    )
+    return meter
 
 
 def _outage(admission: Admission, take: Take, settings: StoreSettings) -> Admission:
@@ -352,18 +395,24 @@ def _refusal(
 
 def rate_headers(take: Take, checks: list[Check], verdict: Verdict) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers, for the tightest request and token limit that applied."""
+    best: dict[str, tuple[Draw, Level]] = {}
+    for i, level in enumerate(verdict.levels):
+        limit = checks[i].limit
+        found = best.get(limit)
+        if found is None or level.remaining < found[1].remaining:
+            best[limit] = (take.draws[i], level)
     headers: dict[str, str] = {}
-    for limit, kind in (("rpm", "requests"), ("tpm", "tokens")):
-        best = None
-        for i, level in enumerate(verdict.levels):
-            if checks[i].limit == limit and (best is None or level.remaining < best[1].remaining):
-                best = (take.draws[i], level)
-        if best is not None:
-            draw, level = best
-            headers[f"x-ratelimit-limit-{kind}"] = str(draw.capacity)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(level.remaining)
-            headers[f"x-ratelimit-reset-{kind}"] = duration(level.reset)
+    for limit, (draw, level) in best.items():
+        names = _HEADERS.get(limit)
+        if names is not None:
+            headers[names[0]] = str(draw.capacity)
+            headers[names[1]] = str(level.remaining)
+            headers[names[2]] = duration(level.reset)
     return headers
+
+
+_HEADERS = {limit: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+            for limit, kind in (("rpm", "requests"), ("tpm", "tokens"))}
 
 
 def settlement(admission: Admission, target: Target | None, tokens: int, cost: float) -> Settlement | None:

@@ -267,8 +267,11 @@ class BudgetLeases:
         """Top up, in the background and in one call, every lease that is running low."""
         if self._closed:
             return
+        due = [lease for lease in leases if lease.renewal is None and lease.low()]
+        if not due:  # the usual case: nothing to look at twice
+            return
         now = time.monotonic()
-        due = [lease for lease in leases if lease.renewal is None and lease.low() and now >= lease.not_before
+        due = [lease for lease in due if now >= lease.not_before
                and self._leases.get(lease.name) is lease]  # never renew a lease already handed back
         if due:
             self._start_renewal(list({id(lease): lease for lease in due}.values()))

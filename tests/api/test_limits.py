@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import time
 
 import httpx
 import openai
@@ -52,6 +54,25 @@ def test_key_rpm_refuses_with_openai_headers(gateway, store_home):
     assert headers["x-ratelimit-reset-requests"].endswith("s")
     # The key's limit is the key's: another key is not affected.
     assert ask(url, OTHER).http_response.status_code == 200
+
+
+def test_a_reload_that_changes_a_limit_applies_to_the_next_request(gateway, store_home, monkeypatch):
+    """Limits are read from the snapshot serving the request: a reload that raises a key's rpm
+    is in force for the very next request."""
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "admin-key-limits-0123")
+    monkeypatch.setenv("GATEWAY_WATCH", "0")
+    url = gateway(routes(store_home, {"targets": ["echo/echo-1"], "limits": {"rpm": 100}}, {"rpm": 2}))
+    admin = {"authorization": "Bearer admin-key-limits-0123"}
+    assert ask(url).headers["x-ratelimit-limit-requests"] == "2"
+    source = httpx.get(f"{url}/admin/config", headers=admin).json()["sources"][0]
+    changed = routes(store_home, {"targets": ["echo/echo-1"], "limits": {"rpm": 50}}, {"rpm": 500})
+    with open(source, "w") as file:
+        file.write(json.dumps(changed))
+    assert httpx.post(f"{url}/admin/reload", headers=admin).status_code == 200
+    # The key's bucket is still nearly empty from before: the tightest, at its new size.
+    assert ask(url).headers["x-ratelimit-limit-requests"] == "500"
+    time.sleep(0.3)  # at 500 a minute, two requests' worth refill meanwhile; at 2 a minute, none
+    assert ask(url).http_response.status_code == 200
 
 
 def test_route_rpm_is_shared_by_every_key(gateway, store_home):
