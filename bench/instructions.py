@@ -19,7 +19,10 @@ about fifty times over under valgrind's slowdown, so those timers are pushed pas
 run: the ledger is then written in full batches (512 rows), as it is under load, and the
 log once per 512 lines.
 
-Run: python bench/instructions.py [--app gateway|floor|both] [--scenario plain]
+Run: python bench/instructions.py [--app gateway|floor|both] [--scenario plain] [--key bench|free]
+The `limits` scenario (keys with rpm limits and a budget, their state in a Redis of its own)
+needs redis-server; `--key bench` sends the key that has them, `--key free` the one without,
+so the difference of the two counts is what limits and budgets cost a request.
 Needs valgrind (`apt-get install valgrind`); about eight minutes on two cores. With both
 apps, the reading is kept in `bench/results/instructions.json` (with the commit it was
 taken at), and docs/benchmarks.md shows the latest one beside the timed figures.
@@ -65,10 +68,12 @@ def main() -> None:
     parser.add_argument("--app", choices=("gateway", "floor", "both"), default="both")
     parser.add_argument("--scenario", default="plain", help="a scenario of bench/gateway_config.py")
     parser.add_argument("--requests", default="512,1536", help="the two request counts, A,B")
+    parser.add_argument("--key", choices=("bench", "free"), default=None,
+                        help="send this bench key (gateway_config's BENCH_KEY or FREE_KEY)")
     parser.add_argument("--inner", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        _drive(args.app, args.scenario, args.inner)
+        _drive(args.app, args.scenario, args.inner, args.key)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
@@ -77,13 +82,14 @@ def main() -> None:
     runs = [(app, n) for app in apps for n in (low, high)]
     # Each run is one process and the count is the same whatever else runs: use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        totals = dict(zip(runs, pool.map(lambda run: _count(run[0], args.scenario, run[1]), runs)))
+        totals = dict(zip(runs, pool.map(lambda run: _count(run[0], args.scenario, run[1], args.key), runs)))
     counts = {app: (totals[(app, high)] - totals[(app, low)]) / (high - low) for app in apps}
     for app, count in counts.items():
         print(f"{app:8s} {count / 1000:8.1f}k instructions a request")
     if len(counts) == 2:
         print(f"gateway / floor {counts['gateway'] / counts['floor']:.3f}x")
-        _save(args.scenario, (low, high), counts)
+        if args.key is None:  # the page shows the keyless pass-through only
+            _save(args.scenario, (low, high), counts)
 
 
 def _save(scenario: str, requests: tuple[int, int], counts: dict[str, float]) -> None:
@@ -97,10 +103,10 @@ def _save(scenario: str, requests: tuple[int, int], counts: dict[str, float]) ->
     RESULT.write_text(json.dumps(reading, indent=2) + "\n")
 
 
-def _count(app: str, scenario: str, requests: int) -> int:
+def _count(app: str, scenario: str, requests: int, key: str | None = None) -> int:
     """Instructions of one whole run of `requests` requests, as callgrind collected them."""
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-            "--app", app, "--scenario", scenario, "--inner", str(requests)]
+            "--app", app, "--scenario", scenario, "--inner", str(requests)] + (["--key", key] if key else [])
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
     done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=1800, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -109,7 +115,7 @@ def _count(app: str, scenario: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def _drive(app_name: str, scenario: str, requests: int) -> None:
+def _drive(app_name: str, scenario: str, requests: int, key: str | None = None) -> None:
     """The inner run (under valgrind): the mock, the app, warm-up, then `requests` requests."""
     import gateway_config
     import mockserver
@@ -117,17 +123,45 @@ def _drive(app_name: str, scenario: str, requests: int) -> None:
     with tempfile.TemporaryDirectory(prefix="gateway-instructions-") as work:
         workdir = Path(work)
         mock, url = mockserver.start(workdir, {max((os.cpu_count() or 1) - 1, 0)})  # the last core, as in the bench
+        redis = _redis(workdir) if scenario == "limits" else None
         try:
             config = gateway_config.write(scenario, url, workdir / "config")
             os.environ.update(config.env)
             os.environ.update({"GATEWAY_DATA_DIR": str(workdir / "data"), "GATEWAY_WATCH": "0",
                                "BENCH_BASELINE_UPSTREAM": url})
+            if redis is not None:
+                os.environ["REDIS_URL"] = redis[1]
+            if key is not None:
+                secret = gateway_config.BENCH_KEY if key == "bench" else gateway_config.FREE_KEY
+                AUTHORIZATION.append((b"authorization", f"Bearer {secret}".encode()))
             app = _floor() if app_name == "floor" else _gateway(config)
             import uvloop
 
             uvloop.run(_serve(app, requests))
         finally:
             mock.stop()
+            if redis is not None:
+                redis[0].terminate()
+                redis[0].wait()
+
+
+AUTHORIZATION: list[tuple[bytes, bytes]] = []  # the key header every request carries, if any
+
+
+def _redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A Redis of the run's own (a free port, nothing written to disk), for the limits scenario."""
+    import procs
+
+    port = procs.free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            sys.exit("redis-server did not start")
+        time.sleep(0.05)
+    return server, f"redis://127.0.0.1:{port}/0"
 
 
 def _floor() -> Any:
@@ -193,7 +227,7 @@ async def _requests(app: Any, state: dict[str, Any], count: int) -> None:
 
 async def _request(app: Any, state: dict[str, Any]) -> None:
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-               (b"content-length", str(len(BODY)).encode())]
+               (b"content-length", str(len(BODY)).encode()), *AUTHORIZATION]
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
              "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -82,7 +83,9 @@ def gateway_process(
     environment = {**os.environ, **(env or {})}
     # A module-scoped gateway starts before the per-test data folder is set: give it its
     # own, so no run reads a ledger (and its spent budgets) left by another in ./data.
-    environment.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-data-"))
+    own_data = None
+    if "GATEWAY_DATA_DIR" not in environment:
+        own_data = environment["GATEWAY_DATA_DIR"] = tempfile.mkdtemp(prefix="gateway-data-")
     process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -97,3 +100,5 @@ def gateway_process(
             process.wait()
         if log:
             out.close()  # type: ignore[union-attr]
+        if own_data is not None:
+            shutil.rmtree(own_data, ignore_errors=True)
