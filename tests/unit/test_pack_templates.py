@@ -53,6 +53,18 @@ def test_value_templates_output_values_not_text():
     assert template.render({}) == [{"items": [{"n": 1, "q": 'a"b'}, {"n": 2, "q": 'a"b'}]}]
 
 
+def test_set_variables_reach_every_part_of_a_template():
+    """Top-level `set`s are read as the template's own locals (not copied into the render
+    context) unless a block needs them there: either way every reader sees them."""
+    source = ('{% set a = 1 %}{% set b %}{{ a + 1 }}{% endset %}{% if a %}{% set c = b[0] + 1 %}{% endif %}'
+              '{% for i in [a] %}{% set d = i + c %}{{ {"a": a, "b": b, "c": c, "d": d} }}{% endfor %}')
+    assert compile_value(source, ORIGIN).render({}) == [{"a": 1, "b": [2], "c": 3, "d": 4}]
+    blocks = compile_text("{% set who = 'block' %}{% block b %}in a {{ who }}{% endblock %}", ORIGIN)
+    assert blocks.render({}) == "in a block"
+    macro = compile_text("{% set n = 2 %}{% macro twice(x) %}{{ x * n }}{% endmacro %}{{ twice(3) }}", ORIGIN)
+    assert macro.render({}) == "6"
+
+
 def test_is_mapping_holds_for_every_mapping_and_nothing_else():
     from collections.abc import Mapping
     from types import MappingProxyType

@@ -66,6 +66,23 @@ class _MappingGets(CodeGenerator):
     mapping (what the sandbox allows there anyway) and sends anything else the full way.
     """
 
+    # Jinja copies every top-level `{% set %}` into the render context (`context.vars`, and
+    # `exported_vars` for imports) so that blocks, includes and importers can read it. A pack
+    # template that has none of those reads its variables as Python locals only: the copy
+    # would be two stores per `set` on every render for nothing.
+    _untracked = False
+    _CONTEXT_READERS = (nodes.Block, nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+    def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
+        self._untracked = not any(node.find_all(self._CONTEXT_READERS))
+        super().visit_Template(node, frame)
+
+    def pop_assign_tracking(self, frame: Any) -> None:
+        if self._untracked and frame.toplevel and not frame.block_frame and not frame.loop_frame:
+            self._assign_stack.pop()
+            return
+        super().pop_assign_tracking(frame)
+
     @optimizeconst  # as Jinja's own: a call on constants is folded first
     def visit_Call(self, node: nodes.Call, frame: Any, forward_caller: bool = False) -> None:
         reader = node.node
