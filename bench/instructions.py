@@ -19,7 +19,7 @@ about fifty times over under valgrind's slowdown, so those timers are pushed pas
 run: the ledger is then written in full batches (512 rows), as it is under load, and the
 log once per 512 lines.
 
-Run: python bench/instructions.py [--app gateway|floor|both] [--scenario plain] [--key bench|free]
+Run: python bench/instructions.py [--app gateway|floor|both] [--scenario plain] [--key bench|free] [--model pass]
 The `limits` scenario (keys with rpm limits and a budget, their state in a Redis of its own)
 needs redis-server; `--key bench` sends the key that has them, `--key free` the one without,
 so the difference of the two counts is what limits and budgets cost a request.
@@ -49,12 +49,16 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-BODY = json.dumps({
-    "model": "pass",
-    "messages": [{"role": "system", "content": "You are terse."},
-                 {"role": "user", "content": "Say one short sentence about foxes."}],
-    "max_tokens": 64,
-}).encode()
+def _body(model: str) -> bytes:
+    return json.dumps({
+        "model": model,
+        "messages": [{"role": "system", "content": "You are terse."},
+                     {"role": "user", "content": "Say one short sentence about foxes."}],
+        "max_tokens": 64,
+    }).encode()
+
+
+BODY = _body("pass")
 # Request counts are multiples of 512, so the ledger and the log write whole batches in
 # both runs and none is split between them; 32 requests in flight divide them all.
 CONCURRENCY = 32
@@ -68,11 +72,15 @@ def main() -> None:
     parser.add_argument("--app", choices=("gateway", "floor", "both"), default="both")
     parser.add_argument("--scenario", default="plain", help="a scenario of bench/gateway_config.py")
     parser.add_argument("--requests", default="512,1536", help="the two request counts, A,B")
+    parser.add_argument("--model", default="pass",
+                        help="the route the requests name (`claude` in the anthropic scenario: the translation)")
     parser.add_argument("--key", choices=("bench", "free"), default=None,
                         help="send this bench key (gateway_config's BENCH_KEY or FREE_KEY)")
     parser.add_argument("--inner", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
+        global BODY
+        BODY = _body(args.model)
         _drive(args.app, args.scenario, args.inner, args.key)
         return
     if shutil.which("valgrind") is None:
@@ -82,13 +90,13 @@ def main() -> None:
     runs = [(app, n) for app in apps for n in (low, high)]
     # Each run is one process and the count is the same whatever else runs: use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        totals = dict(zip(runs, pool.map(lambda run: _count(run[0], args.scenario, run[1], args.key), runs)))
+        totals = dict(zip(runs, pool.map(lambda run: _count(run[0], args.scenario, run[1], args.key, args.model), runs)))
     counts = {app: (totals[(app, high)] - totals[(app, low)]) / (high - low) for app in apps}
     for app, count in counts.items():
         print(f"{app:8s} {count / 1000:8.1f}k instructions a request")
     if len(counts) == 2:
         print(f"gateway / floor {counts['gateway'] / counts['floor']:.3f}x")
-        if args.key is None:  # the page shows the keyless pass-through only
+        if args.key is None and args.model == "pass":  # the page shows the keyless pass-through only
             _save(args.scenario, (low, high), counts)
 
 
@@ -103,10 +111,11 @@ def _save(scenario: str, requests: tuple[int, int], counts: dict[str, float]) ->
     RESULT.write_text(json.dumps(reading, indent=2) + "\n")
 
 
-def _count(app: str, scenario: str, requests: int, key: str | None = None) -> int:
+def _count(app: str, scenario: str, requests: int, key: str | None = None, model: str = "pass") -> int:
     """Instructions of one whole run of `requests` requests, as callgrind collected them."""
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-            "--app", app, "--scenario", scenario, "--inner", str(requests)] + (["--key", key] if key else [])
+            "--app", app, "--scenario", scenario, "--inner", str(requests),
+            "--model", model] + (["--key", key] if key else [])
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
     done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=1800, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
