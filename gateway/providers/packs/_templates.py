@@ -260,7 +260,7 @@ class _RenderContext(Context):
     context cost more than the rest of rendering a small template, once per render: twice a
     translated request, once per event of a translated stream."""
 
-    def __init__(self, template: Any, names: dict[str, Any], eval_ctx: EvalContext | None) -> None:  # noqa: D107
+    def __init__(self, template: Any, names: dict[str, Any], eval_ctx: EvalContext | None) -> None:
         environment = template.environment
         self.parent = names
         self.vars = {}
