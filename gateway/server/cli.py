@@ -93,6 +93,7 @@ def _run_server(args: argparse.Namespace) -> int:
         limit_concurrency=limits.max_connections,
         access_log=False,
         proxy_headers=False,  # nothing reads the client's address: the layer would only cost time
+        server_header=False,  # no `server: uvicorn`: the software serving is nobody's business
         log_config=None,  # uvicorn's records go through the gateway's own sink (gateway.observe.log)
         log_level=os.environ.get("GATEWAY_LOG_LEVEL", "info").lower(),
         # On SIGTERM: stop accepting, let requests and streams in flight finish, cut them after this.

@@ -171,3 +171,41 @@ def test_each_phase_of_each_request_on_a_connection_is_timed(tmp_path):
         assert 0.8 <= time.monotonic() - started < 3
         sock.close()
         assert _chat_latency(url) < 1
+
+
+def _answers(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a connection's bytes into (head, body) answers by their content-length."""
+    answers = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"content-length")))
+        answers.append((head, rest[:length]))
+        data = rest[length:]
+    return answers
+
+
+def test_pipelined_answers_come_back_whole_in_order_and_a_closing_request_closes(tmp_path):
+    routes, providers = _config(tmp_path)
+    body = b'{"model": "echo", "messages": [{"role": "user", "content": "REPLACE"}]}'
+    with gateway_process(routes, providers) as (url, _):
+        sock = _connect(url)
+        requests = b""
+        for word in (b"first", b"second", b"third"):
+            payload = body.replace(b"REPLACE", word)
+            requests += (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        last = b'{"model": "echo", "messages": [{"role": "user", "content": "last"}]}'
+        requests += (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+                     b"content-length: " + str(len(last)).encode() + b"\r\n\r\n" + last)
+        sock.sendall(requests)
+        answers = _answers(_read_all(sock))  # returns once the server closed the connection
+        sock.close()
+    assert [b"Echo: " + word in answer for word, (_, answer) in zip((b"first", b"second", b"third", b"last"), answers)] \
+        == [True] * 4
+    for head, _ in answers:
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 200 OK"
+        names = [line.split(b":")[0] for line in lines[1:]]
+        assert names == [name.lower() for name in names] and b"x-gateway-route" in names and b"date" in names
+        assert b"server" not in names  # the server's software is not announced
+    assert b"connection: close" in answers[-1][0] and b"connection: close" not in answers[0][0]
