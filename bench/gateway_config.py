@@ -31,8 +31,10 @@ class GatewayConfig:
 
 
 def _openai_providers(mock: str) -> dict[str, object]:
-    """Two providers on one mock: the base_url path decides JSON or a paced stream."""
-    model = {"gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.6}}
+    """Two providers on one mock: the base_url path decides JSON or a paced stream. Each
+    model has its price and context window in YAML, as the shipped providers.yaml does, so
+    the price catalogue is not loaded (docs/providers.md)."""
+    model = {"gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.6, "context_window": 128000}}
     return {
         "mock": {"api": "openai", "base_url": f"{mock}/v1", "api_key": "x", "models": model},
         "mockstream": {"api": "openai", "base_url": f"{mock}/stream/v1", "api_key": "x",
@@ -41,7 +43,7 @@ def _openai_providers(mock: str) -> dict[str, object]:
 
 
 def _anthropic_providers(mock: str) -> dict[str, object]:
-    model = {"claude-x": {"input_per_1m": 3.0, "output_per_1m": 15.0}}
+    model = {"claude-x": {"input_per_1m": 3.0, "output_per_1m": 15.0, "context_window": 200000}}
     return {
         "anth": {"api": "anthropic", "base_url": mock, "api_key": "x", "models": model},
         "anthstream": {"api": "anthropic", "base_url": f"{mock}/stream", "api_key": "x",
@@ -78,7 +80,8 @@ def _documents(scenario: str, mock: str) -> tuple[dict[str, object], dict[str, o
         # The mock's embeddings answer one fixed vector for any text, so every question on the
         # semantic route is a paraphrase of the one seeded (similarity 1). The bench's body sends
         # no temperature, which counts as 1: the ceiling is raised to take part.
-        providers["mock"]["models"]["text-embedding-3-small"] = {"type": "embedding", "input_per_1m": 0.02}  # type: ignore[index]
+        providers["mock"]["models"]["text-embedding-3-small"] = {  # type: ignore[index]
+            "type": "embedding", "input_per_1m": 0.02, "context_window": 8191}
         routes["cached"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600}}
         routes["embed"] = {"targets": ["mock/text-embedding-3-small"]}
         routes["semantic"] = {"targets": ["mock/gpt-4o-mini"], "cache": {"ttl": 600, "semantic": {

@@ -46,9 +46,14 @@ class ProviderRecipe:
 
 
 def build_target(recipe: ProviderRecipe, model_name: str, spec: model.ModelSpec | None, kind: str | None = None) -> snap.Target:
-    """One model at one provider; YAML's price wins, else the catalogue's, else unpriced."""
-    listed = prices.listed(recipe.catalogue, model_name)
-    if spec is not None and (spec.input_per_1m is not None or spec.output_per_1m is not None):
+    """One model at one provider; YAML's price wins, else the catalogue's, else unpriced.
+
+    The catalogue is read only for what YAML leaves out: a config that gives every model's
+    price and context window never loads it (several MiB of a process's memory)."""
+    priced = spec is not None and (spec.input_per_1m is not None or spec.output_per_1m is not None)
+    complete = spec is not None and priced and bool(spec.context_window)
+    listed = None if complete else prices.listed(recipe.catalogue, model_name)
+    if spec is not None and priced:
         price = snap.Price(spec.input_per_1m or 0.0, spec.output_per_1m or 0.0)
     elif listed is not None:
         price = snap.Price(listed.input_per_1m, listed.output_per_1m)

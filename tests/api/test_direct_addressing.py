@@ -193,6 +193,43 @@ def test_catalogue_prices_are_used_and_yaml_prices_override_them(tmp_path: Path)
     assert snapshot.targets["groq/mystery"].price.known is False
 
 
+_CATALOGUE_PROBE = """
+import json, sys
+from gateway.providers.snapshots import build_snapshot
+snapshot = build_snapshot(sys.argv[1], sys.argv[2])
+print(json.dumps({"loaded": "genai_prices" in sys.modules,
+                  "windows": {k: t.context_window for k, t in snapshot.targets.items()}}))
+"""
+
+
+def _probe_catalogue(tmp_path: Path, models: dict) -> dict:
+    """Build a config's snapshot in a fresh interpreter: whether the catalogue was loaded, and the windows."""
+    import json
+    import subprocess
+    import sys
+
+    tmp_path.mkdir()
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump({"routes": {"a": {"targets": ["openai/gpt-4o-mini"]}}}))
+    (tmp_path / "providers.yaml").write_text(yaml.safe_dump({"providers": {
+        "openai": {"api": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-0001", "models": models}}}))
+    done = subprocess.run([sys.executable, "-c", _CATALOGUE_PROBE, str(tmp_path / "routes.yaml"),
+                           str(tmp_path / "providers.yaml")], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_catalogue_is_read_only_for_what_yaml_leaves_out(tmp_path: Path):
+    from gateway.config.prices import listed
+
+    complete = {"gpt-4o-mini": {"input_per_1m": 1.0, "output_per_1m": 2.0, "context_window": 5000}}
+    assert _probe_catalogue(tmp_path / "complete", complete) == {"loaded": False, "windows": {"openai/gpt-4o-mini": 5000}}
+    # A price without a window: the window is the catalogue's, so the catalogue is read.
+    catalogue_window = listed("openai", "gpt-4o-mini").context_window
+    assert catalogue_window
+    priced_only = {"gpt-4o-mini": {"input_per_1m": 1.0, "output_per_1m": 2.0}}
+    assert _probe_catalogue(tmp_path / "priced", priced_only) == {
+        "loaded": True, "windows": {"openai/gpt-4o-mini": catalogue_window}}
+
+
 def test_the_key_of_a_provider_serving_any_model_never_reaches_a_log_line_or_an_answer(tmp_path: Path, upstream):
     """Its targets are made on demand, so its key is not among the config's targets: it must still be masked."""
     import time
