@@ -31,6 +31,9 @@ class Transport:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def writelines(self, parts) -> None:
+        self.written.append(b"".join(parts))  # one write, as the event loop's writev makes it
+
     def close(self) -> None:
         self.closed = True
 
@@ -128,3 +131,26 @@ async def test_a_new_date_list_is_written_and_its_bad_header_left_to_uvicorn():
         assert ours == theirs and defaults[0][1] in ours[0]
     bad = [(b"date", b"x\x01y")]
     assert (await _both([_start(GATEWAY_HEADERS)], defaults=bad)) == (("error", "Invalid HTTP header value."),) * 2
+
+
+async def test_an_answer_with_a_length_leaves_in_one_write_and_a_streams_head_at_once():
+    cycle, transport = _cycle(GatewayCycle)
+    await cycle.send(_start(GATEWAY_HEADERS))
+    assert transport.written == []  # held for the body
+    await cycle.send(_body(b'{"ok": true}'))
+    assert len(transport.written) == 1 and transport.written[0].endswith(b'\r\n\r\n{"ok": true}')
+    assert cycle.response_complete
+
+    stream, written = _cycle(GatewayCycle)
+    await stream.send(_start([(b"content-type", b"text/event-stream")]))
+    assert len(written.written) == 1 and written.written[0].endswith(b"\r\n\r\n")  # the client sees the head now
+    await stream.send(_body(b"data: 1\n\n", True))
+    assert len(written.written) == 2
+
+
+async def test_a_client_gone_before_the_body_gets_nothing_written():
+    cycle, transport = _cycle(GatewayCycle)
+    await cycle.send(_start(GATEWAY_HEADERS))
+    cycle.disconnected = True
+    await cycle.send(_body(b'{"ok": true}'))
+    assert transport.written == []
