@@ -40,3 +40,26 @@ def test_every_row_lands_in_order_with_few_distinct_statements(tmp_path):
     # A prepared statement per distinct size is what the driver caches: sizes are powers of
     # two up to the chunk, so a handful, however the batches fall.
     assert insert.chunk == 256 and len(statements) <= 9
+
+
+async def test_nulls_and_flags_written_by_the_writer_read_back_as_sqlite_types(tmp_path):
+    """The writer's adapters for None and bool (sqlite_writer) change the cost of binding, not
+    what is stored: NULL stays NULL and a flag an integer 0 or 1, as plain sqlite3 stores them."""
+    from gateway.store.database.sqlite_writer import SqliteWriter
+
+    path = tmp_path / "ledger.db"
+    engine = create_engine(f"sqlite:///{path}")
+    metadata.create_all(engine, tables=[requests])
+    insert = BatchInsert(requests, COLUMNS, engine.dialect)
+    writer = SqliteWriter(str(path), 5.0)
+    await writer.write(insert.statements([_row(0), _row(1)]))
+    await writer.close()
+    read = sqlite3.connect(path).execute(
+        "SELECT tenant, typeof(tenant), error_type, user, cache_hit, typeof(cache_hit), stream, typeof(stream) "
+        "FROM requests ORDER BY id").fetchall()
+    assert read == [(None, "null", None, None, 0, "integer", 1, "integer"),
+                    (None, "null", None, None, 0, "integer", 0, "integer")]
+    # Read through SQLAlchemy, the flags are booleans again.
+    with engine.connect() as connection:
+        flags = connection.execute(requests.select().with_only_columns(requests.c.cache_hit, requests.c.stream)).all()
+    assert [tuple(f) for f in flags] == [(False, True), (False, False)]
