@@ -3,7 +3,7 @@
 uvicorn's request cycle checks every header of every answer with two regular
 expressions, lowers its name and compares it with three special names, one header at a
 time. A gateway answer carries a dozen headers (its own `x-gateway-*`, the rate-limit
-headers, the request id), so that loop was a few percent of a pass-through request's
+headers, the request id), so that loop was about 2% of a pass-through request's
 CPU. `GatewayCycle` writes the same bytes under the same rules with less work:
 
 - a header name is checked and lowered once per distinct name (the names are the
