@@ -173,6 +173,32 @@ def test_each_phase_of_each_request_on_a_connection_is_timed(tmp_path):
         assert _chat_latency(url) < 1
 
 
+def test_the_idle_wait_between_requests_is_a_phase_of_the_same_timer(tmp_path):
+    """The keep-alive wait is timed by the connection's one timer: silence after an answer
+    closes the connection quietly after the idle time; a request begun within it is served,
+    and one whose headers then stall is held to the header timeout, not the idle time."""
+    routes, providers = _config(tmp_path)
+    env = {"GATEWAY_HEADER_TIMEOUT": "3", "GATEWAY_BODY_TIMEOUT": "5", "GATEWAY_KEEPALIVE_TIMEOUT": "1"}
+    with gateway_process(routes, providers, env=env) as (url, _):
+        sock = _connect(url)
+        for _ in range(3):
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.7)  # under the idle time each time, over it in total
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")  # headers never finished
+        started = time.monotonic()
+        assert _read_all(sock, 8).startswith(b"HTTP/1.1 408")
+        assert 2.5 <= time.monotonic() - started < 5
+        sock.close()
+        sock = _connect(url)
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert _answer(sock).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert _read_all(sock, 5) == b""  # nothing asked within the idle time: closed quietly
+        assert 0.8 <= time.monotonic() - started < 2.5
+        sock.close()
+
+
 def _answers(data: bytes) -> list[tuple[bytes, bytes]]:
     """Split a connection's bytes into (head, body) answers by their content-length."""
     answers = []
