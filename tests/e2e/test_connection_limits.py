@@ -199,6 +199,24 @@ def test_the_idle_wait_between_requests_is_a_phase_of_the_same_timer(tmp_path):
         sock.close()
 
 
+def test_a_websocket_upgrade_is_answered_as_plain_http(tmp_path):
+    """No endpoint speaks WebSocket, so the server is started without it: an upgrade request
+    gets the endpoint's ordinary answer (never 101), and the websockets library is not loaded."""
+    routes, providers = _config(tmp_path)
+    with gateway_process(routes, providers) as (url, process):
+        sock = _connect(url)
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+                     b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        sock.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"}") and (chunk := sock.recv(65536)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        sock.close()
+        with open(f"/proc/{process.pid}/maps") as maps:
+            assert "websockets" not in maps.read()
+
+
 def _answers(data: bytes) -> list[tuple[bytes, bytes]]:
     """Split a connection's bytes into (head, body) answers by their content-length."""
     answers = []
