@@ -89,7 +89,7 @@ def _run_server(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         http=BoundedHttpProtocol,  # httptools with header, timeout and connection limits
-        ws="none",  # no endpoint speaks WebSocket: an upgrade is answered as plain HTTP, and the websockets library (2.5 MiB a process) is never imported
+        ws="none",  # no endpoint speaks WebSocket: an upgrade gets plain HTTP; the library is never loaded
         timeout_keep_alive=limits.keepalive_timeout,
         limit_concurrency=limits.max_connections,
         access_log=False,
