@@ -61,7 +61,7 @@ def targets_section(results: Results) -> list[str]:
     rows = []
     for t in results.get("targets", []):
         mark = {"pass": "**pass**", "fail": "**FAIL**"}.get(t["verdict"], t["verdict"])
-        value = "–" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
+        value = "–" if t["value"] is None else f"{_figure(t['value'], t['limit'])} {t['unit']}"
         floor = t.get("floor")
         floor_text = "–" if floor is None else f"{floor:.2f} {t['unit']}"
         rows.append([t["target"], t["limit"], value, floor_text,
@@ -104,11 +104,19 @@ def reading_section(results: Results) -> list[str]:
             lines.append(f"- **{name}**: the gateway adds {t['value'] - floor:.2f} {t['unit']} over the "
                          f"bare baseline's {floor:.2f} {t['unit']}; see the profile below for where it goes.")
         else:
-            lines.append(f"- **{name}**: {t['value']:.2f} {t['unit']} against a limit of {t['limit']}, both "
+            lines.append(f"- **{name}**: {_figure(t['value'], t['limit'])} {t['unit']} against a limit of {t['limit']}, both "
                          "measured in this run.")
     if not lines:
         return []
     return ["### Reading the failed targets", ""] + lines + [""]
+
+
+def _figure(value: float, limit: str) -> str:
+    """A target's figure to two decimals, or three where two would read as the limit itself
+    (1.055 against "<= 1.05x" fails, and "1.05" would not show why)."""
+    bound = _bound(limit)
+    text = f"{value:.2f}"
+    return f"{value:.3f}" if bound is not None and float(text) == bound and value != bound else text
 
 
 def _bound(limit: str) -> float | None:
@@ -343,7 +351,7 @@ def ledger_note(results: Results) -> list[str]:
         if ratio is None:
             continue
         verdict = "pass" if ratio <= LEDGER_CPU_LIMIT else "FAIL"
-        line = f"- ledger on ({label}): CPU per request {ratio:.2f}x the gateway without a database ({verdict}: <= 1.05x)"
+        line = f"- ledger on ({label}): CPU per request {_figure(ratio, '<= 1.05x')}x the gateway without a database ({verdict}: <= 1.05x)"
         if p50 is not None and p50_off is not None:
             line += f"; added p50 at 200/s {p50:.2f} ms against {p50_off:.2f} ms ({p50 - p50_off:+.2f} ms)"
         lines.append(line + ".")

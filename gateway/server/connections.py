@@ -170,7 +170,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_body = False
         self._raw_bytes = 0  # what arrives next is the next request's
-        self._deadline = None  # nothing timed until the answer is sent or the next request begins
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and not self.pipeline:
+            # Answered before its body had all arrived (a 413 on its length, a refused key):
+            # the connection is idle from here, and timed as such.
+            self._arm(self.timeout_keep_alive, self._idle_too_long)
+        else:
+            self._deadline = None  # nothing timed until the answer is sent or the next request begins
         super().on_message_complete()
 
     def on_response_complete(self) -> None:

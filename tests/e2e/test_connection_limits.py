@@ -199,6 +199,24 @@ def test_the_idle_wait_between_requests_is_a_phase_of_the_same_timer(tmp_path):
         sock.close()
 
 
+def test_a_connection_answered_before_its_body_ended_is_timed_as_idle_after_it(tmp_path):
+    """A request refused on its declared length is answered at once; once the rest of its
+    body has arrived the connection is idle, and the idle time closes it like any other."""
+    routes, providers = _config(tmp_path)
+    env = {"GATEWAY_KEEPALIVE_TIMEOUT": "1", "GATEWAY_BODY_TIMEOUT": "30"}
+    with gateway_process(routes, providers, env=env) as (url, _):
+        size = 5 * 1024 * 1024  # over the default 4 MiB body limit
+        sock = _connect(url)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: " + str(size).encode() + b"\r\n\r\n")
+        assert _answer(sock).startswith(b"HTTP/1.1 413")
+        sock.sendall(b" " * size)  # the rest of the request, which nobody reads any more
+        started = time.monotonic()
+        assert _read_all(sock, 8) == b""  # then silence: closed after the idle time
+        assert time.monotonic() - started < 4
+        sock.close()
+
+
 def test_a_websocket_upgrade_is_answered_as_plain_http(tmp_path):
     """No endpoint speaks WebSocket, so the server is started without it: an upgrade request
     gets the endpoint's ordinary answer (never 101), and the websockets library is not loaded."""
