@@ -174,7 +174,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.response_complete and not self.pipeline:
             # Answered before its body had all arrived (a 413 on its length, a refused key):
             # the connection is idle from here, and timed as such.
-            self._arm(self.timeout_keep_alive, self._idle_too_long)
+            self._time_idle()
         else:
             self._deadline = None  # nothing timed until the answer is sent or the next request begins
         super().on_message_complete()
@@ -186,13 +186,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()  # none is ever set here; kept for uvicorn's own paths
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
         elif not self._in_headers and not self._in_body:  # the next request has not begun
-            self._arm(self.timeout_keep_alive, self._idle_too_long)  # uvicorn's setting, from the limits
+            self._time_idle()
 
     # Limits ------------------------------------------------------------------------------
 
@@ -240,6 +239,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()  # an idle connection: nothing to answer
         else:
             self._answer(408, "Request Timeout")
+
+    def _time_idle(self) -> None:
+        """The connection waits for its next request: uvicorn's keep-alive time (the limits' own)."""
+        self._arm(self.timeout_keep_alive, self._idle_too_long)
 
     def _idle_too_long(self) -> None:
         if not self.transport.is_closing():
