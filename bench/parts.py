@@ -82,7 +82,7 @@ def _serve(port: int, protocol: str) -> None:
                 access_log=False, log_level="warning", proxy_headers=False, server_header=False)
 
 
-def _server_cost(protocol: str, seconds: int, server_cores: set[int], load_cores: set[int],
+def _server_cost(protocol: str, seconds: int, server_cores: set[int], load_cores: set[int], work: Path,
                  upstream: str = "") -> float:
     """CPU microseconds per request of a server under wrk's load: uvicorn serving
     `constant_app` with `protocol`, or (protocol "floor") the whole floor, `baseline.py`."""
@@ -92,38 +92,22 @@ def _server_cost(protocol: str, seconds: int, server_cores: set[int], load_cores
     argv = [sys.executable, __file__, "--serve", str(port), "--protocol", protocol]
     if protocol == "floor":
         argv = [sys.executable, str(HERE / "baseline.py"), "--port", str(port), "--upstream", upstream]
-    server = subprocess.Popen(argv, preexec_fn=lambda: os.sched_setaffinity(0, server_cores))
+    server = procs.spawn(f"parts-{protocol}", argv, server_cores, work)
     try:
-        _wait_port(port)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(f"wrk.method = 'POST'\nwrk.body = '{BODY.decode()}'\n"
-                         "wrk.headers['Content-Type'] = 'application/json'\n")
+        procs.wait_http_ok(server, f"http://127.0.0.1:{port}/health")
+        script = work / "post.lua"
+        script.write_text(f"wrk.method = 'POST'\nwrk.body = '{BODY.decode()}'\n"
+                          "wrk.headers['Content-Type'] = 'application/json'\n")
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        load = ["taskset", "-c", procs.cpu_list(load_cores), "wrk", "-t1", f"-c{CONCURRENCY}"]
-        subprocess.run([*load, "-d2s", "-s", script.name, url], capture_output=True, check=True)  # warm-up
+        load = ["taskset", "-c", procs.cpu_list(load_cores), "wrk", "-t1", f"-c{CONCURRENCY}", "-s", str(script)]
+        subprocess.run([*load, "-d2s", url], capture_output=True, check=True)  # warm-up
         before = procs.cpu_seconds(server.pid)
-        done = subprocess.run([*load, f"-d{seconds}s", "-s", script.name, url], capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run([*load, f"-d{seconds}s", url], capture_output=True, text=True, check=True)
         spent = procs.cpu_seconds(server.pid) - before
-        os.unlink(script.name)
         requests = int(next(line.split()[0] for line in done.stdout.splitlines() if "requests in" in line))
         return spent / requests * 1e6
     finally:
-        server.terminate()
-        server.wait()
-
-
-def _wait_port(port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the server did not start")
+        server.stop()
 
 
 # --- the client half -------------------------------------------------------------------------
@@ -244,14 +228,15 @@ def main() -> None:
 
     cores = sorted(os.sched_getaffinity(0))
     server_cores, load_cores = {cores[0]}, {cores[-1]}
-    with tempfile.TemporaryDirectory(prefix="gateway-parts-") as work:
-        mock, mock_url = mockserver.start(Path(work), load_cores)
+    with tempfile.TemporaryDirectory(prefix="gateway-parts-") as folder:
+        work = Path(folder)
+        mock, mock_url = mockserver.start(work, load_cores)
         url = f"{mock_url}/v1/chat/completions"
         try:
             measures = {
-                "floor": lambda: _server_cost("floor", args.seconds, server_cores, load_cores, mock_url),
-                "server_uvicorn": lambda: _server_cost("uvicorn", args.seconds, server_cores, load_cores),
-                "server_gateway": lambda: _server_cost("gateway", args.seconds, server_cores, load_cores),
+                "floor": lambda: _server_cost("floor", args.seconds, server_cores, load_cores, work, mock_url),
+                "server_uvicorn": lambda: _server_cost("uvicorn", args.seconds, server_cores, load_cores, work),
+                "server_gateway": lambda: _server_cost("gateway", args.seconds, server_cores, load_cores, work),
                 "client_aiohttp": lambda: _client_cost("aiohttp", url, args.requests, server_cores),
                 "client_bare": lambda: _client_cost("bare", url, args.requests, server_cores),
             }
