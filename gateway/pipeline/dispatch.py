@@ -430,7 +430,11 @@ async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequ
     try:
         raw = await response.read()
     finally:
-        response.release()
+        # Read to its end, the answer has already given its connection back to the pool;
+        # `release` would then only mark its spent body stream as closed, at the cost of
+        # an exception aiohttp makes and drops on every call (its future check).
+        if not response.closed:
+            response.release()
     pack = pack_of(target)
     if response.status >= 300:
         raise pack.error(target, response.status, raw, response.headers)

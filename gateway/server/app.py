@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -55,6 +56,7 @@ class GatewayApp(Starlette):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.state = AppState()
         self.direct: dict[tuple[str, str], ASGIApp] = {}
         for route in self.routes:
             if isinstance(route, Route) and isinstance(route.app, Endpoint) and "{" not in route.path:
@@ -69,6 +71,25 @@ class GatewayApp(Starlette):
                 await endpoint(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+class AppState(State):
+    """Starlette's `State`, whose values are also plain attributes.
+
+    `State` keeps what is set on it in a dict and hands it out from `__getattr__`, which
+    Python calls only once the ordinary lookup has failed: every read of
+    `app.state.runtime` (twice a request) first built and dropped an AttributeError with
+    its formatted message. Here a value set is kept in both places, so reads find it at
+    once and `State`'s own ways (its dict, `state[...]`) see the same values.
+    """
+
+    def __setattr__(self, key: str, value: object) -> None:
+        super().__setattr__(key, value)
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        super().__delattr__(key)
+        object.__delattr__(self, key)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
