@@ -56,7 +56,7 @@ class Database:
         self.kind = dialect(url)
         self.retention_days = retention_days
         self.flush_interval = flush_interval
-        self.ledger = Ledger(queue_size)
+        self.ledger = Ledger(queue_size, (0, 1) if self.kind == "sqlite" else (False, True))
         self.engine: AsyncEngine = create_async_engine(async_url(url), **_engine_options(self.kind))
         self.up = False
         self.revision: str | None = None

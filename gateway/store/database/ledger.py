@@ -27,8 +27,12 @@ BATCH_ROWS = 512  # rows per batch (two INSERTs on SQLite); a fuller list wakes 
 class Ledger:
     """The rows waiting for the database, in arrival order."""
 
-    def __init__(self, bound: int) -> None:
+    def __init__(self, bound: int, flags: tuple[Any, Any] = (False, True)) -> None:
         self.bound = bound
+        # How the row's two flags are written: booleans, or (for SQLite) the integers the
+        # file stores anyway, which the driver binds as they are. A bool it first looks up
+        # in its adapter registry, which cost its writing thread more than the value.
+        self.flags = flags
         self.rows: list[tuple[Any, ...]] = []
         self.dropped = 0  # since the last report in the log
         self.wake: Any = None  # the writer's asyncio.Event, set once it runs
@@ -41,7 +45,7 @@ class Ledger:
         if len(rows) >= self.bound:
             self._drop()
             return
-        rows.append(row_of(exchange, status, duration))
+        rows.append(row_of(exchange, status, duration, self.flags))
         if len(rows) >= BATCH_ROWS and self.wake is not None:
             self.wake.set()
 
@@ -68,8 +72,9 @@ COLUMNS = (
 )
 
 
-def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
-    """The ledger row of one request (in `COLUMNS` order), from what the request path already knows."""
+def row_of(exchange: Exchange, status: int, duration: float, flags: tuple[Any, Any] = (False, True)) -> tuple[Any, ...]:
+    """The ledger row of one request (in `COLUMNS` order), from what the request path already
+    knows; `flags` is what false and true are written as (`Ledger.flags`)."""
     provider, _, model = exchange.target.partition("/")
     used = exchange.charged
     if used is None:  # not settled yet (a stream whose end was never read): the upstream's own figures
@@ -92,7 +97,7 @@ def row_of(exchange: Exchange, status: int, duration: float) -> tuple[Any, ...]:
         used[2],
         int(duration * 1_000_000.0 + 0.5) / 1000,  # ms to three decimals (round() is slower)
         exchange.attempts,
-        exchange.cache in ("hit", "semantic-hit"),
-        bool(exchange.stream_end),
+        flags[exchange.cache in ("hit", "semantic-hit")],
+        flags[exchange.stream_end != ""],
         exchange.user or None,
     )
