@@ -121,7 +121,7 @@ WAIT_BUDGET_S = 45.0  # all waits for a quiet machine together
 
 # Typical seconds per scenario at the default settings (3 runs of 5 s), for the budget.
 TYPICAL_S = {"pass": 190, "anthropic": 110, "responses": 65, "limits": 90, "cache": 50, "semantic": 40, "ledger": 100, "keys": 75, "jwt": 45,
-             "workers": 80, "startup": 10, "server": 125, "profile": 30}
+             "workers": 80, "startup": 10, "server": 125, "profile": 55}
 
 
 def expected_seconds(names: list[str], settings: Settings) -> float:

@@ -569,7 +569,7 @@ def _profile_one(bench: Bench, proc: procs.Proc, call: calls.Call, out_dir: Path
                         bench.settings.connections, load, label)
 
 
-def profile(bench: Bench, out_dir: Path, stamp: str, seconds: float = 8.0) -> dict[str, Any]:
+def profile(bench: Bench, out_dir: Path, stamp: str, seconds: float = 20.0) -> dict[str, Any]:
     """py-spy on a fresh pinned gateway under wrk, and on the baseline for the floor's share."""
     config, why = prepare(bench, "pass")
     if config is None:
