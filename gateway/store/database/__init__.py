@@ -23,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.observe import metrics
 from gateway.store.database import migrate, queries
 from gateway.store.database.batch import BatchInsert
-from gateway.store.database.ledger import BATCH_ROWS, COLUMNS, Ledger
+from gateway.store.database.ledger import (
+    BATCH_ROWS,
+    BOOLEAN_FLAGS,
+    COLUMNS,
+    INTEGER_FLAGS,
+    Ledger,
+)
 from gateway.store.database.schema import requests
 from gateway.store.database.sqlite_writer import SqliteWriter
 from gateway.store.database.url import (
@@ -56,7 +62,7 @@ class Database:
         self.kind = dialect(url)
         self.retention_days = retention_days
         self.flush_interval = flush_interval
-        self.ledger = Ledger(queue_size, (0, 1) if self.kind == "sqlite" else (False, True))
+        self.ledger = Ledger(queue_size, INTEGER_FLAGS if self.kind == "sqlite" else BOOLEAN_FLAGS)
         self.engine: AsyncEngine = create_async_engine(async_url(url), **_engine_options(self.kind))
         self.up = False
         self.revision: str | None = None

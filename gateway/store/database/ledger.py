@@ -21,13 +21,15 @@ from loguru import logger
 from gateway.observe import metrics
 from gateway.observe.exchange import Exchange
 
+BOOLEAN_FLAGS = (False, True)  # how a row's flags are written: false, true (see `Ledger.flags`)
+INTEGER_FLAGS = (0, 1)  # the same for SQLite, which stores them as integers anyway
 BATCH_ROWS = 512  # rows per batch (two INSERTs on SQLite); a fuller list wakes the writer before its interval
 
 
 class Ledger:
     """The rows waiting for the database, in arrival order."""
 
-    def __init__(self, bound: int, flags: tuple[Any, Any] = (False, True)) -> None:
+    def __init__(self, bound: int, flags: tuple[Any, Any] = BOOLEAN_FLAGS) -> None:
         self.bound = bound
         # How the row's two flags are written: booleans, or (for SQLite) the integers the
         # file stores anyway, which the driver binds as they are. A bool it first looks up
@@ -72,7 +74,7 @@ COLUMNS = (
 )
 
 
-def row_of(exchange: Exchange, status: int, duration: float, flags: tuple[Any, Any] = (False, True)) -> tuple[Any, ...]:
+def row_of(exchange: Exchange, status: int, duration: float, flags: tuple[Any, Any]) -> tuple[Any, ...]:
     """The ledger row of one request (in `COLUMNS` order), from what the request path already
     knows; `flags` is what false and true are written as (`Ledger.flags`)."""
     provider, _, model = exchange.target.partition("/")
