@@ -45,6 +45,7 @@ from gateway.pipeline.deadline import Deadline
 from gateway.pipeline.request import EMBEDDING, ModelRequest
 from gateway.pipeline.runtime import Runtime
 from gateway.providers.events import COMPLETE, CUT, FAILED, End, Event, EventStream
+from gateway.providers.origin import Reply
 from gateway.providers.packs.wire import (
     Signer,
     StreamCut,
@@ -391,8 +392,8 @@ def _client_error(failure: UpstreamFailure, message: str) -> GatewayError:
 def _send(
     upstream: Upstream, target: Target, request: UpstreamRequest, read: float | None
 ) -> Awaitable[aiohttp.ClientResponse]:
-    """Send, signed when the pack signs (AWS SigV4, Google OAuth). A plain function: an
-    unsigned request awaits the client's own call, without a coroutine of its own."""
+    """Send for a stream, signed when the pack signs (AWS SigV4, Google OAuth). A plain
+    function: an unsigned request awaits the client's own call, without a coroutine of its own."""
     signer = pack_of(target).signer
     if signer is None:
         return upstream.send(request, target.connect_timeout, read)
@@ -411,6 +412,23 @@ async def _send_signed(
     return await upstream.send(await signer.sign(target, request, fresh=True), target.connect_timeout, read)
 
 
+def _fetch(upstream: Upstream, target: Target, request: UpstreamRequest, read: float | None) -> Awaitable[Reply]:
+    """A plain call read to its end, signed when the pack signs (as `_send`)."""
+    signer = pack_of(target).signer
+    if signer is None:
+        return upstream.fetch(request, target.connect_timeout, read)
+    return _fetch_signed(upstream, signer, target, request, read)
+
+
+async def _fetch_signed(
+    upstream: Upstream, signer: Signer, target: Target, request: UpstreamRequest, read: float | None
+) -> Reply:
+    reply = await upstream.fetch(await signer.sign(target, request), target.connect_timeout, read)
+    if reply.status != 401 or not signer.refreshes:
+        return reply
+    return await upstream.fetch(await signer.sign(target, request, fresh=True), target.connect_timeout, read)
+
+
 def plain_read_timeout(target: Target, deadline: float) -> float | None:
     """The read timeout of a call for a plain (not streamed) answer: the target's, or None
     when the route's deadline (on the loop's monotonic clock) ends the wait first anyway.
@@ -426,20 +444,12 @@ def plain_read_timeout(target: Target, deadline: float) -> float | None:
 
 
 async def _read_answer(upstream: Upstream, target: Target, request: UpstreamRequest, outcome: Outcome) -> bytes:
-    response = await _send(upstream, target, request, plain_read_timeout(target, outcome.deadline))
-    try:
-        raw = await response.read()
-    finally:
-        # Read to its end, the answer has already given its connection back to the pool;
-        # `release` would then only mark its spent body stream as closed, at the cost of
-        # an exception aiohttp makes and drops on every call (its future check).
-        if not response.closed:
-            response.release()
+    reply = await _fetch(upstream, target, request, plain_read_timeout(target, outcome.deadline))
     pack = pack_of(target)
-    if response.status >= 300:
-        raise pack.error(target, response.status, raw, response.headers)
-    outcome.rate_limits = pack.rate_limit_headers(response.headers)
-    return raw
+    if reply.status >= 300:
+        raise pack.error(target, reply.status, reply.body, reply.headers)
+    outcome.rate_limits = pack.rate_limit_headers(reply.headers)
+    return reply.body
 
 
 def _native(target: Target, request: ModelRequest) -> bool:
