@@ -9,10 +9,11 @@ their own, each pinned to the server core with the load on the other, as `make b
 - server: uvicorn (uvloop, httptools) answering a constant JSON body to wrk's POSTs, with
   uvicorn's own protocol and with the gateway's (`gateway.server.connections`);
 - client: the floor's upstream calls (one pooled `aiohttp.ClientSession`, POST, read,
-  release, 50 at a time) against the benchmark's nginx mock; and, as a lower bound for
-  any client, the same exchange written on a bare asyncio protocol with httptools'
-  response parser (no pooling policy, timeouts, TLS or errors: a measuring stick, not a
-  client).
+  release, 50 at a time) against the benchmark's nginx mock; the gateway's own plain call
+  (`Upstream.fetch`: its head written straight onto aiohttp's pooled connections); and, as
+  a lower bound for any client, the same exchange written on a bare asyncio protocol with
+  httptools' response parser (no pooling policy, timeouts, TLS or errors: a measuring
+  stick, not a client).
 
 CPU is the process's user + system time over the measured requests. Nothing here is part
 of the gateway. The medians are kept in `bench/results/parts.json` (with the commit they
@@ -50,6 +51,7 @@ PARTS = (
     ("server_uvicorn", "server: uvicorn's protocol, a constant answer"),
     ("server_gateway", "server: the gateway's protocol, a constant answer"),
     ("client_aiohttp", "client: aiohttp, as the floor calls upstream"),
+    ("client_gateway", "client: the gateway's plain call (`Upstream.fetch`)"),
     ("client_bare", "client: a bare protocol with httptools' parser (lower bound)"),
 )
 
@@ -129,6 +131,28 @@ async def _aiohttp_calls(url: str, count: int) -> None:
         await _measured(one_after_another, count)
     finally:
         await session.close()
+
+
+async def _gateway_calls(url: str, count: int) -> None:
+    """The gateway's plain upstream call, as its dispatcher makes it (no tracing)."""
+    sys.path.insert(0, str(REPO))
+    from gateway.providers.packs.wire import UpstreamRequest
+    from gateway.providers.upstream import Upstream
+
+    upstream = Upstream()
+    await upstream.start()
+    call = UpstreamRequest("POST", url, {"content-type": "application/json", "authorization": "Bearer sk-bench"}, BODY)
+
+    async def one_after_another(share: int) -> None:
+        for _ in range(share):
+            reply = await upstream.fetch(call, 10.0, None)
+            if reply.status != 200:
+                raise RuntimeError(f"the mock answered {reply.status}")
+
+    try:
+        await _measured(one_after_another, count)
+    finally:
+        await upstream.close()
 
 
 class _Exchange(asyncio.Protocol):
@@ -221,7 +245,8 @@ def main() -> None:
         _serve(args.serve, args.protocol)
         return
     if args.client:
-        uvloop.run((_aiohttp_calls if args.client == "aiohttp" else _bare_calls)(args.url, args.requests))
+        clients = {"aiohttp": _aiohttp_calls, "gateway": _gateway_calls, "bare": _bare_calls}
+        uvloop.run(clients[args.client](args.url, args.requests))
         return
 
     import mockserver
@@ -238,6 +263,7 @@ def main() -> None:
                 "server_uvicorn": lambda: _server_cost("uvicorn", args.seconds, server_cores, load_cores, work),
                 "server_gateway": lambda: _server_cost("gateway", args.seconds, server_cores, load_cores, work),
                 "client_aiohttp": lambda: _client_cost("aiohttp", url, args.requests, server_cores),
+                "client_gateway": lambda: _client_cost("gateway", url, args.requests, server_cores),
                 "client_bare": lambda: _client_cost("bare", url, args.requests, server_cores),
             }
             readings: dict[str, list[float]] = {key: [] for key in measures}

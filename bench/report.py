@@ -618,23 +618,26 @@ def parts_section(path: Path = PARTS) -> list[str]:
         ("its server: uvicorn with httptools, answering a constant body", server),
         ("the same with the gateway's protocol (`gateway/server/connections.py`)", cpu.get("server_gateway")),
         ("its upstream client: aiohttp, called as the floor calls it", client),
+        ("the gateway's plain call on the same pool (`Upstream.fetch`)", cpu.get("client_gateway")),
         ("the rest: Starlette's request and response, and running both sides on one loop", rest),
         ("for scale: the same upstream exchange on a bare asyncio protocol with httptools' parser", bare),
     ]
     table = ["| part | CPU µs a request | share of the floor |", "|---|---|---|"] + [
         f"| {name} | {value:.1f} | {value / floor:.0%} |" for name, value in rows if value is not None]
+    gateway_client = cpu.get("client_gateway")
+    direct = (
+        f"The gateway's plain calls spend {gateway_client:.0f} µs of it: they take their connection from the "
+        "same aiohttp pool and read the answer with aiohttp's parser, but write the request's head "
+        "themselves (`gateway/providers/origin.py`, docs/architecture.md), so the gateway does not pay "
+        f"the {client - gateway_client:.0f} µs more the floor does. " if gateway_client is not None else "")
     return lines + [
         "`bench/parts.py` measures the halves of the floor on their own, pinned and loaded as above "
         "(taken by hand, not by `make bench`):", "", *table, "",
         f"The CPU target (at most 1.33x the floor) leaves the gateway {budget:.0f} µs a request for all it "
-        f"does beyond forwarding. aiohttp's client alone spends {client:.0f} µs of the floor's {floor:.0f}, and "
-        f"the gateway, which calls upstream through the same client, spends them too. The same exchange on a "
-        f"bare protocol costs {bare:.0f} µs, so nearly all of the client's share is its own machinery (request "
-        "and response objects, header multidicts, a task to write the body, timers) rather than the socket. "
-        f"An upstream client that lean would take up to {client - bare:.0f} µs ({(client - bare) / floor:.2f}x "
-        "of the floor) off every gateway request, more than the CPU target's whole gap. "
-        "aiohttp is the upstream client by design (one shared, pooled "
-        "session: docs/architecture.md), so the gateway's figures carry it.", "",
+        f"does beyond forwarding. aiohttp's client alone spends {client:.0f} µs of the floor's {floor:.0f}; "
+        f"the same exchange on a bare protocol costs {bare:.0f} µs, so nearly all of the client's share is "
+        "its own machinery (request and response objects, header multidicts, a task to write the body, "
+        f"timers) rather than the socket. {direct}Streams still go aiohttp's whole way.", "",
         f"Taken {reading.get('taken', '?')} at `{reading.get('commit', '?')}`, the median of "
         f"{reading.get('rounds', '?')} interleaved rounds.", ""]
 
