@@ -626,7 +626,7 @@ def parts_section(path: Path = PARTS) -> list[str]:
         f"| {name} | {value:.1f} | {value / floor:.0%} |" for name, value in rows if value is not None]
     gateway_client = cpu.get("client_gateway")
     direct = (
-        f"The gateway's plain calls spend {gateway_client:.0f} µs of it: they take their connection from the "
+        f"The gateway's plain calls spend {gateway_client:.0f} µs: they take their connection from the "
         "same aiohttp pool and read the answer with aiohttp's parser, but write the request's head "
         "themselves (`gateway/providers/origin.py`, docs/architecture.md), so the gateway does not pay "
         f"the {client - gateway_client:.0f} µs more the floor does. " if gateway_client is not None else "")
