@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import yarl
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest, RequestInfo
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_exceptions import HttpProcessingError
@@ -43,7 +44,11 @@ DEFAULTS = (
 )
 BYTES_CONTENT_TYPE = "application/octet-stream"  # what aiohttp labels a bytes body that has no content-type
 BAD_HEADER = "Newline or carriage return character detected in HTTP status line or headers"
-NAMES_KEPT = 1024  # header-name sets remembered (they come from packs: a few per provider)
+# What this module uses of aiohttp and yarl beyond their documented surface (the connector's
+# `connect` and the connection are documented): an aiohttp without them sends every plain
+# call its whole way, as before, rather than failing.
+SUPPORTED = all(hasattr(ResponseHandler, name) for name in ("set_response_params", "start_timeout", "read")) and \
+    hasattr(yarl.URL, "host_port_subcomponent") and hasattr(aiohttp.ClientTimeout, "ceil_threshold")
 
 
 @dataclass(slots=True)

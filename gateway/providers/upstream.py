@@ -28,6 +28,7 @@ from aiohttp.helpers import ProxyInfo, proxies_from_env
 
 from gateway.observe import tracing
 from gateway.providers.origin import (
+    SUPPORTED,
     Origin,
     Reply,
     added_headers,
@@ -139,7 +140,7 @@ class Upstream:
         if session is None:
             raise RuntimeError("upstream client is not started")
         headers = tracing.trace_headers(request.headers) if tracing.enabled else request.headers
-        plain = self._plain(request) if request.method == "POST" and request.body else None
+        plain = self._plain(request) if SUPPORTED and request.method == "POST" and request.body else None
         if plain is not None:
             names = tuple(headers)
             added = self._added.get(names, False)

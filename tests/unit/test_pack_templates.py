@@ -222,6 +222,45 @@ def test_get_calls_keep_the_sandboxs_rules_for_anything_but_a_plain_mapping():
     assert compile_text("{% for i in [1] %}{{ x.get('a') }}-{{ x.get('b', i) }}{% endfor %}", ORIGIN).render({"x": plain}) == "1-1"
 
 
+def test_field_reads_give_the_sandboxs_answer_on_every_kind_of_value():
+    """`x.field` is read inline on a plain dict; everything else (absent keys, read-only
+    mappings, dict subclasses, other objects, dict's own method names) is the sandbox's."""
+    from types import MappingProxyType
+
+    from jinja2.exceptions import UndefinedError
+
+    class Record(dict):
+        pass
+
+    class Thing:
+        role = "from an attribute"
+
+    source = "{{ [x.role, x.get('role'), x.role is defined] }}"
+    for made, role in ((dict(role="plain"), "plain"), (MappingProxyType({"role": "proxy"}), "proxy"),
+                       (Record(role="subclass"), "subclass")):
+        assert compile_value(source, ORIGIN).render({"x": made}) == [[role, role, True]]
+    assert compile_value("{{ x.role }}", ORIGIN).render({"x": Thing()}) == ["from an attribute"]
+    assert compile_value("{{ [x.other is defined, x.keys() | list] }}", ORIGIN).render({"x": {"a": 1}}) == [[False, ["a"]]]
+    with pytest.raises(UndefinedError):
+        compile_value("{{ x.other + 1 }}", ORIGIN).render({"x": {"a": 1}})
+    nested = "{% for m in body.messages if m.role != 'system' %}{{ [m.content.text, body.get(m.role, m.role)] }}{% endfor %}"
+    body = {"messages": [{"role": "system", "content": {"text": "s"}}, {"role": "user", "content": {"text": "u"}}],
+            "user": "named"}
+    assert compile_value(nested, ORIGIN).render({"body": body}) == [["u", "named"]]
+    assert compile_text("{{ body.messages[1].content.text }}-{{ body.user }}", ORIGIN).render({"body": body}) == "u-named"
+
+
+def test_the_object_a_field_is_read_from_is_worked_out_once():
+    calls = []
+
+    def made():
+        calls.append(1)
+        return {"a": {"b": 2}}
+
+    assert compile_value("{{ [made().a.b, made().get('a').b] }}", ORIGIN).render({"made": made}) == [[2, 2]]
+    assert len(calls) == 2
+
+
 def test_override_for_a_call_the_pack_does_not_have_is_refused(tmp_path):
     routes, providers = write(tmp_path, "name: mine\nchat:\n  url: /chat\n", "    templates:\n      embeddings.body: '{{ 1 }}'\n")
     with pytest.raises(ConfigError) as caught:

@@ -17,8 +17,9 @@ Everything is compiled once, when the snapshot is built.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from io import StringIO
 from types import BuiltinMethodType, FunctionType, MappingProxyType, MethodType
 from typing import Any
 
@@ -27,7 +28,7 @@ from jinja2.compiler import CodeGenerator, optimizeconst
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
+from jinja2.runtime import Context, missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment, is_internal_attribute
 
 from gateway.providers.packs import _helpers as helpers
@@ -59,14 +60,24 @@ class TemplateProblem(Exception):
 
 
 class _MappingGets(CodeGenerator):
-    """`x.get(key)` and `x.get(key, default)` compiled to one `environment.mapping_get` call.
+    """Field reads on plain dicts compiled inline, with the sandbox's own outcome.
 
-    Templates read optional fields this way a dozen times a request (`body.get('tools')`,
-    `u.get('cache_read_input_tokens')`). Jinja compiles each as a sandboxed attribute read
-    that makes a bound method, then a sandboxed call that inspects it: two calls into the
-    sandbox where one does. `mapping_get` calls `get` directly on a plain dict or read-only
-    mapping (what the sandbox allows there anyway) and sends anything else the full way.
+    Templates read fields of the request and the answer a few dozen times a request
+    (`m.role`, `answer.usage`, `body.get('tools')`). Jinja compiles `x.field` as a call to the
+    sandbox's `getattr`, and `x.get(key)` as a sandboxed attribute read that makes a bound
+    method and then a sandboxed call that inspects it. Here, on a plain dict (what nearly
+    every value a pack reads is), both are read in the generated code itself:
+
+    - `x.field`, for a name that is no attribute of dict: `x['field']` when the key is
+      there; anything else (an absent key: undefined; another type) takes the sandbox's way.
+    - `x.get(key)` and `x.get(key, default)`: the dict's own `get`; on anything else one
+      `environment.mapping_get` call, which calls `get` directly on a read-only mapping and
+      sends anything else the full way.
+
+    The object is evaluated once, into a temporary of the generated function.
     """
+
+    _temporaries = 0
 
     # Jinja copies every top-level `{% set %}` into the render context (`context.vars`, and
     # `exported_vars` for imports) so that blocks, includes and importers can read it. A pack
@@ -78,6 +89,37 @@ class _MappingGets(CodeGenerator):
     def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
         self._untracked = not any(node.find_all(self._CONTEXT_READERS))
         super().visit_Template(node, frame)
+
+    def _temporary(self) -> str:
+        """A fresh name for a value the generated code reads more than once."""
+        self._temporaries += 1
+        return f"_gw{self._temporaries}"
+
+    def _text_of(self, write: Callable[[], None]) -> str:
+        """What `write` would write, as text (to be written more than once)."""
+        stream, self.stream = self.stream, StringIO()
+        try:
+            write()
+            return self.stream.getvalue()
+        finally:
+            self.stream = stream
+
+    def _write_arguments(self, node: nodes.Call, frame: Any) -> None:
+        for i, arg in enumerate(node.args):
+            if i:
+                self.write(", ")
+            self.visit(arg, frame)
+
+    @optimizeconst  # as Jinja's own: a read of a constant is folded first
+    def visit_Getattr(self, node: nodes.Getattr, frame: Any) -> None:
+        if self.environment.is_async or node.attr in _DICT_ATTRS:
+            super().visit_Getattr(node, frame)
+            return
+        held, found = self._temporary(), self._temporary()
+        self.write(f"({found} if type({held} := ")
+        self.visit(node.node, frame)
+        self.write(f") is dict and ({found} := {held}.get({node.attr!r}, missing)) is not missing"
+                   f" else environment.getattr({held}, {node.attr!r}))")
 
     def pop_assign_tracking(self, frame: Any) -> None:
         if self._untracked and frame.toplevel and not frame.block_frame and not frame.loop_frame:
@@ -94,16 +136,16 @@ class _MappingGets(CodeGenerator):
         ):
             super().visit_Call(node, frame, forward_caller=forward_caller)
             return
-        self.write("environment.mapping_get(context, ")
+        held = self._temporary()
+        arguments = self._text_of(lambda: self._write_arguments(node, frame))
+        self.write(f"({held}.get({arguments}) if type({held} := ")
         self.visit(reader.node, frame)
-        for arg in node.args:
-            self.write(", ")
-            self.visit(arg, frame)
+        self.write(f") is dict else environment.mapping_get(context, {held}, {arguments}")
         if frame.loop_frame:  # what Jinja passes along to calls inside loops and blocks
             self.write(", _loop_vars=_loop_vars")
         if frame.block_frame:
             self.write(", _block_vars=_block_vars")
-        self.write(")")
+        self.write("))")
 
 
 class _TextCodeGenerator(_MappingGets):
@@ -129,6 +171,7 @@ def _collect(values: Iterable[Any]) -> list[Any]:
 # returned as they are; anything else (underscored names, mutators) goes the full way.
 _MAPPING_TYPES = (dict, MappingProxyType)
 _MAPPING_ATTRS = {kind: frozenset(dir(kind)) for kind in _MAPPING_TYPES}
+_DICT_ATTRS = _MAPPING_ATTRS[dict]
 _MAPPING_READERS = frozenset({"get", "keys", "values", "items"})
 _HELPER_FUNCTIONS = frozenset(id(f) for f in helpers.GLOBALS.values())
 
@@ -271,6 +314,14 @@ class _RenderContext(Context):
         self.globals_keys = _NO_NAMES
         blocks = template.blocks
         self.blocks = {name: [block] for name, block in blocks.items()} if blocks else {}
+
+    def resolve_or_missing(self, key: str) -> Any:
+        """Jinja's, with one lookup of the scope (a plain dict) instead of two, and none of
+        the render's own variables while it has none (a pack template's usual case)."""
+        names = self.vars
+        if names and key in names:
+            return names[key]
+        return self.parent.get(key, missing)
 
 
 _NO_NAMES: frozenset[str] = frozenset()
