@@ -423,6 +423,7 @@ def _fetch(upstream: Upstream, target: Target, request: UpstreamRequest, read: f
 async def _fetch_signed(
     upstream: Upstream, signer: Signer, target: Target, request: UpstreamRequest, read: float | None
 ) -> Reply:
+    """As `_send_signed`: a 401 is tried once more with fresh credentials."""
     reply = await upstream.fetch(await signer.sign(target, request), target.connect_timeout, read)
     if reply.status != 401 or not signer.refreshes:
         return reply
