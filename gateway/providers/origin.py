@@ -29,6 +29,7 @@ import aiohttp
 import yarl
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest, RequestInfo
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -85,10 +86,13 @@ class Origin:
             protocol, transport = connection.protocol, connection.transport
             if protocol is None or transport is None:
                 raise aiohttp.ServerDisconnectedError()
+            # The session's own settings for an answer (its defaults, which the gateway keeps):
+            # an answer with neither a length nor chunks runs until the connection closes.
             protocol.set_response_params(
+                read_until_eof=True,
                 read_timeout=timeout.sock_read,
                 timeout_ceil_threshold=timeout.ceil_threshold,
-                read_bufsize=2**16,
+                read_bufsize=DEFAULT_CHUNK_SIZE,
             )
             transport.writelines((head, body))
             protocol.start_timeout()

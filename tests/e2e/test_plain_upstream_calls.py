@@ -60,6 +60,9 @@ class RawUpstream:
                     return
                 writer.write(out)
                 await writer.drain()
+                if out.startswith(b"HTTP/1.0"):
+                    writer.close()  # an HTTP/1.0 answer ends with its connection
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             self.closed += 1
         finally:
@@ -152,6 +155,7 @@ async def test_answers_are_read_as_aiohttp_reads_them(client):
         b"HTTP/1.1 100 Continue\r\n\r\n" + answer(),
         answer("429 Too Many Requests", b'{"error":{"message":"slow down"}}', ("Retry-After: 3", "x-ratelimit-remaining-requests: 0")),
         b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + OK,  # no length: it ends with its connection
     ])
     raw, base = await serve(lambda _request: next(replies))
     try:
@@ -160,6 +164,7 @@ async def test_answers_are_read_as_aiohttp_reads_them(client):
         after_interim = await client.fetch(request(base), 5.0, 5.0)
         refused = await client.fetch(request(base), 5.0, 5.0)
         empty = await client.fetch(request(base), 5.0, 5.0)
+        until_closed = await client.fetch(request(base), 5.0, 5.0)
     finally:
         await raw.stop()
     assert unpacked.body == OK
@@ -168,7 +173,9 @@ async def test_answers_are_read_as_aiohttp_reads_them(client):
     assert refused.status == 429 and refused.headers["retry-after"] == "3"
     assert refused.headers["X-RateLimit-Remaining-Requests"] == "0"  # case-insensitive, as aiohttp's
     assert (empty.status, empty.body) == (204, b"")
-    assert raw.connections == 1  # every one of them left the connection reusable
+    assert (until_closed.status, until_closed.body) == (200, OK)
+    assert raw.connections == 1  # every one of them came on the one kept-alive connection
+    assert raw.closed == 0
 
 
 async def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(client):
