@@ -139,9 +139,10 @@ class Upstream:
         session = self._session
         if session is None:
             raise RuntimeError("upstream client is not started")
-        headers = tracing.trace_headers(request.headers) if tracing.enabled else request.headers
         plain = self._plain(request) if SUPPORTED and request.method == "POST" and request.body else None
         if plain is not None:
+            # The trace headers are added here only for the direct path: `send` adds its own.
+            headers = tracing.trace_headers(request.headers) if tracing.enabled else request.headers
             names = tuple(headers)
             added = self._added.get(names, False)
             if added is False:
